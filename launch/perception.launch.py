@@ -1,0 +1,23 @@
+"""Start the perception nodes with config/perception.yaml (override with config:=FILE)."""
+import os
+
+from ament_index_python.packages import get_package_share_directory
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+
+
+def generate_launch_description():
+    share = get_package_share_directory("tacforce")
+    config = LaunchConfiguration("config")
+    profile = os.path.join(share, "config", "fastdds_large_images.xml")
+    return LaunchDescription([
+        DeclareLaunchArgument("config", default_value=os.path.join(share, "config", "perception.yaml"),
+                              description="ROS parameter file for the perception nodes"),
+        # Large images between processes: see config/fastdds_large_images.xml.
+        SetEnvironmentVariable("FASTRTPS_DEFAULT_PROFILES_FILE", profile),
+        SetEnvironmentVariable("FASTDDS_DEFAULT_PROFILES_FILE", profile),
+        Node(package="tacforce", executable="tactile_force_node", name="tactile_force_node",
+             parameters=[config], output="screen"),
+    ])

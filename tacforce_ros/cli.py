@@ -1,0 +1,118 @@
+"""`tacforce`: one command for running, simulating, recording, training and evaluating.
+
+    tacforce demo                  simulated sensor + shipped model through the real nodes
+    tacforce run [--sim]           perception nodes from config/perception.yaml in one process
+    tacforce sim [--bag DIR]       simulated tactile sensor + Nano17: live topics, or a bag
+    tacforce record --out DIR      record topics to an MCAP bag
+    tacforce train|eval|export tactile-force ...   (PyTorch; imported only for these)
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .paths import resolve
+
+
+def _ros_args(params: list[str]) -> list[str]:
+    args = ["tacforce", "--ros-args"]
+    for path in params:
+        args += ["--params-file", str(resolve("config", path))]
+    return args
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .nodes.runner import spin_nodes
+    from .nodes.tactile_force_node import TactileForceNode
+    factories, params = [TactileForceNode], [args.config]
+    if args.sim:
+        from .nodes.sim_sensors_node import SimSensorsNode
+        factories.insert(0, SimSensorsNode)
+        params.insert(0, args.sim_config)
+    return spin_nodes(factories, _ros_args(params))
+
+
+def cmd_sim(args: argparse.Namespace) -> int:
+    if args.bag:
+        from .sim.sensors import SimConfig, write_sim_bag
+        config = SimConfig.from_yaml(resolve("config", args.config))
+        if args.indenters:
+            config.indenters = tuple(args.indenters)
+        if args.seed is not None:
+            config.seed = args.seed
+        summary = write_sim_bag(args.bag, config, compressed=not args.raw_images,
+                                max_seconds=args.seconds)
+        print(summary)
+        return 0
+    from .nodes.runner import spin_nodes
+    from .nodes.sim_sensors_node import SimSensorsNode
+    return spin_nodes([SimSensorsNode], _ros_args([args.config]))
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    from .nodes.recorder_node import RecorderNode
+    from .nodes.runner import spin_nodes
+    ros_args = ["tacforce", "--ros-args", "-p", f"output:={args.out}", "-p", f"storage:={args.storage}",
+                "-p", "topics:=[" + ",".join(f"'{t}'" for t in args.topics) + "]"]
+    return spin_nodes([RecorderNode], ros_args)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+    return run_demo(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tacforce", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="simulated indentation through the real nodes; prints and plots")
+    demo.add_argument("--out", default="out/demo", help="folder for the plot and the CSV")
+    demo.add_argument("--indenter", default="cone", help="indenter for the scripted run (default: one held out from training)")
+    demo.add_argument("--seconds", type=float, default=30.0, help="length of the run")
+    demo.add_argument("--model", default="tactile_force.onnx", help="tactile_force model")
+    demo.set_defaults(func=cmd_demo)
+
+    run = sub.add_parser("run", help="start the perception nodes in one process (no ros2 launch needed)")
+    run.add_argument("--config", default="perception.yaml", help="ROS parameter file")
+    run.add_argument("--sim", action="store_true", help="also start the simulated sensors")
+    run.add_argument("--sim-config", default="sim.yaml", help="parameter file for sim_sensors_node")
+    run.set_defaults(func=cmd_run)
+
+    sim = sub.add_parser("sim", help="simulated tactile sensor + Nano17: live topics, or a bag with --bag")
+    sim.add_argument("--config", default="sim.yaml", help="sim_sensors_node parameter file")
+    sim.add_argument("--bag", help="write the scripted run to this bag directory instead of publishing")
+    sim.add_argument("--indenters", nargs="+", help="override the indenters of the config")
+    sim.add_argument("--seed", type=int, help="override the seed of the config")
+    sim.add_argument("--seconds", type=float, help="stop the bag after this much simulated time")
+    sim.add_argument("--raw-images", action="store_true",
+                     help="record sensor_msgs/Image instead of PNG CompressedImage")
+    sim.set_defaults(func=cmd_sim)
+
+    record = sub.add_parser("record", help="record topics to an MCAP bag (Ctrl-C to stop)")
+    record.add_argument("--out", required=True, help="bag directory to create")
+    record.add_argument("--topics", nargs="+", default=["/tactile/image_raw", "/ft_sensor/wrench", "/tactile/episode"])
+    record.add_argument("--storage", default="mcap", choices=["mcap", "sqlite3"])
+    record.set_defaults(func=cmd_record)
+
+    if len(sys.argv) > 1 and sys.argv[1] in ("train", "eval", "export"):
+        from training.commands import add_commands
+        add_commands(sub.add_parser("train", help="train a model").add_subparsers(dest="model", required=True),
+                     sub.add_parser("eval", help="evaluate a model").add_subparsers(dest="model", required=True),
+                     sub.add_parser("export", help="export a checkpoint to ONNX").add_subparsers(dest="model", required=True))
+    else:
+        for name in ("train", "eval", "export"):
+            sub.add_parser(name, help=f"{name} a model (see `tacforce {name} --help`)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    if argv is not None:
+        sys.argv = ["tacforce", *argv]
+    args = build_parser().parse_args()
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,142 @@
+"""The one ONNX Runtime wrapper every node (and `tacforce eval`) runs models through.
+
+It picks execution providers from a preference list (TensorRT -> CUDA -> CPU by default, using
+what this onnxruntime build has), reads and checks the model contract, warms up, and runs one
+frame with any recurrent state passed in and handed back explicitly.  On a GPU provider the
+inputs and outputs go through IO binding so the state can stay on the device between frames.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .contract import METADATA_KEY, ModelError, ModelMetadata
+
+log = logging.getLogger(__name__)
+
+PROVIDER_NAMES = {
+    "tensorrt": "TensorrtExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "cpu": "CPUExecutionProvider",
+}
+DEFAULT_PROVIDERS = ("tensorrt", "cuda", "cpu")
+
+
+def resolve_providers(preferred: Sequence[str], available: Sequence[str]) -> list[str]:
+    """Map short names ('tensorrt', 'cuda', 'cpu') to the installed providers, in order.
+
+    Unknown names are an error (a typo in a config should not silently mean CPU); names this
+    build lacks are skipped. CPU is always last so a model always loads somewhere.
+    """
+    chosen = []
+    for name in preferred:
+        key = name.strip().lower()
+        if key not in PROVIDER_NAMES:
+            raise ValueError(f"unknown execution provider {name!r} (use {', '.join(PROVIDER_NAMES)})")
+        full = PROVIDER_NAMES[key]
+        if full in available and full not in chosen:
+            chosen.append(full)
+    if PROVIDER_NAMES["cpu"] not in chosen:
+        chosen.append(PROVIDER_NAMES["cpu"])
+    return chosen
+
+
+class OnnxModel:
+    """A loaded, checked, warmed-up model.
+
+    ``run(image, state)`` takes one uint8 NHWC batch and the recurrent state (None for the
+    model's initial state) and returns ``(outputs, next_state)``, both dicts of numpy arrays.
+    """
+
+    def __init__(self, path: str | Path, expected_task: str,
+                 providers: Sequence[str] = DEFAULT_PROVIDERS, threads: int = 0,
+                 warmup_runs: int = 2):
+        import onnxruntime as ort
+
+        self.path = Path(path)
+        source = str(self.path)
+        if not self.path.is_file():
+            raise ModelError(f"{source}: model file not found")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3
+        provider_list = resolve_providers(providers, ort.get_available_providers())
+        try:
+            self.session = ort.InferenceSession(source, sess_options=options, providers=provider_list)
+        except Exception as exc:  # onnxruntime raises several private exception types
+            raise ModelError(f"{source}: cannot load model ({str(exc).splitlines()[0]})") from None
+        custom = self.session.get_modelmeta().custom_metadata_map
+        if METADATA_KEY not in custom:
+            raise ModelError(f"{source}: no '{METADATA_KEY}' metadata; not a tacforce model "
+                             "(export it with `tacforce export`)")
+        self.metadata = ModelMetadata.from_json(custom[METADATA_KEY], source)
+        self.metadata.check_task(expected_task, source)
+        self._check_graph(source)
+        self.provider = self.session.get_providers()[0]
+        self._on_gpu = self.provider != PROVIDER_NAMES["cpu"]
+        self._output_names = [o.name for o in self.session.get_outputs()]
+        log.info("%s: %s model on %s", source, self.metadata.task, self.provider)
+        for _ in range(warmup_runs):
+            self.run(self.blank_input())
+
+    def _check_graph(self, source: str) -> None:
+        inputs = {i.name: i for i in self.session.get_inputs()}
+        outputs = {o.name for o in self.session.get_outputs()}
+        spec = self.metadata.input
+        if spec.name not in inputs or inputs[spec.name].type != "tensor(uint8)":
+            raise ModelError(f"{source}: graph has no uint8 input {spec.name!r} as its metadata says")
+        state = self.metadata.state
+        wanted_in = set(state.inputs) if state else set()
+        wanted_out = set(self.metadata.outputs) | (set(state.outputs) if state else set())
+        if set(inputs) != {spec.name} | wanted_in:
+            raise ModelError(f"{source}: graph inputs {sorted(inputs)} differ from the metadata")
+        if not wanted_out <= outputs:
+            raise ModelError(f"{source}: graph outputs {sorted(outputs)} lack {sorted(wanted_out - outputs)}")
+
+    def blank_input(self) -> np.ndarray:
+        spec = self.metadata.input
+        return np.zeros((1, spec.height or 64, spec.width or 64, spec.channels), np.uint8)
+
+    def initial_state(self) -> dict[str, np.ndarray]:
+        state = self.metadata.state
+        if state is None:
+            return {}
+        return {name: np.zeros(shape, np.float32) for name, shape in zip(state.inputs, state.shapes)}
+
+    def run(self, image: np.ndarray, state: dict[str, np.ndarray] | None = None
+            ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        feeds = {self.metadata.input.name: np.ascontiguousarray(image, dtype=np.uint8)}
+        feeds.update(self.initial_state() if state is None else state)
+        if self._on_gpu:
+            values = self._run_bound(feeds)
+        else:
+            values = self.session.run(self._output_names, feeds)
+        results = dict(zip(self._output_names, values))
+        spec = self.metadata.state
+        next_state = {} if spec is None else {
+            i: results.pop(o) for i, o in zip(spec.inputs, spec.outputs)}
+        return results, next_state
+
+    def _run_bound(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        binding = self.session.io_binding()
+        for name, value in feeds.items():
+            binding.bind_cpu_input(name, value)
+        for name in self._output_names:
+            binding.bind_output(name, "cpu")
+        self.session.run_with_iobinding(binding)
+        return binding.copy_outputs_to_cpu()
+
+    def time_run(self, runs: int = 50) -> np.ndarray:
+        """Per-run inference time in seconds on a blank frame (for benchmarks and diagnostics)."""
+        image, state = self.blank_input(), self.initial_state()
+        times = np.empty(runs)
+        for k in range(runs):
+            start = time.perf_counter()
+            _, state = self.run(image, state)
+            times[k] = time.perf_counter() - start
+        return times

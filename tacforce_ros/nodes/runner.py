@@ -1,0 +1,60 @@
+"""Start nodes in one process: each node's `main`, `tacforce run` and `tacforce demo` use it."""
+from __future__ import annotations
+
+import os
+import sys
+from typing import Callable, Sequence
+
+from ..paths import resolve
+
+FASTDDS_PROFILE = "fastdds_large_images.xml"
+PROFILE_VARIABLES = ("FASTRTPS_DEFAULT_PROFILES_FILE", "FASTDDS_DEFAULT_PROFILES_FILE")
+
+
+def use_large_image_transport() -> None:
+    """Point Fast DDS at the shipped profile (10 MB shared-memory segments) unless the user set
+    one: with the default 512 KB segment, colour 640x480 frames fall back to fragmented UDP and
+    best-effort subscribers lose many of them. Fast DDS 2.x (Humble, Jazzy) reads
+    FASTRTPS_DEFAULT_PROFILES_FILE, 3.x (Kilted) FASTDDS_DEFAULT_PROFILES_FILE: set both.
+    Must run before rclpy.init()."""
+    profile = resolve("config", FASTDDS_PROFILE)
+    user_set = any(v in os.environ for v in PROFILE_VARIABLES)
+    if profile.is_file() and not user_set:
+        for variable in PROFILE_VARIABLES:
+            os.environ[variable] = str(profile)
+
+
+def spin_nodes(factories: Sequence[Callable], args: Sequence[str] | None = None,
+               threads: int = 0) -> int:
+    """Create the nodes (after rclpy.init with ``args``, so --ros-args and --params-file apply)
+    and spin them until Ctrl-C. A node that refuses to start (SystemExit with a message)
+    stops the process with that message."""
+    import rclpy
+    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
+
+    use_large_image_transport()
+    rclpy.init(args=args)
+    nodes = []
+    try:
+        for factory in factories:
+            nodes.append(factory())
+        executor = (MultiThreadedExecutor(num_threads=threads or None) if len(nodes) > 1
+                    else SingleThreadedExecutor())
+        for node in nodes:
+            executor.add_node(node)
+        executor.spin()
+    except SystemExit as exc:
+        if exc.code not in (None, 0):
+            print(exc.code, file=sys.stderr)
+            return 1
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        for node in nodes:
+            close = getattr(node, "close", None)
+            if close:
+                close()
+            node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+    return 0

@@ -1,0 +1,129 @@
+"""tactile_force_node: tactile image in, contact force out on /estimated_wrench.
+
+decode (perception.image) -> model (TactileForceEstimator over OnnxModel) -> WrenchStamped
+stamped with the input image's stamp. Only the newest frame is processed (depth-1 sensor QoS).
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import rclpy
+from geometry_msgs.msg import WrenchStamped
+from rclpy.node import Node
+from sensor_msgs.msg import CompressedImage, Image
+from std_srvs.srv import Trigger
+
+from ..inference.contract import ModelError
+from ..inference.runtime import DEFAULT_PROVIDERS, OnnxModel
+from ..paths import resolve
+from ..perception.force import TASK, NonFiniteOutput, TactileForceEstimator
+from ..perception.image import ImageError, decode_compressed, decode_image
+from ..perception.stats import StageStats
+from ..ros.diagnostics import DiagnosticsPublisher
+from ..ros.params import declare
+from ..ros.qos import output_qos, sensor_qos
+
+
+class TactileForceNode(Node):
+    def __init__(self, **kwargs):
+        super().__init__("tactile_force_node", **kwargs)
+        self.model_path = str(resolve("models", declare(
+            self, "model_path", "tactile_force.onnx",
+            "ONNX tactile_force model: a file name in the package's models/ or a path")))
+        image_topic = declare(self, "image_topic", "/tactile/image_raw", "Tactile image topic")
+        self.transport = declare(self, "image_transport", "raw",
+                                 "'raw' (sensor_msgs/Image) or 'compressed' (CompressedImage on <image_topic>/compressed)")
+        output_topic = declare(self, "output_topic", "/estimated_wrench", "WrenchStamped output topic")
+        self.frame_id = declare(self, "frame_id", "tactile_sensor",
+                                "frame_id of the output (empty: the input image's frame_id)")
+        providers = declare(self, "providers", list(DEFAULT_PROVIDERS),
+                            "ONNX Runtime execution providers in order of preference (tensorrt, cuda, cpu)")
+        self.max_pixels = declare(self, "max_image_pixels", 4096 * 4096,
+                                  "Frames with more pixels are rejected before decoding")
+        diag_period = declare(self, "diagnostics_period", 1.0, "Seconds between /diagnostics reports")
+
+        self.stats = StageStats()
+        try:
+            self.estimator = TactileForceEstimator(
+                OnnxModel(self.model_path, TASK, providers=providers))
+        except ModelError as exc:
+            raise SystemExit(f"tactile_force_node: {exc}") from None
+        model = self.estimator.model
+        self.get_logger().info(f"model {self.model_path} on {model.provider}; "
+                               f"input {model.metadata.input.width}x{model.metadata.input.height} "
+                               f"{model.metadata.input.encoding}")
+        self.pub = self.create_publisher(WrenchStamped, output_topic, output_qos())
+        if self.transport == "compressed":
+            self.create_subscription(CompressedImage, image_topic + "/compressed",
+                                     self.on_compressed, sensor_qos())
+        elif self.transport == "raw":
+            self.create_subscription(Image, image_topic, self.on_image, sensor_qos())
+        else:
+            raise SystemExit(f"tactile_force_node: image_transport must be 'raw' or 'compressed', "
+                             f"not {self.transport!r}")
+        self.create_service(Trigger, "~/reset_state", self.on_reset)
+        self.create_service(Trigger, "~/tare", self.on_tare)
+        self.diagnostics = DiagnosticsPublisher(
+            self, self.stats, hardware_id=self.model_path, period=diag_period,
+            extra={"provider": model.provider, "model": self.model_path})
+
+    def on_image(self, msg: Image) -> None:
+        self.process(msg, decode_image)
+
+    def on_compressed(self, msg: CompressedImage) -> None:
+        self.process(msg, decode_compressed)
+
+    def process(self, msg, decode) -> None:
+        t0 = time.perf_counter()
+        try:
+            image = decode(msg, max_pixels=self.max_pixels)
+            t1 = time.perf_counter()
+            force = self.estimator.step(image)
+        except (ImageError, ValueError) as exc:
+            kind = "image" if isinstance(exc, ImageError) else (
+                "non_finite" if isinstance(exc, NonFiniteOutput) else "shape")
+            self.stats.error(kind)
+            self.get_logger().warning(f"frame rejected: {exc}", throttle_duration_sec=2.0)
+            return
+        t2 = time.perf_counter()
+        self.pub.publish(build_wrench(msg.header, self.frame_id, force))
+        t3 = time.perf_counter()
+        self.stats.record("decode", t1 - t0)
+        self.stats.record("inference", t2 - t1)
+        self.stats.record("publish", t3 - t2)
+        self.stats.record("total", t3 - t0)
+        self.stats.tick(t3)
+
+    def on_reset(self, _request, response):
+        self.estimator.reset()
+        response.success, response.message = True, "recurrent state reset"
+        return response
+
+    def on_tare(self, _request, response):
+        try:
+            offset = self.estimator.tare()
+        except RuntimeError as exc:
+            response.success, response.message = False, str(exc)
+        else:
+            response.success = True
+            response.message = "tared at [" + ", ".join(f"{v:.3f}" for v in offset) + "] N"
+        return response
+
+
+def build_wrench(header, frame_id: str, force: np.ndarray) -> WrenchStamped:
+    """Force in N; torque stays zero (this model predicts force only)."""
+    out = WrenchStamped()
+    out.header.stamp = header.stamp
+    out.header.frame_id = frame_id or header.frame_id
+    out.wrench.force.x, out.wrench.force.y, out.wrench.force.z = (float(v) for v in force)
+    return out
+
+
+def main(args=None) -> None:
+    from .runner import spin_nodes
+    spin_nodes([TactileForceNode], args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,34 @@
+"""Where the installed (or checked-out) package keeps its models, configs and launch files."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+PACKAGE = "tacforce"
+SOURCE_ROOT = Path(__file__).resolve().parent.parent
+
+
+def share_dir() -> Path:
+    """The package's share directory: ament index, then the pip prefix, then the checkout."""
+    try:
+        from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
+        try:
+            return Path(get_package_share_directory(PACKAGE))
+        except (PackageNotFoundError, OSError):  # OSError: AMENT_PREFIX_PATH unset (no ROS sourced)
+            pass
+    except ImportError:
+        pass
+    prefix_share = Path(sys.prefix) / "share" / PACKAGE
+    if (prefix_share / "models").is_dir():
+        return prefix_share
+    return SOURCE_ROOT
+
+
+def resolve(kind: str, name: str) -> Path:
+    """``resolve('models', 'tactile_force.onnx')``: an absolute or relative path is kept as
+    it is; a bare file name is looked up in the package's ``kind`` folder."""
+    path = Path(name).expanduser()
+    if path.is_absolute() or path.parent != Path("."):
+        return path
+    installed = share_dir() / kind / name
+    return installed if installed.exists() else SOURCE_ROOT / kind / name

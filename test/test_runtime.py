@@ -1,0 +1,134 @@
+"""The model contract and the ONNX Runtime wrapper, on small hand-built ONNX graphs."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+onnx = pytest.importorskip("onnx")
+from onnx import TensorProto, helper  # noqa: E402
+
+from tacforce_ros.inference.contract import METADATA_KEY, InputSpec, ModelError, ModelMetadata, StateSpec  # noqa: E402
+from tacforce_ros.inference.runtime import OnnxModel, resolve_providers  # noqa: E402
+from tacforce_ros.perception.force import NonFiniteOutput, TactileForceEstimator  # noqa: E402
+
+
+def metadata(task="tactile_force", **changes) -> ModelMetadata:
+    meta = ModelMetadata(
+        task=task, input=InputSpec("image", 4, 6, 1, "mono8"),
+        outputs={"force": {"shape": [1, 3], "units": "N", "axes": ["x", "y", "z"]}},
+        state=StateSpec(("h_in",), ("h_out",), ((1, 2),)))
+    return ModelMetadata(**{**meta.__dict__, **changes})
+
+
+def build(path, meta: ModelMetadata | None, scale: float = 1.0):
+    """force = [mean(image), h_in sum, scale]; h_out = h_in + 1 (so state threading shows)."""
+    nodes = [
+        helper.make_node("Cast", ["image"], ["f"], to=TensorProto.FLOAT),
+        helper.make_node("ReduceMean", ["f"], ["m"], keepdims=0),
+        helper.make_node("ReduceSum", ["h_in"], ["hs"], keepdims=0),
+        helper.make_node("Constant", [], ["one"], value=helper.make_tensor("one", TensorProto.FLOAT, [], [1.0])),
+        helper.make_node("Constant", [], ["s"], value=helper.make_tensor("s", TensorProto.FLOAT, [], [scale])),
+        helper.make_node("Add", ["h_in", "one"], ["h_out"]),
+        helper.make_node("Concat", ["m1", "hs1", "s1"], ["flat"], axis=0),
+        helper.make_node("Reshape", ["flat", "shape"], ["force"]),
+    ]
+    for name in ("m", "hs", "s"):
+        nodes.insert(-2, helper.make_node("Unsqueeze", [name, "zero"], [name + "1"]))
+    inits = [helper.make_tensor("zero", TensorProto.INT64, [1], [0]),
+             helper.make_tensor("shape", TensorProto.INT64, [2], [1, 3])]
+    graph = helper.make_graph(
+        nodes, "test",
+        [helper.make_tensor_value_info("image", TensorProto.UINT8, [1, 4, 6, 1]),
+         helper.make_tensor_value_info("h_in", TensorProto.FLOAT, [1, 2])],
+        [helper.make_tensor_value_info("force", TensorProto.FLOAT, [1, 3]),
+         helper.make_tensor_value_info("h_out", TensorProto.FLOAT, [1, 2])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=10)
+    if meta is not None:
+        helper.set_model_props(model, {METADATA_KEY: meta.to_json()})
+    onnx.save(model, path)
+    return path
+
+
+def test_runs_with_explicit_state(tmp_path):
+    model = OnnxModel(build(tmp_path / "m.onnx", metadata()), "tactile_force", providers=["cpu"], warmup_runs=0)
+    assert model.provider == "CPUExecutionProvider"
+    image = np.full((1, 4, 6, 1), 10, np.uint8)
+    out, state = model.run(image)
+    np.testing.assert_allclose(out["force"], [[10.0, 0.0, 1.0]])
+    out, state = model.run(image, state)
+    np.testing.assert_allclose(out["force"], [[10.0, 2.0, 1.0]])
+    np.testing.assert_allclose(state["h_in"], [[2.0, 2.0]])
+
+
+def test_estimator_tare_reset_and_non_finite(tmp_path):
+    model = OnnxModel(build(tmp_path / "m.onnx", metadata()), "tactile_force", providers=["cpu"], warmup_runs=0)
+    est = TactileForceEstimator(model)
+    frame = np.full((4, 6, 1), 4, np.uint8)
+    with pytest.raises(RuntimeError):
+        est.tare()
+    est.step(frame)
+    np.testing.assert_allclose(est.step(frame), [4.0, 2.0, 1.0])
+    est.tare()
+    np.testing.assert_allclose(est.step(frame), [0.0, 2.0, 0.0])
+    est.reset()
+    np.testing.assert_allclose(est.step(frame), [0.0, -2.0, 0.0])
+    with pytest.raises(ValueError, match="channel"):
+        est.step(np.zeros((4, 6, 3), np.uint8))
+    with pytest.raises(ValueError, match="6x4"):
+        est.step(np.zeros((5, 6, 1), np.uint8))
+    nan_model = OnnxModel(build(tmp_path / "nan.onnx", metadata(), scale=float("nan")), "tactile_force",
+                          providers=["cpu"], warmup_runs=0)
+    with pytest.raises(NonFiniteOutput):
+        TactileForceEstimator(nan_model).step(frame)
+
+
+def test_refuses_a_model_of_another_task(tmp_path):
+    path = build(tmp_path / "grasp.onnx", metadata(task="grasp_map"))
+    with pytest.raises(ModelError, match=r"grasp\.onnx: this is a 'grasp_map' model; this node needs a 'tactile_force'"):
+        OnnxModel(path, "tactile_force", providers=["cpu"])
+
+
+def test_refuses_a_model_without_metadata_or_with_bad_metadata(tmp_path):
+    with pytest.raises(ModelError, match="not a tacforce model"):
+        OnnxModel(build(tmp_path / "plain.onnx", None), "tactile_force", providers=["cpu"])
+    bad = metadata(input=InputSpec("image", 4, 6, 3, "mono8"))
+    with pytest.raises(ModelError, match="does not match"):
+        OnnxModel(build(tmp_path / "bad.onnx", bad), "tactile_force", providers=["cpu"])
+    wrong_input = metadata(input=InputSpec("pixels", 4, 6, 1, "mono8"))
+    with pytest.raises(ModelError, match="no uint8 input 'pixels'"):
+        OnnxModel(build(tmp_path / "wrong.onnx", wrong_input), "tactile_force", providers=["cpu"])
+
+
+@pytest.mark.parametrize("text, message", [
+    ("{", "not valid JSON"),
+    ("[]", "must be a JSON object"),
+    (json.dumps({"schema": "other"}), "schema"),
+    (json.dumps({"schema": "tacforce.model/1", "task": "tactile_force"}), "missing or has a bad field"),
+])
+def test_metadata_errors_are_clear(text, message):
+    with pytest.raises(ModelError, match=message):
+        ModelMetadata.from_json(text, "x.onnx")
+
+
+def test_metadata_round_trip():
+    meta = metadata(training={"frames": 10}, metrics={"fz_rmse": 0.1})
+    assert ModelMetadata.from_json(meta.to_json()) == meta
+
+
+def test_missing_and_corrupt_files(tmp_path):
+    with pytest.raises(ModelError, match="not found"):
+        OnnxModel(tmp_path / "none.onnx", "tactile_force")
+    corrupt = tmp_path / "corrupt.onnx"
+    corrupt.write_bytes(b"\x00\x01 not an onnx file")
+    with pytest.raises(ModelError, match="corrupt.onnx: cannot load model"):
+        OnnxModel(corrupt, "tactile_force")
+
+
+def test_provider_preference():
+    available = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert resolve_providers(["tensorrt", "cuda", "cpu"], available) == available
+    assert resolve_providers(["cuda"], ["CPUExecutionProvider"]) == ["CPUExecutionProvider"]
+    with pytest.raises(ValueError, match="unknown execution provider 'cdua'"):
+        resolve_providers(["cdua"], available)

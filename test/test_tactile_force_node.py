@@ -1,0 +1,113 @@
+"""tactile_force_node with real rclpy and DDS: publisher, node and subscriber in separate
+processes (the node and the publisher are children; this test process subscribes)."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+rclpy = pytest.importorskip("rclpy")  # noqa: E402  (the ROS wheels are part of the test set-up)
+from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+from geometry_msgs.msg import WrenchStamped  # noqa: E402
+from std_srvs.srv import Trigger  # noqa: E402
+
+from rosutil import ROOT, ros_env, spin_until, start_node, stop  # noqa: E402
+from tacforce_ros.ros.qos import output_qos  # noqa: E402
+
+MODEL = ROOT / "models" / "tactile_force.onnx"
+NODE = "tacforce_ros.nodes.tactile_force_node"
+
+
+@pytest.fixture
+def ros(request):
+    domain = 40 + (abs(hash(request.node.name)) % 50)
+    import os
+    os.environ["ROS_DOMAIN_ID"] = str(domain)
+    rclpy.init()
+    node = rclpy.create_node("test_probe")
+    yield domain, node
+    node.destroy_node()
+    rclpy.shutdown()
+
+
+def publish(domain: int, count: int, rate: float, *flags: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, str(ROOT / "test" / "publish_images.py"), str(count), str(rate), *flags],
+                            env=ros_env(domain), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def collect(node):
+    got = []
+    node.create_subscription(WrenchStamped, "/estimated_wrench", got.append, output_qos(500))
+    return got
+
+
+def test_every_frame_gets_a_wrench_with_its_stamp(ros):
+    domain, node = ros
+    got = collect(node)
+    server = start_node(NODE, domain, {"model_path": str(MODEL), "frame_id": "tactile_pad"})
+    try:
+        assert spin_until(node, lambda: node.count_publishers("/estimated_wrench") > 0, 60, [server])
+        pub = publish(domain, 200, 30.0)
+        spin_until(node, lambda: pub.poll() is not None and len(got) >= 200, 60, [server])
+        out = pub.communicate(timeout=30)[0]
+        spin_until(node, lambda: False, 1.0)
+    finally:
+        log = stop(server)
+    assert "sent 200 good 0 bad" in out, out
+    assert len(got) == 200, log
+    stamps = [(m.header.stamp.sec, m.header.stamp.nanosec) for m in got]
+    assert sorted(stamps) == [(1000 + k, 123) for k in range(200)]
+    assert {m.header.frame_id for m in got} == {"tactile_pad"}
+    forces = np.array([[m.wrench.force.x, m.wrench.force.y, m.wrench.force.z] for m in got])
+    assert np.isfinite(forces).all()
+    assert all(m.wrench.torque.x == m.wrench.torque.y == m.wrench.torque.z == 0.0 for m in got)
+
+
+def test_bad_frames_are_rejected_and_good_ones_still_served(ros):
+    domain, node = ros
+    got = collect(node)
+    diagnostics = []
+    node.create_subscription(DiagnosticArray, "/diagnostics", diagnostics.append, 10)
+    server = start_node(NODE, domain, {"model_path": str(MODEL), "diagnostics_period": 0.5})
+    try:
+        assert spin_until(node, lambda: node.count_publishers("/estimated_wrench") > 0, 60, [server])
+        pub = publish(domain, 80, 30.0, "--bad")
+        spin_until(node, lambda: pub.poll() is not None and len(got) >= 60, 60, [server])
+        out = pub.communicate(timeout=30)[0]
+        spin_until(node, lambda: len(diagnostics) >= 3, 5, [server])
+        assert server.poll() is None, "node died on bad input"
+        tare, reset = (node.create_client(Trigger, f"/tactile_force_node/{s}") for s in ("tare", "reset_state"))
+        results = []
+        for client in (tare, reset):
+            assert client.wait_for_service(timeout_sec=10)
+            future = client.call_async(Trigger.Request())
+            spin_until(node, future.done, 10)
+            results.append(future.result())
+    finally:
+        log = stop(server)
+    assert "sent 60 good 20 bad" in out, out
+    assert len(got) == 60
+    assert all(m.header.stamp.sec % 4 != 3 for m in got)
+    assert "frame rejected" in log
+    values = {kv.key: kv.value for d in diagnostics for s in d.status for kv in s.values}
+    assert int(values["errors_image"]) + int(values.get("errors_shape", 0)) == 20
+    assert "provider" in values and float(values["rate_hz"]) > 0
+    assert results[0].success and "tared" in results[0].message
+    assert results[1].success
+
+
+@pytest.mark.parametrize("content, expected", [
+    (None, "model file not found"),
+    (b"\x08\x01garbage that is not a protobuf", "cannot load model"),
+])
+def test_unusable_model_stops_start_up_naming_the_file(tmp_path, content, expected):
+    path = tmp_path / "model.onnx"
+    if content is not None:
+        path.write_bytes(content)
+    proc = start_node(NODE, 99, {"model_path": str(path)})
+    proc.wait(60)
+    log = stop(proc)
+    assert proc.returncode != 0
+    assert str(path) in log and expected in log

@@ -1,0 +1,291 @@
+"""Training-side smoke tests: tiny TemporalForce configs on synthetic marker sequences (CPU, s)."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("onnxscript")
+
+from tacforce_ros.inference.contract import METADATA_KEY, ModelError  # noqa: E402
+from tacforce_ros.inference.runtime import OnnxModel  # noqa: E402
+from training import train as train_mod  # noqa: E402
+from training.evaluate import evaluate_tactile_force  # noqa: E402
+from training.export import ExportError, export_tactile_force, load_streaming_module  # noqa: E402
+from training.metrics import force_metrics, format_table  # noqa: E402
+from training.models.temporal_force import CONFIGS, TemporalForce  # noqa: E402
+from training.preprocess import ImagePreprocess  # noqa: E402
+from training.synthetic import marker_sequences  # noqa: E402
+from training.train import TrainConfig, train  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+H, W = 40, 56          # deliberately not square and not a multiple of the model size
+
+
+def tiny_config(**changes) -> TrainConfig:
+    return dataclasses.replace(TrainConfig(model=CONFIGS["tiny"], clip_length=8, batch_size=4, epochs=3,
+                                           lr=3e-3, warmup_steps=2, num_threads=1), **changes)
+
+
+def as_bag_sequences(seqs):
+    """The shape tacforce_ros.bags hands over: images as a list of frames is accepted too."""
+    return [SimpleNamespace(images=list(s.images), forces=s.forces, stamps_ns=s.stamps_ns) for s in seqs]
+
+
+@pytest.fixture(scope="module")
+def sequences():
+    return marker_sequences(count=6, frames=24, height=H, width=W, seed=1)
+
+
+@pytest.fixture(scope="module")
+def trained(sequences, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    return train(tiny_config(), as_bag_sequences(sequences), out)
+
+
+# --- model and preprocessing -------------------------------------------------------------------
+
+def test_model_shapes_and_streaming_matches_clip():
+    torch.manual_seed(0)
+    model = TemporalForce(CONFIGS["tiny"]).eval()
+    x = torch.randn(2, 5, 1, 32, 32)
+    h = model.initial_state(2)
+    assert h.shape == (2, 8, 4, 4)
+    with torch.no_grad():
+        forces = model(x)
+        assert forces.shape == (2, 5, 3)
+        steps = []
+        for t in range(5):
+            f, h = model.step(x[:, t], h)
+            steps.append(f)
+    assert torch.allclose(torch.stack(steps, 1), forces, atol=1e-5)
+    lo, hi = model.force_min, model.force_max
+    assert ((forces >= lo) & (forces <= hi)).all()
+
+
+def test_state_size_follows_odd_image_sizes():
+    cfg = dataclasses.replace(CONFIGS["tiny"], image_size=36)
+    model = TemporalForce(cfg).eval()
+    with torch.no_grad():
+        _, h = model.step(torch.zeros(1, 1, 36, 36), model.initial_state(1))
+    assert cfg.state_size == 5 and h.shape == (1, 8, 5, 5)
+
+
+def test_force_range_round_trip():
+    model = TemporalForce(CONFIGS["tiny"])
+    model.set_force_range([-1, -2, -10], [1, 2, 0.5])
+    f = torch.tensor([[0.5, -1.0, -3.0]])
+    assert torch.allclose(model.denormalise(model.normalise(f)), f)
+    with pytest.raises(ValueError):
+        model.set_force_range([0, 0, 0], [1, 1, 0])
+
+
+def test_preprocess_mono_rgb_bgr_and_odd_sizes():
+    rng = np.random.default_rng(0)
+    gray = rng.integers(0, 256, (2, 37, 53, 1), dtype=np.uint8)
+    mono = ImagePreprocess(32, "mono8")
+    out = mono(torch.from_numpy(gray))
+    assert out.shape == (2, 1, 32, 32) and out.dtype == torch.float32
+    assert out.min() >= -1 and out.max() <= 1
+
+    rgb = rng.integers(0, 256, (2, 37, 53, 3), dtype=np.uint8)
+    from_rgb = ImagePreprocess(32, "rgb8")(torch.from_numpy(rgb))
+    from_bgr = ImagePreprocess(32, "bgr8")(torch.from_numpy(rgb[..., ::-1].copy()))
+    assert from_rgb.shape == (2, 1, 32, 32) and torch.allclose(from_rgb, from_bgr, atol=1e-6)
+    same_gray = ImagePreprocess(32, "rgb8")(torch.from_numpy(np.repeat(gray, 3, -1)))
+    assert torch.allclose(same_gray, out, atol=1e-6)
+
+    three = ImagePreprocess(32, "mono8", out_channels=3)(torch.from_numpy(gray))
+    assert three.shape == (2, 3, 32, 32) and torch.equal(three[:, 0], three[:, 2])
+    with pytest.raises(ValueError):
+        mono(torch.from_numpy(rgb))
+    assert "box average 3x5" in ImagePreprocess(128).describe(480, 640)
+
+
+# --- training ------------------------------------------------------------------------------------
+
+def test_training_reduces_loss_and_keeps_checkpoints(trained):
+    losses = [r["train_loss"] for r in trained.history]
+    assert len(losses) == 3 and losses[-1] < losses[0]
+    for path in (trained.best_path, trained.last_path):
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        assert ckpt["format"] == train_mod.CHECKPOINT_FORMAT
+        assert ckpt["input"] == {"height": H, "width": W, "channels": 1, "encoding": "mono8"}
+    last = torch.load(trained.last_path, weights_only=True)
+    assert last["epoch"] == 3 and "optimizer" in last and "sampler" in last["rng"]
+    assert trained.summary["sequences"] == {"train": 5, "val": 1}
+    assert set(trained.metrics["r2"]) == {"x", "y", "z"}
+
+
+def test_validation_split_is_by_sequence():
+    tr, va = train_mod.split_sequences(10, 0.2, seed=3)
+    assert sorted(tr + va) == list(range(10)) and len(va) == 2
+    assert train_mod.split_sequences(10, 0.2, seed=3) == (tr, va)
+    with pytest.raises(ValueError):
+        train_mod.split_sequences(1, 0.2, seed=0)
+
+
+def test_resume_matches_uninterrupted_run(sequences, tmp_path, monkeypatch):
+    data = as_bag_sequences(sequences)
+    full = train(tiny_config(), data, tmp_path / "full")
+
+    real_validate, calls = train_mod.validate, []
+
+    def crash_in_second_epoch(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_validate(*args, **kwargs)
+
+    monkeypatch.setattr(train_mod, "validate", crash_in_second_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_config(), data, tmp_path / "resumed")
+    monkeypatch.setattr(train_mod, "validate", real_validate)
+    assert torch.load(tmp_path / "resumed" / "last.pt", weights_only=True)["epoch"] == 1
+
+    resumed = train(tiny_config(), data, tmp_path / "resumed", resume=True)
+    assert [r["epoch"] for r in resumed.history] == [1, 2, 3]
+    assert [r["val_loss"] for r in resumed.history] == [r["val_loss"] for r in full.history]
+    a = torch.load(full.last_path, weights_only=True)["model"]
+    b = torch.load(resumed.last_path, weights_only=True)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+    with pytest.raises(ValueError, match="trained with model"):
+        train(tiny_config(model=dataclasses.replace(CONFIGS["tiny"], hidden_channels=4)),
+              data, tmp_path / "resumed", resume=True)
+
+
+# --- export and evaluation -----------------------------------------------------------------------
+
+def test_export_parity_metadata_and_task_check(trained, sequences, tmp_path):
+    onnx_path = tmp_path / "tactile_force.onnx"
+    meta = export_tactile_force(trained.best_path, onnx_path, sequences[0].images, "mono8",
+                                {"note": "test"}, trained.metrics, command="pytest")
+    model = OnnxModel(onnx_path, "tactile_force", providers=["cpu"])
+    inp = model.session.get_inputs()
+    assert [(i.name, i.type) for i in inp] == [("image", "tensor(uint8)"), ("h_in", "tensor(float)")]
+    assert inp[0].shape == [1, H, W, 1]
+    assert model.metadata == meta and model.metadata.task == "tactile_force"
+    assert meta.outputs["force"]["units"] == "N" and meta.state.shapes == ((1, 8, 4, 4),)
+    assert meta.training == {"note": "test"} and meta.metrics["n"] == trained.metrics["n"]
+    assert "box average" not in meta.preprocessing and "resize 32x32" in meta.preprocessing
+    import onnx
+    props = {p.key for p in onnx.load(str(onnx_path)).metadata_props}
+    assert METADATA_KEY in props
+    card = onnx_path.with_suffix(".md").read_text()
+    assert "pytest" in card and "Fz < 0" in card and "R²" in card
+
+    with pytest.raises(ModelError, match="tactile_force"):
+        OnnxModel(onnx_path, "grasp_map", providers=["cpu"])
+
+    # the file scores like the PyTorch validation did (same frames, state carried)
+    val = [sequences[i] for i in trained.summary["val_sequence_indices"]]
+    scored = evaluate_tactile_force(onnx_path, val)
+    assert scored["n"] == trained.metrics["n"] and scored["sequences"] == 1
+    assert scored["rmse"]["z"] == pytest.approx(trained.metrics["rmse"]["z"], abs=1e-3)
+
+
+def test_export_refuses_on_parity_failure(trained, sequences, tmp_path):
+    onnx_path = tmp_path / "bad.onnx"
+    with pytest.raises(ExportError):
+        export_tactile_force(trained.best_path, onnx_path, sequences[0].images[:3], "mono8", {}, {},
+                             tolerance_n=-1.0)
+    assert not onnx_path.exists() and not list(tmp_path.iterdir())
+
+
+def test_rgb_model_exports_for_a_bgr_camera(tmp_path):
+    seqs = marker_sequences(count=3, frames=8, height=H, width=W, channels=3, seed=2)
+    for s in seqs:      # colour the dots so channel order matters
+        s.images[..., 0] //= 2
+    result = train(tiny_config(epochs=1), seqs, tmp_path / "rgb", encoding="rgb8")
+    rgb = seqs[0].images
+    export_tactile_force(result.best_path, tmp_path / "rgb.onnx", rgb, "rgb8", {}, {})
+    export_tactile_force(result.best_path, tmp_path / "bgr.onnx", rgb[..., ::-1].copy(), "bgr8", {}, {})
+    m_rgb = OnnxModel(tmp_path / "rgb.onnx", "tactile_force", providers=["cpu"])
+    m_bgr = OnnxModel(tmp_path / "bgr.onnx", "tactile_force", providers=["cpu"])
+    assert m_bgr.metadata.input.encoding == "bgr8"
+    f_rgb, _ = m_rgb.run(rgb[:1])
+    f_bgr, _ = m_bgr.run(rgb[:1, ..., ::-1].copy())
+    np.testing.assert_allclose(f_rgb["force"], f_bgr["force"], atol=1e-4)
+    with pytest.raises(ValueError, match="cannot export"):
+        export_tactile_force(result.best_path, tmp_path / "x.onnx", rgb[..., :1].copy(), "mono8", {}, {})
+
+
+# --- metrics -------------------------------------------------------------------------------------
+
+def test_metrics_perfect_prediction():
+    true = np.random.default_rng(0).normal(size=(50, 3))
+    m = force_metrics(true, true)
+    assert m["r2"] == {"x": 1.0, "y": 1.0, "z": 1.0}
+    assert all(v == 0 for v in (*m["rmse"].values(), *m["mae"].values(), m["norm_mae"], m["fz_rmse_pct_range"]))
+
+
+def test_metrics_hand_computed():
+    true = np.array([[0, 0, 0], [0, 0, -2], [0, 0, -4], [0, 0, -2]], float)
+    pred = np.array([[1, 0, 0], [0, 0, -2], [0, 0, -4], [1, 0, 0]], float)
+    m = force_metrics(pred, true)
+    assert m["rmse"]["x"] == pytest.approx(np.sqrt(0.5)) and m["mae"]["x"] == pytest.approx(0.5)
+    assert m["rmse"]["z"] == pytest.approx(1.0) and m["mae"]["z"] == pytest.approx(0.5)
+    assert m["r2"] == {"x": 0.0, "y": 1.0, "z": pytest.approx(0.5)}   # x, y constant in the set
+    assert m["norm_mae"] == pytest.approx(0.5)    # |F|: true 0 2 4 2, pred 1 2 4 1
+    assert m["fz_range"] == 4.0 and m["fz_rmse_pct_range"] == pytest.approx(25.0)
+    assert m["n"] == 4 and "25.00 %" in format_table(m)
+    json.dumps(m)
+
+
+# --- command line --------------------------------------------------------------------------------
+
+def test_commands_and_evaluation_do_not_import_torch():
+    code = "import sys, training.commands, training.evaluate; sys.exit('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], cwd=REPO).returncode == 0
+
+
+def test_cli_train_eval_export(sequences, tmp_path, monkeypatch, capsys):
+    from training import commands
+
+    def fake_load(args, bags):
+        return SimpleNamespace(sequences=as_bag_sequences(sequences), stats={"paired": 144},
+                               summary=lambda: "fake bags")
+
+    monkeypatch.setattr(commands, "_load", fake_load)
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    commands.add_commands(*(sub.add_parser(n).add_subparsers(dest="model", required=True)
+                            for n in ("train", "eval", "export")))
+    data = ["--bag", "b1", "--image-topic", "/img", "--wrench-topic", "/ft"]
+    out = tmp_path / "out"
+
+    args = parser.parse_args(["train", "tactile-force", *data, "--out", str(out), "--config", "tiny",
+                              "--epochs", "1", "--threads", "1"])
+    assert args.func(args) == 0
+    assert (out / "tactile_force.onnx").is_file() and (out / "tactile_force.md").is_file()
+    runtime = OnnxModel(out / "tactile_force.onnx", "tactile_force", providers=["cpu"])
+    assert runtime.metadata.training["bags"] == ["b1"] and runtime.metadata.training["pairing"]["paired"] == 144
+    eager = load_streaming_module(out / "tactile_force.pt")     # the weights beside the graph
+    h, state = eager.initial_state(), None
+    with torch.no_grad():
+        for frame in sequences[1].images[:5]:
+            expected, h = eager(torch.from_numpy(frame[None].copy()), h)
+            got, state = runtime.run(frame[None], state)
+            np.testing.assert_allclose(got["force"], expected.numpy(), atol=1e-4)
+
+    capsys.readouterr()
+    args = parser.parse_args(["eval", "tactile-force", "--model", str(out / "tactile_force.onnx"), *data, "--json"])
+    assert args.func(args) == 0
+    report = json.loads(capsys.readouterr().out)      # stdout holds the JSON object only
+    assert report["n"] == 6 * 24 and set(report["rmse"]) == {"x", "y", "z"}
+
+    args = parser.parse_args(["export", "tactile-force", "--checkpoint", str(out / "last.pt"), *data,
+                              "--out", str(tmp_path / "again.onnx")])
+    assert args.func(args) == 0 and (tmp_path / "again.onnx").is_file()
+
+    args = parser.parse_args(["eval", "tactile-force", "--model", str(tmp_path / "missing.onnx"), *data])
+    assert args.func(args) == 1

@@ -1,0 +1,213 @@
+"""`tacforce train|eval|export tactile-force`: argparse wiring for the training side.
+
+Only argparse at import time: torch, onnx and the bag reader are imported inside the handlers,
+so building the `tacforce` parser stays fast; `eval` needs onnxruntime only, never torch. Each handler takes the parsed Namespace and
+returns an exit code (0 ok, 1 a user-facing error already printed).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import shutil
+import sys
+from pathlib import Path
+
+ENCODINGS = ("mono8", "rgb8", "bgr8")
+SAMPLE_FRAMES = 32   # frames streamed through ONNX and PyTorch for the export parity check
+
+
+def add_commands(train_sub, eval_sub, export_sub) -> None:
+    """Add a `tactile-force` sub-command to each of the three argparse subparsers objects."""
+    p = train_sub.add_parser("tactile-force", help="train the GenForce-style TemporalForce model",
+                             description="Train TemporalForce on bags of tactile images + wrenches, "
+                                         "then export OUT/tactile_force.onnx and its model card.")
+    _add_data_args(p)
+    p.add_argument("--out", required=True, type=Path, help="output folder (checkpoints, ONNX, model card)")
+    p.add_argument("--val-bag", action="extend", nargs="+", type=Path, default=None, metavar="DIR",
+                   help="validation bags (default: hold out 20%% of the sequences)")
+    p.add_argument("--config", choices=("tiny", "small", "default"), default="default",
+                   help="model size (default: default)")
+    p.add_argument("--epochs", type=int, default=None, help="epochs (default: 12)")
+    p.add_argument("--image-size", type=int, default=None, help="model input side in pixels (default: per config)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    p.add_argument("--encoding", choices=ENCODINGS, default=None,
+                   help="input encoding of the exported model (default: the bag's; give bgr8 for a "
+                        "colour camera that publishes bgr8, the bag reader hands training RGB)")
+    p.set_defaults(func=cmd_train)
+
+    p = eval_sub.add_parser("tactile-force", help="score a tactile_force ONNX model on bags",
+                            description="Stream each sequence through the ONNX model as the node does "
+                                        "(state carried, reset per sequence) and print force errors.")
+    p.add_argument("--model", required=True, type=Path, help="tactile_force .onnx file")
+    _add_data_args(p)
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    p.set_defaults(func=cmd_eval)
+
+    p = export_sub.add_parser("tactile-force", help="export a TemporalForce checkpoint to ONNX",
+                              description="Re-export a checkpoint (best.pt or last.pt); frames from the "
+                                          "bags fix the input size and drive the parity check.")
+    p.add_argument("--checkpoint", required=True, type=Path, help="best.pt / last.pt from training")
+    _add_data_args(p)
+    p.add_argument("--out", required=True, type=Path, help="output .onnx (a .md model card goes beside it)")
+    p.add_argument("--encoding", choices=ENCODINGS, default=None,
+                   help="input encoding of the exported model (default: the one it was trained on)")
+    p.set_defaults(func=cmd_export)
+
+
+def _add_data_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--bag", required=True, action="extend", nargs="+", type=Path, metavar="DIR",
+                   help="bag folder(s); repeat or list several")
+    p.add_argument("--image-topic", required=True, help="tactile image topic")
+    p.add_argument("--wrench-topic", required=True, help="WrenchStamped topic of the reference F/T sensor")
+    p.add_argument("--episode-topic", default=None, help="episode marks topic (splits sequences at episodes)")
+    p.add_argument("--tolerance", type=float, default=0.01,
+                   help="max seconds between an image and the wrenches it is interpolated from (default: 0.01)")
+    p.add_argument("--max-frames", type=int, default=None, help="cap on paired frames loaded")
+
+
+def _load(args, bags):
+    from tacforce_ros.bags import load_tactile_pairs
+
+    pairs = load_tactile_pairs(bags, args.image_topic, args.wrench_topic, args.episode_topic,
+                               tolerance_s=args.tolerance, max_frames=args.max_frames)
+    print(pairs.summary(), file=sys.stderr if getattr(args, "json", False) else sys.stdout)
+    return pairs
+
+
+def _data_encoding(sequences) -> str:
+    from .train import as_frames, infer_encoding
+
+    seq = sequences[0]
+    return getattr(seq, "encoding", None) or infer_encoding(as_frames(seq.images[:1]).shape[-1])
+
+
+def _samples(sequences, data_encoding: str, model_encoding: str):
+    """First frames of a sequence, in the channel order the exported graph will receive."""
+    from .train import as_frames
+
+    frames = as_frames(sequences[0].images[:SAMPLE_FRAMES])
+    return frames[..., ::-1].copy() if {data_encoding, model_encoding} == {"rgb8", "bgr8"} else frames
+
+
+def _public_summary(summary: dict) -> dict:
+    """The training summary minus per-sequence lists (they bloat the ONNX metadata)."""
+    return {k: v for k, v in summary.items() if k not in ("sequence_lengths", "val_sequence_indices")}
+
+
+def _stats(stats) -> dict:
+    return dict(stats) if isinstance(stats, dict) else dict(vars(stats))
+
+
+def _command() -> str:
+    return shlex.join(["tacforce", *sys.argv[1:]])
+
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    """Errors that are the input's fault: printed as one line, exit code 1, no traceback.
+    (ModelError covers export.ExportError; importing nothing torch keeps `eval` torch-free.)"""
+    from tacforce_ros.bags import BagError
+    from tacforce_ros.inference.contract import ModelError
+
+    return ValueError, KeyError, OSError, BagError, ModelError
+
+
+def _fail(exc: Exception) -> int:
+    print(f"error: {exc}", file=sys.stderr)
+    return 1
+
+
+def cmd_train(args) -> int:
+    import dataclasses
+
+    from .export import export_tactile_force
+    from .metrics import format_table
+    from .models.temporal_force import CONFIGS
+    from .train import TrainConfig, train
+
+    try:
+        pairs = _load(args, args.bag)
+        val_pairs = _load(args, args.val_bag) if args.val_bag else None
+        if not pairs.sequences:
+            raise ValueError("no paired frames in the training bags")
+        model_cfg = CONFIGS[args.config]
+        if args.image_size:
+            model_cfg = dataclasses.replace(model_cfg, image_size=args.image_size)
+        cfg = TrainConfig(model=model_cfg, seed=args.seed, num_threads=args.threads)
+        if args.epochs is not None:
+            cfg = dataclasses.replace(cfg, epochs=args.epochs)
+        data_encoding = _data_encoding(pairs.sequences)
+        encoding = args.encoding or data_encoding
+        result = train(cfg, pairs.sequences, args.out, resume=args.resume, encoding=data_encoding,
+                       val_sequences=val_pairs.sequences if val_pairs else None)
+        summary = {**_public_summary(result.summary), "bags": [str(b) for b in args.bag],
+                   "val_bags": [str(b) for b in args.val_bag or []], "image_topic": args.image_topic,
+                   "wrench_topic": args.wrench_topic, "episode_topic": args.episode_topic,
+                   "pairing": {**_stats(pairs.stats), "tolerance_s": args.tolerance}}
+        samples_from = (val_pairs or pairs).sequences
+        onnx_path = args.out / "tactile_force.onnx"
+        export_tactile_force(result.best_path, onnx_path, _samples(samples_from, data_encoding, encoding),
+                             encoding, summary, result.metrics, command=_command())
+        shutil.copyfile(result.best_path, onnx_path.with_suffix(".pt"))   # the weights beside the graph
+    except _user_errors() as exc:
+        return _fail(exc)
+    print(f"\ntrained {summary['epochs']} epoch(s) on {summary['frames']['train']} frames "
+          f"({summary['sequences']['train']} sequences); best epoch {result.best_epoch}, validation on "
+          f"{summary['frames']['val']} frames ({summary['sequences']['val']} sequences):")
+    print(format_table(result.metrics))
+    print(f"model: {onnx_path} (weights {onnx_path.with_suffix('.pt')}, card {onnx_path.with_suffix('.md')})\n"
+          f"checkpoints: {result.best_path} (best), {result.last_path} (resume with --resume)")
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from .evaluate import evaluate_tactile_force
+    from .metrics import format_table
+
+    if not args.model.is_file():
+        return _fail(FileNotFoundError(f"{args.model}: model file not found"))
+    try:
+        pairs = _load(args, args.bag)
+        metrics = evaluate_tactile_force(args.model, pairs.sequences)
+    except _user_errors() as exc:
+        return _fail(exc)
+    if args.json:
+        print(json.dumps(metrics))
+    else:
+        print(f"{args.model}: {metrics['sequences']} sequence(s)")
+        print(format_table(metrics))
+    return 0
+
+
+def cmd_export(args) -> int:
+    import torch
+
+    from .export import export_tactile_force
+    from .metrics import format_table
+
+    try:
+        try:
+            ckpt = torch.load(args.checkpoint, map_location="cpu", weights_only=True)
+        except Exception as exc:   # torch.load raises KeyError, RuntimeError, UnpicklingError, ...
+            raise ValueError(f"{args.checkpoint}: not a readable checkpoint ({type(exc).__name__}: {exc})") from None
+        trained_encoding = ckpt["input"]["encoding"]
+        pairs = _load(args, args.bag)
+        if not pairs.sequences:
+            raise ValueError("no paired frames in the bags")
+        encoding = args.encoding or trained_encoding
+        # the newest history entry belongs to the weights in this file (best.pt or last.pt)
+        metrics = ckpt["history"][-1]["metrics"]
+        summary = {**_public_summary(ckpt["summary"]), "epochs": ckpt["epoch"],
+                   "best_epoch": ckpt["best"]["epoch"], "exported_from": str(args.checkpoint)}
+        export_tactile_force(args.checkpoint, args.out,
+                             _samples(pairs.sequences, _data_encoding(pairs.sequences), encoding),
+                             encoding, summary, metrics, command=_command())
+    except _user_errors() as exc:
+        return _fail(exc)
+    print(f"exported {args.checkpoint} (epoch {ckpt['epoch']}) -> {args.out} "
+          f"(card {args.out.with_suffix('.md')})")
+    print("validation metrics of these weights:")
+    print(format_table(metrics))
+    return 0

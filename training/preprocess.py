@@ -1,0 +1,91 @@
+"""Camera frame -> model input, as one module used by training AND inside the exported graph.
+
+Nodes hand the ONNX model the uint8 NHWC image exactly as it came out of the ROS message, so
+the resize and normalisation live in the graph. Training runs the very same module, so what
+the network saw during training is what it sees on the robot.
+
+The train loop runs every frame through this module once and caches the float32 result
+(64 KiB a frame at 128 px, a fifth of a raw 480x640 frame), so training inputs are exactly
+what the eager module computes; the exported graph computes the same within float rounding
+(ONNX Runtime's Resize differs from PyTorch's by ~1e-6 of full scale). Nothing is quantised
+between the steps: a rounding step would turn that 1e-6 into whole grey levels at rounding
+boundaries and break the export parity check.
+
+Channels: the model sees one gray channel by default. Marker images (GenForce, GelSight-style
+dots) carry the force in where the dots are, not in their colour, so rgb8/bgr8 frames are
+reduced to luma (ITU-R BT.601 weights, in the order the encoding names). A 3-channel model is
+also supported: mono8 is repeated and bgr8 is flipped to rgb.
+
+Resize: an integer box average first (e.g. 3x5 for 480x640 -> 128), then bilinear
+(half-pixel centres, no antialias) to the exact size. Plain bilinear at a 4-5x reduction
+samples only 2 of every 5 pixels, so a dot a few pixels wide flickers as it moves by one
+pixel; the box average keeps sub-pixel dot motion visible. Both are plain ONNX ops
+(AveragePool, Resize). Up to (factor - 1) rows/columns at the bottom/right edge are dropped by
+the box average.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from tacforce_ros.inference.contract import ENCODING_CHANNELS
+
+LUMA_RGB = (0.299, 0.587, 0.114)
+
+
+class ImagePreprocess(nn.Module):
+    """uint8 [N, H, W, C] in ``encoding`` -> float [N, out_channels, image_size, image_size]."""
+
+    def __init__(self, image_size: int, encoding: str = "mono8", out_channels: int = 1,
+                 mean: float = 0.5, std: float = 0.5):
+        super().__init__()
+        if encoding not in ENCODING_CHANNELS:
+            raise ValueError(f"unsupported encoding {encoding!r} (use {', '.join(ENCODING_CHANNELS)})")
+        if out_channels not in (1, 3):
+            raise ValueError(f"out_channels must be 1 or 3, not {out_channels}")
+        self.image_size = int(image_size)
+        self.encoding = encoding
+        self.in_channels = ENCODING_CHANNELS[encoding]
+        self.out_channels = out_channels
+        self.mean, self.std = float(mean), float(std)
+        order = LUMA_RGB if encoding != "bgr8" else LUMA_RGB[::-1]
+        self.register_buffer("luma", torch.tensor(order).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        if image.dim() != 4 or image.shape[-1] != self.in_channels:
+            raise ValueError(f"expected uint8 [N, H, W, {self.in_channels}] ({self.encoding}), "
+                             f"got {list(image.shape)}")
+        x = image.permute(0, 3, 1, 2).float()
+        x = self._channels(x)
+        size = self.image_size
+        kh, kw = max(1, x.shape[-2] // size), max(1, x.shape[-1] // size)
+        if kh > 1 or kw > 1:
+            x = F.avg_pool2d(x, (kh, kw))
+        if tuple(x.shape[-2:]) != (size, size):
+            x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False,
+                              antialias=False)
+        return (x / 255.0 - self.mean) / self.std
+
+    def _channels(self, x: torch.Tensor) -> torch.Tensor:
+        if self.in_channels == self.out_channels:
+            return x.flip(1) if self.encoding == "bgr8" else x
+        if self.out_channels == 1:
+            return (x * self.luma).sum(1, keepdim=True)
+        return x.expand(-1, 3, -1, -1)
+
+    def describe(self, height: int, width: int) -> str:
+        """The human-readable pipeline written into the model metadata and card."""
+        size = self.image_size
+        kh, kw = max(1, height // size), max(1, width // size)
+        steps = [f"{self.encoding} uint8 NHWC {width}x{height}"]
+        if self.in_channels != self.out_channels:
+            steps.append("luma (BT.601)" if self.out_channels == 1 else "repeat to 3 channels")
+        elif self.encoding == "bgr8":
+            steps.append("bgr -> rgb")
+        if kh > 1 or kw > 1:
+            steps.append(f"box average {kh}x{kw}")
+        if (height // kh, width // kw) != (size, size):
+            steps.append(f"resize {size}x{size} bilinear (half-pixel, no antialias)")
+        steps.append(f"/255 -> (x-{self.mean:g})/{self.std:g}")
+        return " -> ".join(steps)
