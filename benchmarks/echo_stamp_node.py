@@ -23,7 +23,7 @@ class EchoStampNode(Node):
 
 def main():
     from tacforce_ros.nodes.runner import spin_nodes
-    spin_nodes([EchoStampNode])
+    raise SystemExit(spin_nodes([EchoStampNode]))
 
 
 if __name__ == "__main__":

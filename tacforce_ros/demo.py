@@ -40,7 +40,7 @@ def run_demo(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     use_large_image_transport()
     sim_params = [f"indenters:=[{args.indenter}]", "positions:=2", "depths:=[0.0008, 0.0014]",
-                  "shear_points:=4", "loop:=false", "seed:=7"]
+                  "shear_points:=4", "loop:=false", "seed:=7", "start_delay:=3.0"]
     procs = [
         _start("tacforce_ros.nodes.tactile_force_node", [f"model_path:={args.model}"], "perception.yaml"),
     ]

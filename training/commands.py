@@ -44,6 +44,8 @@ def add_commands(train_sub, eval_sub, export_sub) -> None:
     p.add_argument("--model", required=True, type=Path, help="tactile_force .onnx file")
     _add_data_args(p)
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    p.add_argument("--card", type=Path, default=None,
+                   help="model card (.md) to record these results in, as its held-out section")
     p.set_defaults(func=cmd_eval)
 
     p = export_sub.add_parser("tactile-force", help="export a TemporalForce checkpoint to ONNX",
@@ -178,7 +180,22 @@ def cmd_eval(args) -> int:
     else:
         print(f"{args.model}: {metrics['sequences']} sequence(s)")
         print(format_table(metrics))
+    if args.card:
+        _record_in_card(args.card, metrics, pairs.summary(), format_table(metrics))
     return 0
+
+
+HELD_OUT = "## Held-out evaluation"
+
+
+def _record_in_card(card: Path, metrics: dict, data: str, table: str) -> None:
+    """Replace the card's held-out section with these results and the command that made them."""
+    text = card.read_text(encoding="utf-8") if card.is_file() else ""
+    text = text.split(HELD_OUT)[0].rstrip() + "\n\n"
+    text += (f"{HELD_OUT}\n\nData: {data}\n\n```\n{table}\n```\n\n"
+             f"Fz RMSE is {metrics['fz_rmse_pct_range']:.2f}% of the set's Fz range.\n\n"
+             f"Made by:\n\n```\n{_command()}\n```\n")
+    card.write_text(text, encoding="utf-8")
 
 
 def cmd_export(args) -> int:

@@ -179,7 +179,7 @@ def write_model_card(path: Path, meta: ModelMetadata, command: str, parity_n: fl
             lines.append(f"- {key.replace('_', ' ')}: {value}")
     lines += [f"- epochs: {t.get('epochs', '?')}, best epoch: {t.get('best_epoch', '?')}, "
               f"seed: {t.get('config', {}).get('seed', '?')}", ""]
-    lines += ["## Held-out metrics (validation sequences streamed from their first frame)", ""]
+    lines += ["## Validation metrics (held-out sequences of the training indenters, streamed from their first frame)", ""]
     if meta.metrics.get("rmse"):
         lines += ["```", format_table(meta.metrics), "```"]
     else:

@@ -49,7 +49,9 @@ class OnnxModel:
     """A loaded, checked, warmed-up model.
 
     ``run(image, state)`` takes one uint8 NHWC batch and the recurrent state (None for the
-    model's initial state) and returns ``(outputs, next_state)``, both dicts of numpy arrays.
+    model's initial state) and returns ``(outputs, next_state)``: outputs as numpy arrays,
+    the state as numpy on CPU or device-resident OrtValues on a GPU provider; either way it is
+    only ever passed back to ``run``.
     """
 
     def __init__(self, path: str | Path, expected_task: str,
@@ -108,8 +110,7 @@ class OnnxModel:
             return {}
         return {name: np.zeros(shape, np.float32) for name, shape in zip(state.inputs, state.shapes)}
 
-    def run(self, image: np.ndarray, state: dict[str, np.ndarray] | None = None
-            ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    def run(self, image: np.ndarray, state: dict | None = None) -> tuple[dict[str, np.ndarray], dict]:
         feeds = {self.metadata.input.name: np.ascontiguousarray(image, dtype=np.uint8)}
         feeds.update(self.initial_state() if state is None else state)
         if self._on_gpu:
@@ -122,14 +123,21 @@ class OnnxModel:
             i: results.pop(o) for i, o in zip(spec.inputs, spec.outputs)}
         return results, next_state
 
-    def _run_bound(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+    def _run_bound(self, feeds: dict) -> list:
+        """GPU path: the image goes up once, results come back to the host, and the recurrent
+        state stays on the device as OrtValues between frames (fed back by ``run``)."""
         binding = self.session.io_binding()
         for name, value in feeds.items():
-            binding.bind_cpu_input(name, value)
+            if isinstance(value, np.ndarray):
+                binding.bind_cpu_input(name, value)
+            else:
+                binding.bind_ortvalue_input(name, value)
+        state_outputs = set(self.metadata.state.outputs) if self.metadata.state else set()
         for name in self._output_names:
-            binding.bind_output(name, "cpu")
+            binding.bind_output(name, "cuda" if name in state_outputs else "cpu")
         self.session.run_with_iobinding(binding)
-        return binding.copy_outputs_to_cpu()
+        return [value if name in state_outputs else value.numpy()
+                for name, value in zip(self._output_names, binding.get_outputs())]
 
     def time_run(self, runs: int = 50) -> np.ndarray:
         """Per-run inference time in seconds on a blank frame (for benchmarks and diagnostics)."""

@@ -7,6 +7,7 @@ killed recorder leaves a bag readable up to the last flush (see bags.recover_bag
 """
 from __future__ import annotations
 
+import sys
 import importlib
 import re
 
@@ -68,7 +69,7 @@ class RecorderNode(Node):
 
 def main(args=None) -> None:
     from .runner import spin_nodes
-    spin_nodes([RecorderNode], args)
+    sys.exit(spin_nodes([RecorderNode], args))
 
 
 if __name__ == "__main__":

@@ -3,10 +3,11 @@
 Publishes tactile images (sensor_msgs/Image mono8) at image_rate, the true contact wrench
 (WrenchStamped) at wrench_rate in batches from a 100 Hz timer, and a JSON phase/episode mark
 (std_msgs/String) at every phase change; all stamps come from this node's clock, with the
-script time t = now - start, so images and wrenches share one time base.
+script time t = now - start - start_delay, so images and wrenches share one time base.
 """
 from __future__ import annotations
 
+import sys
 from geometry_msgs.msg import WrenchStamped
 from rclpy.node import Node
 from rclpy.time import Time
@@ -47,8 +48,8 @@ class SimSensorsNode(Node):
             f"{self.sensors.script.num_episodes} episodes, images {c.image_rate:g} Hz, wrench {c.wrench_rate:g} Hz")
 
     def script_time(self, stamp_ns: int) -> float | None:
-        """Script time of a stamp; None after the end of a non-looping run."""
-        t = (stamp_ns - self.start_ns) * 1e-9
+        """Script time of a stamp (0 during the start delay); None after a non-looping run."""
+        t = max((stamp_ns - self.start_ns) * 1e-9 - self.config.start_delay, 0.0)
         if t <= self.sensors.duration:
             return t
         return t % self.sensors.duration if self.config.loop else None
@@ -102,7 +103,7 @@ def _ros_default(value):
 
 def main(args=None) -> None:
     from .runner import spin_nodes
-    spin_nodes([SimSensorsNode], args)
+    sys.exit(spin_nodes([SimSensorsNode], args))
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ stamped with the input image's stamp. Only the newest frame is processed (depth-
 """
 from __future__ import annotations
 
+import sys
 import time
 
 import numpy as np
@@ -122,7 +123,7 @@ def build_wrench(header, frame_id: str, force: np.ndarray) -> WrenchStamped:
 
 def main(args=None) -> None:
     from .runner import spin_nodes
-    spin_nodes([TactileForceNode], args)
+    sys.exit(spin_nodes([TactileForceNode], args))
 
 
 if __name__ == "__main__":

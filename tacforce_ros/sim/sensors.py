@@ -42,6 +42,7 @@ class SimConfig:
     grid: int = 64
     seed: int = 0
     loop: bool = True
+    start_delay: float = 1.0
     extra: dict = field(default_factory=dict, repr=False)
 
     DESCRIPTIONS = {
@@ -65,6 +66,7 @@ class SimConfig:
         "grid": "contact solver cells across the pad",
         "seed": "random seed (image and force noise)",
         "loop": "repeat the script when it ends (else publish 'done' and rest)",
+        "start_delay": "seconds out of contact before the script starts (lets subscribers connect)",
     }
 
     @classmethod

@@ -1,0 +1,109 @@
+"""The package as a robot installs it: colcon build layout, package.xml, entry points, launch
+and config files that point at things that exist, and the runtime/training import split."""
+from __future__ import annotations
+
+import ast
+import os
+import shutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+
+import yaml
+
+from rosutil import ROOT
+
+NODES = ("tactile_force_node", "sim_sensors_node", "recorder_node")
+
+
+def entry_points() -> dict[str, str]:
+    tree = ast.parse((ROOT / "setup.py").read_text())
+    found = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and " = " in node.value:
+            name, target = node.value.split(" = ")
+            found[name] = target
+    return found
+
+
+def test_package_xml_is_format_3_ament_python_with_runtime_depends():
+    root = ET.parse(ROOT / "package.xml").getroot()
+    assert root.get("format") == "3" and root.findtext("name") == "tacforce"
+    assert root.find("export/build_type").text == "ament_python"
+    depends = {e.text for e in root.findall("exec_depend")}
+    imported = set()
+    for path in (ROOT / "tacforce_ros").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                imported.add(node.module.split(".")[0])
+            elif isinstance(node, ast.Import):
+                imported.update(alias.name.split(".")[0] for alias in node.names)
+    ros_packages = {m for m in imported if m.endswith(("_msgs", "_srvs")) or m in ("rclpy", "ament_index_python")}
+    assert ros_packages <= depends, ros_packages - depends
+
+
+def test_entry_points_resolve():
+    import importlib
+    points = entry_points()
+    assert set(NODES) | {"tacforce"} <= set(points)
+    for target in points.values():
+        module, func = target.split(":")
+        assert callable(getattr(importlib.import_module(module), func))
+
+
+def test_launch_and_config_files_reference_what_exists():
+    executables = set(entry_points())
+    for launch in (ROOT / "launch").glob("*.launch.py"):
+        text = launch.read_text()
+        compile(text, str(launch), "exec")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.keyword) and node.arg == "executable":
+                assert node.value.value in executables, (launch.name, node.value.value)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) \
+                    and node.value.endswith((".yaml", ".xml", ".launch.py")):
+                assert (ROOT / ("launch" if node.value.endswith(".py") else "config") / node.value).is_file()
+    for config in (ROOT / "config").glob("*.yaml"):
+        doc = yaml.safe_load(config.read_text())
+        for node_name, section in doc.items():
+            assert node_name in NODES and "ros__parameters" in section, config.name
+
+
+def test_config_parameters_are_declared_by_the_nodes():
+    from tacforce_ros.sim.sensors import SimConfig
+    sim = yaml.safe_load((ROOT / "config" / "sim.yaml").read_text())["sim_sensors_node"]["ros__parameters"]
+    assert set(sim) == set(SimConfig.parameter_names())
+    perception = yaml.safe_load((ROOT / "config" / "perception.yaml").read_text())
+    source = (ROOT / "tacforce_ros" / "nodes" / "tactile_force_node.py").read_text()
+    declared = {n.args[1].value for n in ast.walk(ast.parse(source))
+                if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "declare"}
+    assert set(perception["tactile_force_node"]["ros__parameters"]) == declared
+
+
+def test_runtime_never_imports_torch_and_training_never_imports_rclpy():
+    runtime = ("import sys, importlib, pkgutil, tacforce_ros\n"
+               "for m in pkgutil.walk_packages(tacforce_ros.__path__, 'tacforce_ros.'):\n"
+               "    importlib.import_module(m.name)\n"
+               "assert 'rclpy' in sys.modules and 'torch' not in sys.modules, 'tacforce_ros imported torch'\n")
+    training = ("import sys, training.train, training.export, training.commands, training.evaluate\n"
+                "assert 'torch' in sys.modules and 'rclpy' not in sys.modules, 'training imported rclpy'\n")
+    for code in (runtime, training):
+        subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def test_colcon_build_installs_the_ros_layout(tmp_path):
+    src = tmp_path / "ws" / "src" / "tacforce"
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(".venv", ".git", "data", "runs", "out", "build",
+                                                             "install", "log", "*.egg-info", "__pycache__"))
+    colcon = os.path.join(os.path.dirname(sys.executable), "colcon")  # from requirements-dev.txt
+    env = dict(os.environ, PATH=f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}")
+    result = subprocess.run([colcon, "build", "--packages-select", "tacforce"], cwd=tmp_path / "ws",
+                            env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    install = tmp_path / "ws" / "install" / "tacforce"
+    for name in NODES + ("tacforce",):
+        assert (install / "lib" / "tacforce" / name).is_file(), name
+    share = install / "share" / "tacforce"
+    for rel in ("package.xml", "launch/perception.launch.py", "config/perception.yaml",
+                "config/fastdds_large_images.xml", "models/tactile_force.onnx"):
+        assert (share / rel).is_file(), rel
+    assert (install / "share" / "ament_index" / "resource_index" / "packages" / "tacforce").is_file()
