@@ -104,7 +104,11 @@ def end_to_end(node_cmd: list[str], images, rate: float | None, seconds: float =
     finally:
         node.destroy_node()
         proc.terminate()
-        proc.wait(10)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
     return np.array(latencies), len(received) / flood_span, sent
 
 

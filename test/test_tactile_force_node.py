@@ -111,3 +111,13 @@ def test_unusable_model_stops_start_up_naming_the_file(tmp_path, content, expect
     log = stop(proc)
     assert proc.returncode != 0
     assert str(path) in log and expected in log
+
+
+def test_model_of_another_task_is_refused_at_start_up(tmp_path):
+    from test_runtime import build, metadata
+    path = build(tmp_path / "grasp.onnx", metadata(task="grasp_map"))
+    proc = start_node(NODE, 98, {"model_path": str(path)})
+    proc.wait(60)
+    log = stop(proc)
+    assert proc.returncode != 0
+    assert f"{path}: this is a 'grasp_map' model; this node needs a 'tactile_force' model" in log

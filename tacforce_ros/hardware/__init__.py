@@ -1,0 +1,1 @@
+"""Real-robot data collection: robot interface, indentation protocol, force safety, run logic."""
