@@ -104,7 +104,8 @@ def test_default_plan_counts_and_geometry():
 
     for number in range(20):
         episode = [w for w in episodes if w.episode == number]
-        order = [PHASES.index(w.phase) for w in episode]
+        rank = {phase: PHASES.index("shear_out" if phase == "shear_back" else phase) for phase in PHASES}
+        order = [rank[w.phase] for w in episode]  # shear_out/shear_back pairs alternate
         assert order == sorted(order)
         assert episode[0].phase == "approach" and episode[-1].phase == "idle"
         assert episode[0].depth == 0.0 and episode[-1].depth == 0.0
@@ -157,7 +158,7 @@ def test_describe_lists_every_waypoint():
     assert len(rows) == len(waypoints)
     for index, (row, w) in enumerate(zip(rows, waypoints)):
         assert row.split()[0] == str(index) and w.phase in row and w.indenter in row
-    assert lines[-1].startswith(f"{len(waypoints)} waypoints, 8 episodes")
+    assert lines[-1].startswith(f"{len(waypoints)} waypoints, 4 episodes")
 
 
 # ---------------------------------------------------------------- simulated robot
@@ -272,6 +273,23 @@ def test_overload_stops_within_one_cycle_and_retracts():
     assert run.finished and "overload" in run.reason and "fz" in run.reason
     assert phases[-1].phase == "press"  # nothing after the press was started
     assert len(robot.stop_times) == 1
+
+
+def test_no_move_is_issued_in_the_cycle_an_overload_is_read():
+    """With no dwell the next move would start in the cycle the press ends; an overload wins."""
+    robot = SpyRobot(control_period=DT, start_pose=START)
+    phases = []
+
+    def read_wrench():
+        wrench = contact_wrench(robot)
+        if phases and phases[-1].phase == "press" and not robot.is_moving():
+            wrench[2] = -15.0
+        return wrench, robot.time
+
+    run = make_run(robot, plan(small_config(dwell=0.0)), read_wrench, phases)
+    drive(robot, run, max_seconds=30.0)
+    assert phases[-1].phase == "press" and "fz" in run.reason
+    assert robot.tcp_pose()[2] >= SURFACE_Z + HOVER - 1e-9
 
 
 def test_stale_force_stream_stops_the_run():

@@ -65,15 +65,17 @@ def test_every_frame_gets_a_wrench_with_its_stamp(ros):
     assert all(m.wrench.torque.x == m.wrench.torque.y == m.wrench.torque.z == 0.0 for m in got)
 
 
-def test_bad_frames_are_rejected_and_good_ones_still_served(ros):
+@pytest.mark.parametrize("transport", ["raw", "compressed"])
+def test_bad_frames_are_rejected_and_good_ones_still_served(ros, transport):
     domain, node = ros
     got = collect(node)
     diagnostics = []
     node.create_subscription(DiagnosticArray, "/diagnostics", diagnostics.append, 10)
-    server = start_node(NODE, domain, {"model_path": str(MODEL), "diagnostics_period": 0.5})
+    server = start_node(NODE, domain, {"model_path": str(MODEL), "diagnostics_period": 0.5,
+                                       "image_transport": transport})
     try:
         assert spin_until(node, lambda: node.count_publishers("/estimated_wrench") > 0, 60, [server])
-        pub = publish(domain, 80, 30.0, "--bad")
+        pub = publish(domain, 80, 30.0, "--bad", *(["--compressed"] if transport == "compressed" else []))
         spin_until(node, lambda: pub.poll() is not None and len(got) >= 60, 60, [server])
         out = pub.communicate(timeout=30)[0]
         spin_until(node, lambda: len(diagnostics) >= 3, 5, [server])

@@ -43,6 +43,7 @@ class RecorderNode(Node):
         self._pending = set(self.topics)
         self._subs = []
         self._timer = self.create_timer(0.2, self.subscribe_new)
+        self._flush_timer = self.create_timer(0.5, self.writer.flush)  # durable even when input stops
         self.subscribe_new()
         self.get_logger().info(f"recording {', '.join(self.topics)} to {self.output}")
 
