@@ -38,7 +38,7 @@ def test_package_xml_is_format_3_ament_python_with_runtime_depends():
                 imported.add(node.module.split(".")[0])
             elif isinstance(node, ast.Import):
                 imported.update(alias.name.split(".")[0] for alias in node.names)
-    ros_packages = {m for m in imported if m.endswith(("_msgs", "_srvs")) or m in ("rclpy", "ament_index_python")}
+    ros_packages = {m for m in imported if m.endswith(("_msgs", "_srvs")) or m in ("rclpy", "rcl_interfaces", "ament_index_python")}
     assert ros_packages <= depends, ros_packages - depends
 
 

@@ -123,3 +123,17 @@ def test_model_of_another_task_is_refused_at_start_up(tmp_path):
     log = stop(proc)
     assert proc.returncode != 0
     assert f"{path}: this is a 'grasp_map' model; this node needs a 'tactile_force' model" in log
+
+
+def test_tacforce_run_starts_sim_and_perception_from_the_yaml(ros):
+    """`tacforce run --sim`: both nodes in one process from config/*.yaml, no ros2 launch."""
+    domain, node = ros
+    got = collect(node)
+    proc = subprocess.Popen([sys.executable, "-m", "tacforce_ros.cli", "run", "--sim"], env=ros_env(domain),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert spin_until(node, lambda: len(got) >= 20, 60, [proc])
+    finally:
+        log = stop(proc)
+    assert {m.header.frame_id for m in got} == {"tactile_sensor"}, log
+    assert all(np.isfinite([m.wrench.force.x, m.wrench.force.y, m.wrench.force.z]).all() for m in got)

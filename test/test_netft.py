@@ -1,0 +1,614 @@
+"""Net F/T RDT client against the loopback emulator (127.0.0.1 only; no hardware, no network).
+
+The acceptance test (1 kHz for 30 s with loss, duplication and reordering) is
+``test_ACCEPTANCE_1khz_30s_loss_duplication_reordering``; run it alone with
+``python -m pytest -q -s test/test_netft.py -k ACCEPTANCE`` to see the measured rates.
+"""
+
+from __future__ import annotations
+
+import random
+import socket
+import struct
+import time
+from typing import Callable
+
+import numpy as np
+import pytest
+
+from tacforce_ros.hardware.netft import (
+    CMD_SET_BIAS,
+    CMD_START_REALTIME,
+    CMD_STOP,
+    LBF_N,
+    RECORD_SIZE,
+    Arrival,
+    Calibration,
+    CalibrationError,
+    CalibrationServer,
+    NetFTClient,
+    NetFTConnectionError,
+    NetFTError,
+    NetFTStream,
+    NetFTTimeout,
+    RdtEmulator,
+    RdtError,
+    RdtRecord,
+    SequenceTracker,
+    calibration_xml,
+    decode_record,
+    decode_request,
+    encode_record,
+    encode_request,
+    fetch_calibration,
+    parse_calibration_xml,
+)
+
+CAL = Calibration(1_000_000, 1_000_000)
+CONSTANT = (1.5, -2.0, 3.25, 0.1, -0.2, 0.05)
+
+
+def closed_port(kind: int) -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 1.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.002)
+    return predicate()
+
+
+def read_for(client: NetFTClient, seconds: float) -> list:
+    samples, deadline = [], time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        sample = client.read(0.02)
+        if sample is not None:
+            samples.append(sample)
+    return samples
+
+
+# --- wire format -------------------------------------------------------------------------------
+
+
+def test_request_encoding_matches_manual_and_round_trips():
+    assert encode_request(CMD_START_REALTIME) == bytes.fromhex("1234 0002 00000000")
+    assert encode_request(CMD_STOP) == bytes.fromhex("1234 0000 00000000")
+    assert encode_request(CMD_SET_BIAS) == bytes.fromhex("1234 0042 00000000")
+    assert decode_request(encode_request(CMD_START_REALTIME, 2**32 - 1)) == (2, 2**32 - 1)
+
+
+@pytest.mark.parametrize(("command", "count"), [(-1, 0), (0x10000, 0), (2, -1), (2, 2**32)])
+def test_request_out_of_range_is_value_error(command, count):
+    with pytest.raises(ValueError):
+        encode_request(command, count)
+
+
+@pytest.mark.parametrize("data", [b"", bytes(7), bytes(9), bytes.fromhex("4321 0002 00000000")])
+def test_bad_request_is_rdt_error(data):
+    with pytest.raises(RdtError):
+        decode_request(data)
+
+
+def test_record_round_trip_and_byte_order():
+    record = RdtRecord(2**32 - 1, 7, 0x80000000, (-1, 2**31 - 1, -(2**31), 0, 123456, -654321))
+    data = encode_record(record)
+    assert len(data) == RECORD_SIZE == 36
+    assert decode_record(data) == record
+    assert decode_record(bytearray(data)) == record
+    raw = bytes.fromhex("00000001 00000002 00000003" + "ffffffff" + "00000100" * 5)
+    assert decode_record(raw) == RdtRecord(1, 2, 3, (-1, 256, 256, 256, 256, 256))
+
+
+@pytest.mark.parametrize("size", [0, 8, 35, 37, 72])
+def test_record_wrong_size_is_rdt_error(size):
+    with pytest.raises(RdtError, match="36 bytes"):
+        decode_record(bytes(size))
+    assert issubclass(RdtError, ValueError)
+
+
+# --- calibration -------------------------------------------------------------------------------
+
+
+def test_to_si_is_counts_over_counts_per_unit_exactly():
+    cal = Calibration(1_000_000, 2_000_000)
+    counts = [1_500_000, -3, 7, 100_000, -200_000, 1]
+    wrench = cal.to_si(counts)
+    assert wrench.shape == (6,) and wrench.dtype == np.float64
+    assert np.array_equal(wrench, np.array(counts, float) / np.array([1e6] * 3 + [2e6] * 3))
+    assert cal.to_si(np.array([counts, counts])).shape == (2, 6)
+
+
+@pytest.mark.parametrize(("force_unit", "torque_unit", "newton", "newton_metre"), [
+    ("N", "Nm", 1.0, 1.0),
+    ("N", "N-m", 1.0, 1.0),
+    ("N", "Nmm", 1.0, 1e-3),
+    ("N", "N·mm", 1.0, 1e-3),
+    ("lbf", "lbf-in", LBF_N, LBF_N * 0.0254),
+    ("lbf", "lbf-ft", LBF_N, LBF_N * 0.3048),
+    ("kN", "kNm", 1e3, 1e3),
+    ("kgf", "kgf-cm", 9.80665, 0.0980665),
+    ("gf", "Ncm", 0.00980665, 0.01),
+])
+def test_units_convert_to_si(force_unit, torque_unit, newton, newton_metre):
+    cal = Calibration(1000, 500, force_unit, torque_unit)
+    wrench = cal.to_si([1000, 2000, -3000, 500, 1000, -1500])
+    np.testing.assert_allclose(wrench, [newton, 2 * newton, -3 * newton,
+                                        newton_metre, 2 * newton_metre, -3 * newton_metre],
+                               rtol=1e-12)
+
+
+def test_one_lbf_in_is_0_112985_nm():
+    assert Calibration(1, 1, "lbf", "lbf-in").to_si([0, 0, 0, 1, 0, 0])[3] == pytest.approx(
+        0.1129848290276167, rel=1e-12)
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"counts_per_force": 0, "counts_per_torque": 1},
+    {"counts_per_force": 1, "counts_per_torque": -5},
+    {"counts_per_force": float("nan"), "counts_per_torque": 1},
+    {"counts_per_force": 1, "counts_per_torque": 1, "force_unit": "furlong"},
+    {"counts_per_force": 1, "counts_per_torque": 1, "torque_unit": "N"},
+])
+def test_bad_calibration_is_calibration_error(kwargs):
+    with pytest.raises(CalibrationError):
+        Calibration(**kwargs)
+
+
+def test_parse_xml_with_unit_codes_only():
+    xml = "<netft><cfgcpf>1000000</cfgcpf><cfgcpt>1000</cfgcpt><cfgfu>1</cfgfu><cfgtu>1</cfgtu></netft>"
+    assert parse_calibration_xml(xml) == Calibration(1e6, 1e3, "lbf", "lbf-in")
+
+
+def test_parse_xml_with_text_units_and_extra_fields():
+    xml = ("<?xml version='1.0'?><netft><prodname>Net F/T</prodname><cfgcalsel>0</cfgcalsel>"
+           "<cfgcpf>1000000.0</cfgcpf><cfgcpt>1000</cfgcpt><scfgfu>N</scfgfu>"
+           "<scfgtu>N-mm</scfgtu></netft>")
+    cal = parse_calibration_xml(xml.encode())
+    assert cal == Calibration(1e6, 1e3, "N", "N-mm")
+    np.testing.assert_allclose(cal.to_si([1e6, 0, 0, 1e3, 0, 0]), [1, 0, 0, 1e-3, 0, 0])
+
+
+def test_calibration_xml_round_trips():
+    for units in [("N", "Nm"), ("lbf", "lbf-in"), ("N", "Nmm"), ("mN", "mNm")]:
+        assert parse_calibration_xml(calibration_xml(13107.2, 2048, *units)) == Calibration(
+            13107.2, 2048, *units)
+
+
+@pytest.mark.parametrize(("xml", "match"), [
+    ("<netft><cfgcpf>1</cfgcpf>", "not valid XML"),
+    ("not xml at all", "not valid XML"),
+    ("<netft><cfgcpt>1</cfgcpt><cfgfu>2</cfgfu><cfgtu>3</cfgtu></netft>", "cfgcpf"),
+    ("<netft><cfgcpf>1</cfgcpf><cfgfu>2</cfgfu><cfgtu>3</cfgtu></netft>", "cfgcpt"),
+    ("<netft><cfgcpf>abc</cfgcpf><cfgcpt>1</cfgcpt><cfgfu>2</cfgfu><cfgtu>3</cfgtu></netft>",
+     "not a number"),
+    ("<netft><cfgcpf>0</cfgcpf><cfgcpt>1</cfgcpt><cfgfu>2</cfgfu><cfgtu>3</cfgtu></netft>",
+     "positive"),
+    ("<netft><cfgcpf>1</cfgcpf><cfgcpt>1</cfgcpt><cfgfu>9</cfgfu><cfgtu>3</cfgtu></netft>",
+     "unit code"),
+    ("<netft><cfgcpf>1</cfgcpf><cfgcpt>1</cfgcpt></netft>", "no force unit"),
+    ("<netft><cfgcpf>1</cfgcpf><cfgcpt>1</cfgcpt><cfgfu>2</cfgfu><scfgfu>lbf</scfgfu>"
+     "<cfgtu>3</cfgtu></netft>", "disagrees"),
+])
+def test_malformed_xml_is_calibration_error_naming_parameters(xml, match):
+    with pytest.raises(CalibrationError, match=match) as info:
+        parse_calibration_xml(xml)
+    assert "counts_per_force" in str(info.value) and "counts_per_torque" in str(info.value)
+
+
+def test_fetch_calibration_from_server():
+    with CalibrationServer(1_000_000, 1_000_000) as server:
+        assert fetch_calibration(*server.address) == Calibration(1e6, 1e6, "N", "Nm")
+    with CalibrationServer(13107.2, 2048, "lbf", "lbf-in") as server:
+        cal = fetch_calibration(*server.address)
+    assert cal == Calibration(13107.2, 2048, "lbf", "lbf-in")
+
+
+def test_fetch_calibration_malformed_page():
+    with CalibrationServer(body=b"<netft><cfgcpf>1</cfg") as server:
+        with pytest.raises(CalibrationError, match="not valid XML"):
+            fetch_calibration(*server.address)
+
+
+def test_fetch_calibration_unreachable_names_parameters_quickly():
+    port = closed_port(socket.SOCK_STREAM)
+    t0 = time.monotonic()
+    with pytest.raises(CalibrationError) as info:
+        fetch_calibration("127.0.0.1", port, timeout=0.5)
+    assert time.monotonic() - t0 < 1.0
+    message = str(info.value)
+    assert f"127.0.0.1:{port}/netftapi2.xml" in message
+    assert "counts_per_force" in message and "counts_per_torque" in message
+
+
+def test_fetch_calibration_silent_server_times_out():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)  # accepts the connection in the kernel, never answers
+        t0 = time.monotonic()
+        with pytest.raises(CalibrationError, match="counts_per_force"):
+            fetch_calibration(*listener.getsockname(), timeout=0.3)
+        assert time.monotonic() - t0 < 1.5
+
+
+# --- sequence accounting -----------------------------------------------------------------------
+
+
+def check_invariant(t: SequenceTracker) -> None:
+    assert t.received_unique + t.lost == t.expected
+    assert t.received == t.received_unique + t.duplicated + t.too_old
+
+
+def test_tracker_in_order_and_gap():
+    t = SequenceTracker()
+    assert [t.feed(n) for n in (1, 2, 5)] == [Arrival.NEW] * 3
+    assert (t.received_unique, t.lost, t.expected, t.first, t.last) == (3, 2, 5, 1, 5)
+    check_invariant(t)
+
+
+def test_tracker_late_packet_is_uncounted_from_lost():
+    t = SequenceTracker()
+    for n in (1, 2, 5):
+        t.feed(n)
+    assert t.feed(3) is Arrival.LATE
+    assert (t.lost, t.out_of_order, t.received_unique) == (1, 1, 4)
+    check_invariant(t)
+    assert t.feed(3) is Arrival.DUPLICATE
+    assert t.feed(5) is Arrival.DUPLICATE
+    assert t.feed(4) is Arrival.LATE
+    assert (t.lost, t.out_of_order, t.duplicated, t.received, t.received_unique) == (0, 2, 2, 7, 5)
+    check_invariant(t)
+
+
+def test_tracker_reordered_ahead_of_first_extends_span():
+    t = SequenceTracker()
+    t.feed(10)
+    assert t.feed(8) is Arrival.LATE
+    assert (t.first, t.expected, t.lost, t.out_of_order) == (8, 3, 1, 1)
+    assert t.feed(9) is Arrival.LATE
+    assert t.lost == 0
+    check_invariant(t)
+
+
+def test_tracker_wrap_around():
+    t = SequenceTracker()
+    for n in (2**32 - 2, 2**32 - 1, 0, 2):
+        assert t.feed(n) is Arrival.NEW
+    assert (t.lost, t.expected, t.last) == (1, 5, 2)
+    assert t.feed(1) is Arrival.LATE
+    assert t.feed(2**32 - 1) is Arrival.DUPLICATE
+    assert (t.lost, t.out_of_order, t.duplicated) == (0, 1, 1)
+    check_invariant(t)
+    t.reset()
+    t.feed(1)
+    assert t.feed(2**32 - 1) is Arrival.LATE  # 1 then -1: reordered across the wrap
+    assert (t.expected, t.lost, t.first) == (3, 1, 2**32 - 1)
+
+
+def test_tracker_window_bounds_memory():
+    t = SequenceTracker(window=16)
+    t.feed(1)
+    assert t.feed(100) is Arrival.NEW
+    assert t.lost == 98
+    assert t.feed(90) is Arrival.LATE  # inside the window: still known to be missing
+    assert t.feed(80) is Arrival.TOO_OLD  # outside: neither lost nor received changes
+    assert (t.lost, t.received_unique, t.too_old) == (97, 3, 1)
+    check_invariant(t)
+    with pytest.raises(ValueError):
+        t.feed(-1)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_tracker_matches_reference_under_loss_duplication_reordering(seed):
+    rng = random.Random(seed)
+    base = 2**32 - 2000  # crosses the wrap
+    stream = []
+    for n in range(base, base + 5000):
+        if rng.random() < 0.05:
+            continue
+        stream.append(n)
+        if rng.random() < 0.05:
+            stream.append(n)
+    for i in range(len(stream) - 3):  # local reordering, up to 3 places
+        if rng.random() < 0.05:
+            j = i + rng.randint(1, 3)
+            stream[i], stream[j] = stream[j], stream[i]
+    t = SequenceTracker()
+    seen, high, low, late = set(), None, None, 0
+    for n in stream:
+        expected = (Arrival.DUPLICATE if n in seen else
+                    Arrival.NEW if high is None or n > high else Arrival.LATE)
+        assert t.feed(n & 0xFFFFFFFF) is expected
+        late += expected is Arrival.LATE
+        seen.add(n)
+        high = n if high is None else max(high, n)
+        low = n if low is None else min(low, n)
+        assert (t.received_unique, t.lost, t.out_of_order) == (
+            len(seen), high - low + 1 - len(seen), late)
+        check_invariant(t)
+    assert t.duplicated == len(stream) - len(seen)
+    assert t.last == high & 0xFFFFFFFF
+
+
+# --- client against the emulator ---------------------------------------------------------------
+
+
+def sent_counts_by_sequence(emu: RdtEmulator) -> dict[int, tuple[int, ...]]:
+    by_seq: dict[int, tuple[int, ...]] = {}
+    for record in emu.sent:
+        assert by_seq.setdefault(record.rdt_sequence, record.counts) == record.counts
+    return by_seq
+
+
+def late_in_emission_order(emu: RdtEmulator) -> int:
+    """How many records the emulator emitted after a higher one (first copies only)."""
+    seen, high, late = set(), 0, 0
+    for record in emu.sent:
+        if record.rdt_sequence not in seen:
+            late += record.rdt_sequence < high
+            seen.add(record.rdt_sequence)
+            high = max(high, record.rdt_sequence)
+    return late
+
+
+# ACCEPTANCE TEST ------------------------------------------------------------------------------
+ACCEPTANCE_SECONDS = 30.0
+
+
+def test_ACCEPTANCE_1khz_30s_loss_duplication_reordering():  # noqa: N802 - easy to find
+    """1 kHz for 30 s with 1 % loss, 0.5 % duplication and 0.5 % reordering: the client's
+    accounting matches what the emulator did and every value is the sent counts / cpu."""
+    emu = RdtEmulator(rate_hz=1000, loss=0.01, duplicate=0.005, reorder=0.005, seed=7)
+    samples = []
+    with emu, NetFTClient(*emu.address, calibration=CAL) as client:
+        t0 = time.monotonic()
+        client.start()
+        with NetFTStream(client, samples.append) as stream:
+            time.sleep(ACCEPTANCE_SECONDS)
+            client.stop()
+            assert wait_until(lambda: not emu.streaming, 1.0)
+            time.sleep(0.2)  # the last datagrams in flight
+        wall = time.monotonic() - t0
+        assert stream.error is None
+        stats = client.stats
+
+    sent = sent_counts_by_sequence(emu)
+    dropped = set(emu.dropped)
+    received = [s.rdt_sequence for s in samples]
+    assert len(received) == len(set(received)), "duplicates must not be delivered"
+    assert set(received) == set(sent), "every emitted record must arrive on loopback"
+    first, last = min(received), max(received)
+    dropped_in_span = {n for n in dropped if first <= n <= last}
+    assert len(sent) + len(dropped_in_span) == last - first + 1
+    assert stats.received_unique == len(sent)
+    assert stats.lost == len(dropped_in_span)
+    assert stats.received_unique + stats.lost == last - first + 1  # == sent_unique + injected
+    assert stats.duplicated == len(emu.sent) - len(sent)
+    assert stats.out_of_order == late_in_emission_order(emu) == sum(s.late for s in samples)
+    assert stats.malformed == 0 and stats.too_old == 0
+    assert stats.duplicated > 0 and stats.out_of_order > 0 and stats.lost > 0
+
+    divisor = np.array(emu.counts_per_unit, dtype=np.float64)
+    for s in samples:
+        assert s.counts == sent[s.rdt_sequence]
+        assert np.array_equal(s.wrench, np.array(sent[s.rdt_sequence], dtype=np.float64) / divisor)
+
+    times = np.array([s.monotonic_ns for s in samples]) / 1e9
+    span = times[-1] - times[0]
+    sequence_rate = (last - first) / span
+    delivered_rate = (len(samples) - 1) / span
+    seqs = np.array(received)
+    edges = np.arange(times[0], times[-1], 1.0)
+    per_second = np.diff([seqs[times <= e].max() for e in edges])
+    gaps = np.diff(times)
+    print(f"\nACCEPTANCE: {span:.2f} s streamed ({wall:.2f} s wall), generated {emu.generated}, "
+          f"emitted {len(emu.sent)} ({len(sent)} unique), received {stats.received} "
+          f"({stats.received_unique} unique), lost {stats.lost}, duplicated {stats.duplicated}, "
+          f"out of order {stats.out_of_order}\n"
+          f"ACCEPTANCE: sequence rate {sequence_rate:.2f} Hz, delivered {delivered_rate:.2f} "
+          f"samples/s, per-second sequence advance min {per_second.min()} max "
+          f"{per_second.max()}, inter-arrival p50 {np.percentile(gaps, 50) * 1e3:.3f} ms "
+          f"p99 {np.percentile(gaps, 99) * 1e3:.3f} ms max {gaps.max() * 1e3:.1f} ms")
+    assert span > ACCEPTANCE_SECONDS - 1
+    assert sequence_rate >= 999.0
+    assert per_second.min() >= 990  # sustained: every second streams >= 990 sequence numbers
+
+
+def test_wrap_around_end_to_end():
+    with RdtEmulator(rate_hz=2000, loss=0.02, duplicate=0.02, reorder=0.02, seed=3,
+                     first_sequence=2**32 - 700) as emu, \
+            NetFTClient(*emu.address, calibration=CAL) as client:
+        client.start()
+        samples = read_for(client, 0.8)
+        client.stop()
+        assert wait_until(lambda: not emu.streaming)
+        samples += read_for(client, 0.1)
+        stats = client.stats
+    received = {s.rdt_sequence for s in samples}
+    assert received == set(sent_counts_by_sequence(emu))
+    assert min(received) < 100 and max(received) > 2**32 - 700  # crossed the wrap
+    assert stats.received_unique == len(received)
+    assert stats.received_unique + stats.lost == len(received) + len(emu.dropped)
+    assert stats.too_old == 0
+
+
+def test_malformed_datagrams_are_ignored_and_counted():
+    with RdtEmulator(rate_hz=500) as emu, NetFTClient(*emu.address, calibration=CAL) as client:
+        client.start()
+        for size in (0, 8, 35, 37, 100):
+            emu.send_raw(bytes(size))
+        samples = read_for(client, 0.2)
+        stats = client.stats
+    assert stats.malformed == 5
+    assert stats.lost == 0 and stats.received_unique == len(samples)  # start's first included
+    assert all(s.rdt_sequence > 0 for s in samples)
+
+
+def test_emulator_ignores_bad_requests_and_honours_sample_count():
+    with RdtEmulator(rate_hz=1000) as emu, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(0.2)
+        s.connect(emu.address)
+        for bad in (bytes.fromhex("4321 0002 00000000"), bytes(7), bytes(9),
+                    encode_request(0x0099)):
+            s.send(bad)
+        with pytest.raises(TimeoutError):
+            s.recv(64)
+        assert (emu.bad_requests, emu.streaming) == (4, False)
+        s.send(encode_request(CMD_START_REALTIME, 5))
+        records = [decode_record(s.recv(64)) for _ in range(5)]
+        assert [r.rdt_sequence for r in records] == [1, 2, 3, 4, 5]
+        with pytest.raises(TimeoutError):
+            s.recv(64)
+        assert not emu.streaming
+
+
+def test_wrong_port_fails_fast_with_clear_error():
+    port = closed_port(socket.SOCK_DGRAM)
+    with NetFTClient("127.0.0.1", port, calibration=CAL, start_timeout_s=2.0) as client:
+        t0 = time.monotonic()
+        with pytest.raises(NetFTConnectionError, match=f"127.0.0.1:{port}"):
+            client.start()
+        assert time.monotonic() - t0 < 0.5  # ICMP port unreachable, not the start timeout
+
+
+def test_silent_host_times_out_with_clear_error():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as blackhole:
+        blackhole.bind(("127.0.0.1", 0))  # receives requests, never answers
+        with NetFTClient(*blackhole.getsockname(), calibration=CAL,
+                         start_timeout_s=0.3) as client:
+            t0 = time.monotonic()
+            with pytest.raises(NetFTTimeout, match="no RDT record") as info:
+                client.start()
+            assert 0.25 < time.monotonic() - t0 < 1.0
+            assert isinstance(info.value, TimeoutError)
+            assert client.read(0.05) is None
+
+
+def test_bad_port_number_and_host():
+    with pytest.raises(ValueError):
+        NetFTClient("127.0.0.1", 0, calibration=CAL)
+    with pytest.raises(NetFTConnectionError, match="cannot resolve"):
+        NetFTClient("not a host name", calibration=CAL)
+
+
+def test_stale_stream_is_detected_and_recovers():
+    with RdtEmulator(rate_hz=1000) as emu, NetFTClient(*emu.address, calibration=CAL) as client:
+        client.start()
+        assert read_for(client, 0.1)
+        assert client.seconds_since_last_packet() < 0.05
+        emu.silent = True
+        time.sleep(0.02)
+        read_for(client, 0.05)  # whatever was already in flight
+        assert client.read(0.3) is None
+        assert client.seconds_since_last_packet() > 0.3
+        emu.silent = False
+        after = read_for(client, 0.1)
+        assert after and client.seconds_since_last_packet() < 0.05
+        stats = client.stats
+        generated_in_span = max(s.rdt_sequence for s in after)
+    assert stats.lost == len([n for n in emu.dropped if n <= generated_in_span]) > 250
+    assert stats.received_unique + stats.lost == generated_in_span
+
+
+def test_bias_command_zeroes_the_box_output():
+    with RdtEmulator(wrench_fn=lambda t: CONSTANT) as emu, \
+            NetFTClient(*emu.address, calibration=CAL) as client:
+        client.start()
+        first = client.read()
+        np.testing.assert_allclose(first.wrench, CONSTANT)
+        client.bias()
+        assert wait_until(lambda: not np.any(client.read().wrench), 0.5)
+        assert all(not np.any(s.counts) for s in read_for(client, 0.05))
+
+
+def test_bias_on_start():
+    with RdtEmulator(wrench_fn=lambda t: CONSTANT) as emu, \
+            NetFTClient(*emu.address, calibration=CAL, bias_on_start=True) as client:
+        client.start()
+        assert all(not np.any(s.wrench) for s in [client.read(), *read_for(client, 0.05)])
+
+
+def test_tare_is_client_side():
+    with RdtEmulator(wrench_fn=lambda t: CONSTANT) as emu, \
+            NetFTClient(*emu.address, calibration=CAL) as client:
+        with pytest.raises(NetFTError, match="at least one"):
+            client.tare()
+        client.start()
+        read_for(client, 0.05)
+        np.testing.assert_allclose(client.tare(samples=16), CONSTANT)
+        tared = read_for(client, 0.05)
+        assert tared and all(not np.any(s.wrench) for s in tared)
+        assert all(s.counts == tuple(round(v * 1e6) for v in CONSTANT) for s in tared)
+        client.clear_tare()
+        np.testing.assert_allclose(client.read().wrench, CONSTANT)
+
+
+def test_client_stop_stops_the_emulator_stream():
+    with RdtEmulator(rate_hz=1000) as emu, NetFTClient(*emu.address, calibration=CAL) as client:
+        client.start()
+        read_for(client, 0.05)
+        client.stop()
+        assert wait_until(lambda: not emu.streaming, 0.5)
+        generated = emu.generated
+        time.sleep(0.1)
+        assert emu.generated == generated
+        read_for(client, 0.05)
+        assert client.read(0.1) is None
+        client.start()  # restart: numbering and accounting start again
+        samples = [client.read(), *read_for(client, 0.05)]
+        assert samples[0].rdt_sequence == 1
+        assert client.stats.lost == 0 and client.stats.too_old == 0
+
+
+def test_context_manager_stops_streaming_on_exit():
+    with RdtEmulator(rate_hz=1000) as emu:
+        with NetFTClient(*emu.address, calibration=CAL) as client:
+            client.start()
+            assert emu.streaming
+        assert wait_until(lambda: not emu.streaming, 0.5)
+
+
+def test_status_word_is_passed_through():
+    with RdtEmulator(rate_hz=1000) as emu, NetFTClient(*emu.address, calibration=CAL) as client:
+        emu.status = 0x80010000
+        client.start()
+        sample = client.read()
+        assert sample.status == 0x80010000 and client.stats.last_status == 0x80010000
+
+
+def test_rate_estimate():
+    with RdtEmulator(rate_hz=2000) as emu, NetFTClient(*emu.address, calibration=CAL) as client:
+        client.start()
+        read_for(client, 1.3)
+        assert client.stats.rate_hz == pytest.approx(2000, rel=0.02)
+        client.stop()
+        time.sleep(1.1)
+        assert client.stats.rate_hz == 0.0  # stale: no rate
+
+
+def test_stream_keeps_callback_errors():
+    def explode(sample):
+        raise RuntimeError("callback failed")
+
+    with RdtEmulator(rate_hz=1000) as emu, NetFTClient(*emu.address, calibration=CAL) as client:
+        client.start()
+        with NetFTStream(client, explode) as stream:
+            assert wait_until(lambda: not stream.alive, 0.5)
+        assert isinstance(stream.error, RuntimeError)
+        with pytest.raises(NetFTError, match="wait=False"):
+            with NetFTStream(client, lambda s: None):
+                client.start()
+        client.start()  # allowed again once no stream reads
+
+
+def test_emulator_arguments_are_checked():
+    for kwargs in ({"rate_hz": 0}, {"loss": 1.5}, {"wrench_fn": lambda t: (0.0,) * 3},
+                   {"first_sequence": 2**32}):
+        with pytest.raises(ValueError):
+            RdtEmulator(**kwargs)
+    assert struct.calcsize(">III6i") == RECORD_SIZE
