@@ -29,6 +29,7 @@ setup(
             "tactile_force_node = tacforce_ros.nodes.tactile_force_node:main",
             "sim_sensors_node = tacforce_ros.nodes.sim_sensors_node:main",
             "recorder_node = tacforce_ros.nodes.recorder_node:main",
+            "netft_node = tacforce_ros.nodes.netft_node:main",
         ],
     },
 )

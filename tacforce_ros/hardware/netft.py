@@ -531,9 +531,10 @@ class NetFTClient:
 
     def _drain(self) -> None:
         """Drop records still queued from an earlier stream (their numbering is over)."""
+        self._sock.settimeout(0.0)
         for _ in range(DRAIN_LIMIT):
             try:
-                self._sock.recv(len(self._buf), socket.MSG_DONTWAIT)
+                self._sock.recv(len(self._buf))
             except (BlockingIOError, ConnectionRefusedError):
                 return
             except OSError as e:

@@ -195,7 +195,8 @@ class URRobot:
 
     Moves are `moveL(pose, speed, acceleration, asynchronous)`; `is_moving()` reads the async
     operation status of the control script; `stop()` is a blocking `stopL`, so when it returns
-    the arm is at rest and a following move is never blended into the deceleration.
+    the arm is at rest and a following move is never blended into the deceleration. Needs
+    ur_rtde >= 1.5.6, which added `getAsyncOperationProgressEx` and stopL's `asynchronous` flag.
     """
 
     def __init__(self, host: str, frequency: float = 500.0):

@@ -1,0 +1,120 @@
+"""netft_node: an ATI Net F/T box (e.g. a Nano17) streamed over RDT to /ft_sensor/wrench.
+
+Every record the box streams becomes one WrenchStamped (N, N·m; stamped at receipt), so the
+rate is the box's (>= 1 kHz). The client's reader thread only queues samples (bounded); a
+200 Hz timer publishes them, so all publishing stays on the executor's thread (publishing from
+two threads at once was seen to stall rclpy here). Counts per force/torque
+come from the box's calibration page unless set as parameters. ~/tare zeroes the output here
+(client side); ~/bias sends the box's own software bias. /diagnostics reports rate, lost,
+duplicated, out-of-order and malformed packets, the last status word, and a stale stream.
+"""
+from __future__ import annotations
+
+import sys
+from collections import deque
+
+from geometry_msgs.msg import WrenchStamped
+from rclpy.node import Node
+from rclpy.time import Time
+from std_srvs.srv import Trigger
+
+from ..hardware.netft import (Calibration, NetFTClient, NetFTError, NetFTStream, Sample,
+                              fetch_calibration)
+from ..perception.stats import StageStats
+from ..ros.diagnostics import DiagnosticsPublisher
+from ..ros.params import declare
+from ..ros.qos import sensor_qos
+
+PUBLISH_PERIOD_S = 0.005
+QUEUE_LIMIT = 10_000  # 10 s at 1 kHz: a stalled executor loses old samples, never grows memory
+
+
+class NetFTNode(Node):
+    def __init__(self, **kwargs):
+        super().__init__("netft_node", **kwargs)
+        host = declare(self, "host", "192.168.1.1", "Net F/T box address")
+        port = declare(self, "port", 49152, "RDT UDP port")
+        http_port = declare(self, "calibration_port", 80, "HTTP port of the box's netftapi2.xml page")
+        cpf = declare(self, "counts_per_force", 0.0, "counts per N; 0 reads the box's calibration page")
+        cpt = declare(self, "counts_per_torque", 0.0, "counts per N·m; 0 reads the box's calibration page")
+        self.frame_id = declare(self, "frame_id", "ft_sensor", "frame_id of the wrench")
+        topic = declare(self, "topic", "/ft_sensor/wrench", "WrenchStamped output topic")
+        self.stale_after = declare(self, "stale_after", 0.1, "seconds without a packet before the stream is stale")
+        bias_on_start = declare(self, "bias_on_start", False, "send the box's software bias when streaming starts")
+        period = declare(self, "diagnostics_period", 1.0, "Seconds between /diagnostics reports")
+        try:
+            calibration = (Calibration(cpf, cpt) if cpf > 0 and cpt > 0
+                           else fetch_calibration(host, http_port))
+            self.client = NetFTClient(host, port, calibration=calibration, bias_on_start=bias_on_start)
+            self.client.start()
+        except (NetFTError, ValueError) as exc:
+            raise SystemExit(f"netft_node: {exc}") from None
+        self.pub = self.create_publisher(WrenchStamped, topic, sensor_qos(depth=100))
+        self.stats = StageStats(window=2000)
+        self.pending: deque[Sample] = deque(maxlen=QUEUE_LIMIT)
+        self.stream = NetFTStream(self.client, self.pending.append).start()
+        self.create_timer(PUBLISH_PERIOD_S, self.publish_pending)
+        self.create_service(Trigger, "~/tare", self.on_tare)
+        self.create_service(Trigger, "~/bias", self.on_bias)
+        self.diagnostics = DiagnosticsPublisher(self, self.stats, f"Net F/T {host}:{port}", period)
+        self.create_timer(period, self.update_diagnostics)
+        self.get_logger().info(f"streaming {host}:{port} to {topic} ({calibration.counts_per_force:g} "
+                               f"counts/N, {calibration.counts_per_torque:g} counts/N·m)")
+
+    def publish_pending(self) -> None:
+        for _ in range(len(self.pending)):
+            self.publish(self.pending.popleft())
+
+    def publish(self, sample: Sample) -> None:
+        msg = WrenchStamped()
+        msg.header.stamp = Time(nanoseconds=sample.stamp_ns).to_msg()
+        msg.header.frame_id = self.frame_id
+        f, w = msg.wrench.force, msg.wrench.torque
+        f.x, f.y, f.z, w.x, w.y, w.z = (float(v) for v in sample.wrench)
+        self.pub.publish(msg)
+        self.stats.tick(sample.monotonic_ns * 1e-9)
+
+    def update_diagnostics(self) -> None:
+        s = self.client.stats
+        self.diagnostics.extra.update(
+            received=str(s.received), lost=str(s.lost), duplicated=str(s.duplicated),
+            out_of_order=str(s.out_of_order), malformed=str(s.malformed),
+            last_status=hex(s.last_status) if s.last_status is not None else "none",
+            box_rate_hz=f"{s.rate_hz:.1f}")
+        silence = self.client.seconds_since_last_packet()
+        if self.stream.error is not None:
+            self.diagnostics.problem = f"stream stopped: {self.stream.error}"
+        elif silence > self.stale_after:
+            self.diagnostics.problem = f"stale: no packet for {silence:.2f} s"
+        else:
+            self.diagnostics.problem = ""
+        if self.diagnostics.problem:
+            self.get_logger().error(self.diagnostics.problem, throttle_duration_sec=2.0)
+
+    def on_tare(self, _request, response):
+        try:
+            offset = self.client.tare(samples=100)
+        except (NetFTError, ValueError) as exc:
+            response.success, response.message = False, str(exc)
+        else:
+            response.success = True
+            response.message = "tared at [" + ", ".join(f"{v:.4f}" for v in offset) + "]"
+        return response
+
+    def on_bias(self, _request, response):
+        self.client.bias()
+        response.success, response.message = True, "software bias sent to the box"
+        return response
+
+    def close(self) -> None:
+        self.stream.stop()
+        self.client.close()
+
+
+def main(args=None) -> None:
+    from .runner import spin_nodes
+    sys.exit(spin_nodes([NetFTNode], args))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,104 @@
+"""netft_node in its own process against the loopback RDT emulator and calibration page."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+rclpy = pytest.importorskip("rclpy")
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus  # noqa: E402
+from geometry_msgs.msg import WrenchStamped  # noqa: E402
+from std_srvs.srv import Trigger  # noqa: E402
+
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+
+from rosutil import ROOT, ros_env, spin_until, start_node, stop  # noqa: E402
+from tacforce_ros.ros.qos import sensor_qos  # noqa: E402
+
+DOMAIN = 31
+CPF = CPT = 1_000_000  # the emulated box is configured for N and N·m (test/netft_box.py)
+WRENCH = (0.5, -0.25, -2.0, 0.01, 0.0, -0.002)
+
+
+@pytest.fixture
+def box():
+    """The emulated box in its own process (so this process's rclpy never starves it)."""
+    proc = subprocess.Popen([sys.executable, str(ROOT / "test" / "netft_box.py")], env=ros_env(DOMAIN),
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    line = proc.stdout.readline().split()
+    assert line[0] == "PORTS", line
+    yield proc, int(line[1]), int(line[2])
+    proc.stdin.close()
+    proc.wait(10)
+
+
+@pytest.fixture
+def probe():
+    import os
+    os.environ["ROS_DOMAIN_ID"] = str(DOMAIN)
+    rclpy.init()
+    node = rclpy.create_node("netft_probe")
+    yield node
+    node.destroy_node()
+    rclpy.shutdown()
+
+
+def test_streams_calibrated_wrenches_at_the_box_rate_and_reports_a_stale_box(probe, box):
+    got, diagnostics = [], []
+    probe.create_subscription(WrenchStamped, "/ft_sensor/wrench", got.append, sensor_qos(depth=5000))
+    probe.create_subscription(DiagnosticArray, "/diagnostics", diagnostics.append, 50)
+    emulator, rdt_port, http_port = box
+    node = start_node("tacforce_ros.nodes.netft_node", DOMAIN, {
+        "host": "127.0.0.1", "port": rdt_port, "calibration_port": http_port,
+        "frame_id": "nano17", "diagnostics_period": 0.5})
+    try:
+        assert spin_until(probe, lambda: len(got) > 0, 30, [node])
+        got.clear()
+        spin_until(probe, lambda: False, 2.0, [node])
+        received = len(got)
+        stamps = np.array([m.header.stamp.sec + m.header.stamp.nanosec * 1e-9 for m in got])
+        tare = probe.create_client(Trigger, "/netft_node/tare")
+        assert tare.wait_for_service(timeout_sec=10)
+        future = tare.call_async(Trigger.Request())
+        spin_until(probe, future.done, 10)
+        got.clear()
+        spin_until(probe, lambda: len(got) > 50, 10, [node])
+        tared = got[-1].wrench.force
+        emulator.stdin.write("silent\n")
+        emulator.stdin.flush()
+        diagnostics.clear()
+        spin_until(probe, lambda: any(s.level == DiagnosticStatus.ERROR for d in diagnostics for s in d.status), 10, [node])
+    finally:
+        log = stop(node)
+    rate = (received - 1) / (stamps[-1] - stamps[0])
+    assert rate > 900, f"{rate:.0f} Hz\n{log}"
+    first = got[0] if got else None
+    assert first is not None and first.header.frame_id == "nano17"
+    assert future.result().success, future.result().message
+    assert abs(tared.x) < 1e-9 and abs(tared.z) < 1e-9
+    errors = [s.message for d in diagnostics for s in d.status if s.level == DiagnosticStatus.ERROR]
+    assert errors and "stale" in errors[-1], log
+
+
+def test_values_are_counts_over_counts_per_unit(probe, box):
+    got = []
+    probe.create_subscription(WrenchStamped, "/ft_sensor/wrench", got.append, sensor_qos(depth=5000))
+    node = start_node("tacforce_ros.nodes.netft_node", DOMAIN, {
+        "host": "127.0.0.1", "port": box[1], "counts_per_force": float(CPF),
+        "counts_per_torque": float(CPT)})
+    try:
+        assert spin_until(probe, lambda: len(got) > 100, 30, [node])
+    finally:
+        stop(node)
+    w = got[-1].wrench
+    assert (w.force.x, w.force.y, w.force.z, w.torque.x, w.torque.y, w.torque.z) == \
+        pytest.approx(WRENCH, abs=1e-6)
+
+
+def test_unreachable_calibration_page_is_a_clear_start_up_error(box):
+    node = start_node("tacforce_ros.nodes.netft_node", DOMAIN, {
+        "host": "127.0.0.1", "port": box[1], "calibration_port": 9})
+    node.wait(30)
+    log = stop(node)
+    assert node.returncode != 0
+    assert "counts_per_force" in log, log
