@@ -4,6 +4,7 @@
     tacforce run [--sim]           perception nodes from config/perception.yaml in one process
     tacforce sim [--bag DIR]       simulated tactile sensor + Nano17: live topics, or a bag
     tacforce record --out DIR      record topics to an MCAP bag
+    tacforce collect --sim --bag DIR   GenForce indentation run with simulated hardware
     tacforce train|eval|export tactile-force ...   (PyTorch; imported only for these)
 """
 from __future__ import annotations
@@ -57,6 +58,30 @@ def cmd_record(args: argparse.Namespace) -> int:
     return spin_nodes([RecorderNode], ros_args)
 
 
+def cmd_collect(args: argparse.Namespace) -> int:
+    from .hardware.collection_config import CollectionConfig
+    from .hardware.protocol import describe, plan
+    config = CollectionConfig.from_yaml(resolve("config", args.config))
+    if args.indenter:
+        config.protocol.indenter = args.indenter
+    if args.dry_run:
+        print(describe(plan(config.protocol)))
+        return 0
+    if not args.sim:
+        print("tacforce collect: only simulated runs (--sim) and --dry-run are available; the ROS "
+              "collection node for a real UR5e + Net F/T is not there yet", file=sys.stderr)
+        return 2
+    if not args.bag:
+        print("tacforce collect --sim needs --bag DIR", file=sys.stderr)
+        return 2
+    from .sim.collection import run_sim_collection
+    result = run_sim_collection(args.bag, config.protocol, style=config.style, image_rate=config.image_rate,
+                                control_period=config.control_period, limits=config.limits,
+                                stale_after_s=config.stale_after)
+    print(f"{args.bag}: {result.summary()}")
+    return 0 if result.reason is None else 1
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
     return run_demo(args)
@@ -95,6 +120,15 @@ def build_parser() -> argparse.ArgumentParser:
     record.add_argument("--topics", nargs="+", default=["/tactile/image_raw", "/ft_sensor/wrench", "/tactile/episode"])
     record.add_argument("--storage", default="mcap", choices=["mcap", "sqlite3"])
     record.set_defaults(func=cmd_record)
+
+    collect = sub.add_parser("collect", help="GenForce indentation run recorded to a bag (--sim: simulated "
+                                             "UR5e, Nano17 over RDT on loopback, tactile sensor)")
+    collect.add_argument("--config", default="collection.yaml", help="protocol and safety parameters")
+    collect.add_argument("--sim", action="store_true", help="simulated robot and sensors")
+    collect.add_argument("--bag", help="bag directory to create")
+    collect.add_argument("--indenter", help="override the indenter of the config")
+    collect.add_argument("--dry-run", action="store_true", help="print the planned waypoints and exit")
+    collect.set_defaults(func=cmd_collect)
 
     if len(sys.argv) > 1 and sys.argv[1] in ("train", "eval", "export"):
         from training.commands import add_commands

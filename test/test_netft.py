@@ -161,7 +161,8 @@ def test_bad_calibration_is_calibration_error(kwargs):
 
 
 def test_parse_xml_with_unit_codes_only():
-    xml = "<netft><cfgcpf>1000000</cfgcpf><cfgcpt>1000</cfgcpt><cfgfu>1</cfgfu><cfgtu>1</cfgtu></netft>"
+    xml = ("<netft><cfgcpf>1000000</cfgcpf><cfgcpt>1000</cfgcpt>"
+           "<cfgfu>1</cfgfu><cfgtu>1</cfgtu></netft>")
     assert parse_calibration_xml(xml) == Calibration(1e6, 1e3, "lbf", "lbf-in")
 
 
@@ -605,6 +606,20 @@ def test_stream_keeps_callback_errors():
             with NetFTStream(client, lambda s: None):
                 client.start()
         client.start()  # allowed again once no stream reads
+
+
+def test_restart_while_streaming_thread_reads():
+    samples = []
+    with RdtEmulator(rate_hz=1000) as emu, NetFTClient(*emu.address, calibration=CAL) as client:
+        client.start()
+        with NetFTStream(client, samples.append) as stream:
+            assert wait_until(lambda: len(samples) > 50)
+            client.start(wait=False)
+            assert wait_until(lambda: samples[-1].rdt_sequence > 50 and client.stats.received > 50)
+            assert stream.alive and stream.error is None
+        restarted = [s.rdt_sequence for s in samples[next(i for i in range(1, len(samples))
+                                                          if samples[i].rdt_sequence == 1):]]
+    assert restarted == list(range(1, len(restarted) + 1))
 
 
 def test_emulator_arguments_are_checked():

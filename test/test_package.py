@@ -13,7 +13,7 @@ import yaml
 
 from rosutil import ROOT
 
-NODES = ("tactile_force_node", "sim_sensors_node", "recorder_node")
+NODES = ("tactile_force_node", "sim_sensors_node", "recorder_node", "netft_node")
 
 
 def entry_points() -> dict[str, str]:
@@ -65,7 +65,7 @@ def test_launch_and_config_files_reference_what_exists():
     for config in (ROOT / "config").glob("*.yaml"):
         doc = yaml.safe_load(config.read_text())
         for node_name, section in doc.items():
-            assert node_name in NODES and "ros__parameters" in section, config.name
+            assert node_name in NODES + ("collection_node",) and "ros__parameters" in section, config.name
 
 
 def test_config_parameters_are_declared_by_the_nodes():

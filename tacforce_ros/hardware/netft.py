@@ -71,8 +71,8 @@ FORCE_UNITS_N = {
 }
 TORQUE_UNITS_NM = {
     "nm": 1.0, "nmm": 1e-3, "mnm": 1e-3, "ncm": 1e-2, "knm": 1e3,
-    "lbfin": LBF_N * INCH_M, "inlbf": LBF_N * INCH_M, "lbin": LBF_N * INCH_M, "inlb": LBF_N * INCH_M,
-    "lbfft": LBF_N * FOOT_M, "ftlbf": LBF_N * FOOT_M, "lbft": LBF_N * FOOT_M, "ftlb": LBF_N * FOOT_M,
+    **dict.fromkeys(("lbfin", "inlbf", "lbin", "inlb"), LBF_N * INCH_M),
+    **dict.fromkeys(("lbfft", "ftlbf", "lbft", "ftlb"), LBF_N * FOOT_M),
     "kgfcm": KGF_N * 1e-2, "kgfm": KGF_N,
 }
 FORCE_UNIT_CODES = {1: "lbf", 2: "N", 3: "klbf", 4: "kN", 5: "kgf", 6: "gf"}
@@ -236,7 +236,8 @@ def parse_calibration_xml(data: str | bytes) -> Calibration:
     try:
         root = ET.fromstring(data)
     except ET.ParseError as e:
-        raise CalibrationError(f"calibration page is not valid XML ({e}); {CALIBRATION_HINT}") from e
+        raise CalibrationError(
+            f"calibration page is not valid XML ({e}); {CALIBRATION_HINT}") from e
     values = {}
     for tag in ("cfgcpf", "cfgcpt"):
         text = _text(root, tag)
@@ -245,7 +246,8 @@ def parse_calibration_xml(data: str | bytes) -> Calibration:
         try:
             values[tag] = float(text)
         except ValueError:
-            raise CalibrationError(f"<{tag}> is not a number: {text!r}; {CALIBRATION_HINT}") from None
+            raise CalibrationError(
+                f"<{tag}> is not a number: {text!r}; {CALIBRATION_HINT}") from None
     force_unit = _xml_unit(root, "cfgfu", "scfgfu", FORCE_UNIT_CODES, FORCE_UNITS_N, "force")
     torque_unit = _xml_unit(root, "cfgtu", "scfgtu", TORQUE_UNIT_CODES, TORQUE_UNITS_NM, "torque")
     try:
@@ -530,12 +532,18 @@ class NetFTClient:
             self._pending = sample
 
     def _drain(self) -> None:
-        """Drop records still queued from an earlier stream (their numbering is over)."""
-        self._sock.settimeout(0.0)
+        """Drop records still queued from an earlier stream (their numbering is over).
+
+        Polls with select instead of changing the socket's timeout, which a reading
+        ``NetFTStream`` thread relies on; if that thread takes the datagram first, recv waits
+        at most that timeout.
+        """
         for _ in range(DRAIN_LIMIT):
+            if not select.select([self._sock], [], [], 0.0)[0]:
+                return
             try:
                 self._sock.recv(len(self._buf))
-            except (BlockingIOError, ConnectionRefusedError):
+            except (TimeoutError, BlockingIOError, ConnectionRefusedError):
                 return
             except OSError as e:
                 raise NetFTConnectionError(f"UDP socket to {self.host}:{self.port}: {e}") from e

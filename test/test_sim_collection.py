@@ -1,0 +1,48 @@
+"""`tacforce collect --sim`: protocol run logic + simulated robot + Net F/T over loopback RDT +
+tactile simulator, recorded to a bag that pairs into training data."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+
+from rosutil import ROOT
+from tacforce_ros.bags import load_tactile_pairs, read_messages
+from tacforce_ros.hardware.protocol import ProtocolConfig
+from tacforce_ros.sim.collection import run_sim_collection
+
+START = np.array([0.4, 0.1, 0.2, 0.0, np.pi, 0.0])
+
+
+def short_protocol(**changes) -> ProtocolConfig:
+    return ProtocolConfig(**{"indenter": "sphere", "start_pose": START, "surface_z": 0.195, "positions": 1,
+                             "depths": [0.001], "shear_points": 2, "idle_time": 0.2, "approach_height": 0.001,
+                             **changes})
+
+
+def test_simulated_collection_records_a_bag_that_trains(tmp_path):
+    result = run_sim_collection(tmp_path / "run", short_protocol())
+    assert result.reason is None, result.summary()
+    assert "0 lost" in result.netft
+    pairs = load_tactile_pairs([tmp_path / "run"], "/tactile/image_raw/compressed", "/ft_sensor/wrench",
+                               "/tactile/episode")
+    # every frame but possibly the last (taken after the force stream stopped) has its label
+    assert pairs.stats.paired >= result.images - 1, pairs.summary()
+    forces = np.concatenate([s.forces for s in pairs.sequences])
+    assert forces[:, 2].min() < -0.3 and np.abs(forces[:, 0]).max() > 0.1  # pressed and sheared
+    poses = [m.msg.pose.position.z for m in read_messages(tmp_path / "run", ["/tcp_pose"])]
+    assert min(poses) < 0.195 - 0.0009  # the TCP pressed 1 mm below the surface
+
+
+def test_overload_stops_the_run_and_retracts(tmp_path):
+    result = run_sim_collection(tmp_path / "run", short_protocol(), overload_at=1.5)
+    assert result.reason is not None and "fz" in result.reason, result.summary()
+    last_z = [m.msg.pose.position.z for m in read_messages(tmp_path / "run", ["/tcp_pose"])][-1]
+    assert last_z >= 0.195  # never left pressing
+
+
+def test_dry_run_prints_the_plan():
+    out = subprocess.run([sys.executable, "-m", "tacforce_ros.cli", "collect", "--dry-run"], cwd=ROOT,
+                         capture_output=True, text=True, check=True).stdout
+    assert "402 waypoints, 20 episodes" in out and "shear_out" in out
