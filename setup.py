@@ -30,6 +30,7 @@ setup(
             "sim_sensors_node = tacforce_ros.nodes.sim_sensors_node:main",
             "recorder_node = tacforce_ros.nodes.recorder_node:main",
             "netft_node = tacforce_ros.nodes.netft_node:main",
+            "collection_node = tacforce_ros.nodes.collection_node:main",
         ],
     },
 )

@@ -11,6 +11,7 @@ from .safety import ForceLimits
 
 NODE_NAME = "collection_node"
 RUN_KEYS = ("force_limits", "stale_after", "control_period", "image_rate", "style")
+NODE_KEYS = ("robot", "robot_host", "wrench_topic", "base_frame", "dry_run")  # used by the node only
 
 
 @dataclass
@@ -25,7 +26,7 @@ class CollectionConfig:
     @classmethod
     def from_parameters(cls, values: dict) -> "CollectionConfig":
         protocol_keys = {f.name for f in fields(ProtocolConfig)}
-        unknown = set(values) - protocol_keys - set(RUN_KEYS)
+        unknown = set(values) - protocol_keys - set(RUN_KEYS) - set(NODE_KEYS)
         if unknown:
             raise ValueError(f"unknown collection parameter(s): {', '.join(sorted(unknown))}")
         protocol = {k: v for k, v in values.items() if k in protocol_keys}

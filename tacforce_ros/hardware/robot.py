@@ -248,3 +248,13 @@ class URRobot:
         self._control.stopScript()
         self._control.disconnect()
         self._receive.disconnect()
+
+
+def rotvec_to_quaternion(rotvec: np.ndarray) -> tuple[float, float, float, float]:
+    """UR rotation vector (axis * angle) -> quaternion (x, y, z, w), for PoseStamped."""
+    angle = float(np.linalg.norm(rotvec))
+    if angle < 1e-12:
+        return 0.0, 0.0, 0.0, 1.0
+    axis = np.asarray(rotvec, float) / angle
+    s = np.sin(angle / 2)
+    return float(axis[0] * s), float(axis[1] * s), float(axis[2] * s), float(np.cos(angle / 2))

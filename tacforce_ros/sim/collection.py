@@ -19,7 +19,7 @@ from ..bags import COMPRESSED_IMAGE, STRING, WRENCH, BagWriter, episode_message_
 from ..hardware.collection import CollectionRun
 from ..hardware.netft import Calibration, NetFTClient, NetFTStream, RdtEmulator, Sample
 from ..hardware.protocol import ProtocolConfig, Waypoint, contact_offsets, plan
-from ..hardware.robot import SimulatedRobot
+from ..hardware.robot import SimulatedRobot, rotvec_to_quaternion
 from ..hardware.safety import ForceLimits, SafetyMonitor
 from ..perception.image import encode_compressed
 from .rig import IndentationRig
@@ -137,19 +137,9 @@ def _write_frame(writer, lock, types, header, rig: IndentationRig, robot: Simula
     image = types[COMPRESSED_IMAGE](header=header(stamp_ns, "tactile_sensor"), format=fmt,
                                     data=np.frombuffer(data, np.uint8))
     point = types["geometry_msgs/msg/Point"](x=float(pose[0]), y=float(pose[1]), z=float(pose[2]))
-    quat = types["geometry_msgs/msg/Quaternion"](**dict(zip("xyzw", _rotvec_to_quaternion(pose[3:]))))
+    quat = types["geometry_msgs/msg/Quaternion"](**dict(zip("xyzw", rotvec_to_quaternion(pose[3:]))))
     tcp = types[POSE](header=header(stamp_ns, "base"), pose=types["geometry_msgs/msg/Pose"](position=point,
                                                                                              orientation=quat))
     with lock:
         writer.write_msg("/tactile/image_raw/compressed", stamp_ns, image)
         writer.write_msg("/tcp_pose", stamp_ns, tcp)
-
-
-def _rotvec_to_quaternion(rotvec: np.ndarray) -> tuple[float, float, float, float]:
-    """UR rotation vector (axis * angle) -> (x, y, z, w)."""
-    angle = float(np.linalg.norm(rotvec))
-    if angle < 1e-12:
-        return 0.0, 0.0, 0.0, 1.0
-    axis = np.asarray(rotvec, float) / angle
-    s = np.sin(angle / 2)
-    return float(axis[0] * s), float(axis[1] * s), float(axis[2] * s), float(np.cos(angle / 2))

@@ -1,0 +1,75 @@
+"""collection_node in its own process with the simulated robot: the force stream comes from
+this test process over DDS, so the safety stop is exercised through real topics."""
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+rclpy = pytest.importorskip("rclpy")
+from geometry_msgs.msg import PoseStamped, WrenchStamped  # noqa: E402
+from std_msgs.msg import String  # noqa: E402
+
+from rosutil import spin_until, start_node, stop  # noqa: E402
+from tacforce_ros.ros.qos import output_qos, sensor_qos  # noqa: E402
+
+DOMAIN = 33
+SHORT = {"robot": "sim", "positions": 1, "depths": "[0.001]", "shear_points": 2, "idle_time": 0.2,
+         "approach_height": 0.001, "dwell": 0.1}
+
+
+@pytest.fixture
+def probe():
+    import os
+    os.environ["ROS_DOMAIN_ID"] = str(DOMAIN)
+    rclpy.init()
+    node = rclpy.create_node("collection_probe")
+    yield node
+    node.destroy_node()
+    rclpy.shutdown()
+
+
+def drive(probe, params: dict, fz_after_press: float | None, timeout: float = 40.0):
+    """Publish a 500 Hz wrench stream (Fz = fz_after_press once pressing began) until the node exits."""
+    poses, phases = [], []
+    probe.create_subscription(PoseStamped, "/tcp_pose", lambda m: poses.append(m.pose.position.z), output_qos(100))
+    probe.create_subscription(String, "/tactile/episode", lambda m: phases.append(json.loads(m.data)["phase"]),
+                              output_qos(100))
+    pub = probe.create_publisher(WrenchStamped, "/ft_sensor/wrench", sensor_qos(depth=10))
+    node = start_node("tacforce_ros.nodes.collection_node", DOMAIN, {**SHORT, **params})
+
+    def send():
+        msg = WrenchStamped()
+        if fz_after_press is not None and "press" in phases:
+            msg.wrench.force.z = fz_after_press
+        pub.publish(msg)
+
+    probe.create_timer(0.002, send)
+    end = time.monotonic() + timeout
+    while node.poll() is None and time.monotonic() < end:
+        rclpy.spin_once(probe, timeout_sec=0.01)
+    spin_until(probe, lambda: False, 0.3)
+    log = stop(node)
+    return node.returncode, log, poses, phases
+
+
+def test_a_simulated_run_completes_and_publishes_poses_and_phases(probe):
+    code, log, poses, phases = drive(probe, {}, None)
+    assert code == 0, log
+    assert "run completed" in log
+    assert {"press", "shear_out", "shear_back", "release"} <= set(phases)  # the first marks may precede discovery
+    assert min(poses) < 0.195 - 0.0009 and poses[-1] > 0.195
+
+
+def test_overload_through_the_topic_stops_and_retracts(probe):
+    code, log, poses, phases = drive(probe, {}, -20.0)
+    assert code != 0 and "fz" in log, log
+    assert poses[-1] >= 0.195  # retracted above the surface, never left pressing
+
+
+def test_dry_run_logs_the_plan_and_never_moves(probe):
+    node = start_node("tacforce_ros.nodes.collection_node", DOMAIN, {**SHORT, "dry_run": True})
+    node.wait(30)
+    log = stop(node)
+    assert node.returncode == 0 and "waypoints" in log and "shear_out" in log
