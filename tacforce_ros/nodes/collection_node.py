@@ -26,6 +26,7 @@ from ..hardware.safety import SafetyMonitor
 from ..ros.params import declare
 from ..ros.qos import output_qos, sensor_qos
 
+FORCE_STREAM_WAIT_S = 10.0
 PARAMETERS = {  # name: (default, description); the protocol's are documented in config/collection.yaml
     "indenter": ("sphere", "indenter mounted on the robot"),
     "start_pose": ([0.4, 0.1, 0.2, 0.0, 3.14159, 0.0], "TCP [x y z rx ry rz] above the sensor centre, base frame"),
@@ -79,7 +80,9 @@ class CollectionNode(Node):
         self.episode_pub = self.create_publisher(String, "/tactile/episode", output_qos(depth=50))
         self.run = CollectionRun(self.robot, self.waypoints, SafetyMonitor(self.config.limits, self.config.stale_after),
                                  lambda: self.latest, on_phase=self.on_phase, control_period=period)
-        self.last_cycle = time.monotonic()
+        self.wrench_topic = wrench_topic
+        self.started = time.monotonic()
+        self.last_cycle = self.started
         self.create_timer(period, self.cycle)
         self.get_logger().info(f"{len(self.waypoints)} waypoints, {self.config.protocol.indenter}, robot {robot_kind}")
 
@@ -89,6 +92,12 @@ class CollectionNode(Node):
 
     def cycle(self) -> None:
         now = time.monotonic()
+        if self.latest is None:  # never move before the force sensor is heard from
+            self.last_cycle = now
+            if now - self.started > FORCE_STREAM_WAIT_S:
+                raise SystemExit(f"{NODE_NAME}: no force stream on {self.wrench_topic} within "
+                                 f"{FORCE_STREAM_WAIT_S:g} s; is netft_node running?")
+            return
         if isinstance(self.robot, SimulatedRobot):
             self.robot.advance(now - self.last_cycle)
         self.last_cycle = now
