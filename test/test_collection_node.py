@@ -1,10 +1,12 @@
-"""collection_node in its own process with the simulated robot: the force stream comes from
-this test process over DDS, so the safety stop is exercised through real topics."""
+"""collection_node in its own process with the simulated robot. Either the force stream comes
+from this test process over DDS (so the safety stop is exercised through real topics), or the
+node serves a simulated Net F/T box that netft_node reads over RDT, recorded by recorder_node."""
 from __future__ import annotations
 
 import json
 import time
 
+import numpy as np
 import pytest
 
 rclpy = pytest.importorskip("rclpy")
@@ -73,3 +75,31 @@ def test_dry_run_logs_the_plan_and_never_moves(probe):
     node.wait(30)
     log = stop(node)
     assert node.returncode == 0 and "waypoints" in log and "shear_out" in log
+
+
+def test_simulated_run_through_ros_records_a_bag_that_trains(tmp_path):
+    """collection_node (simulated robot + simulated box and camera), netft_node reading the box
+    over RDT, and recorder_node: three processes, one bag."""
+    from tacforce_ros.bags import load_tactile_pairs
+
+    bag = tmp_path / "run"
+    recorder = start_node("tacforce_ros.nodes.recorder_node", DOMAIN, {
+        "output": str(bag),
+        "topics": "['/tactile/image_raw','/ft_sensor/wrench','/tcp_pose','/tactile/episode']"})
+    collection = start_node("tacforce_ros.nodes.collection_node", DOMAIN, {
+        **SHORT, "simulate_sensors": True, "sim_rdt_port": 49233, "image_rate": 15.0})
+    time.sleep(3.0)  # the box is up once the node has built its force curves
+    netft = start_node("tacforce_ros.nodes.netft_node", DOMAIN, {
+        "host": "127.0.0.1", "port": 49233, "counts_per_force": 1e6, "counts_per_torque": 1e6})
+    try:
+        collection.wait(60)
+        time.sleep(0.5)
+        recorder.send_signal(2)
+        recorder.wait(30)
+    finally:
+        logs = [stop(p) for p in (collection, netft, recorder)]
+    assert collection.returncode == 0, logs
+    pairs = load_tactile_pairs([bag], "/tactile/image_raw", "/ft_sensor/wrench", "/tactile/episode")
+    assert pairs.stats.paired > 30, pairs.summary()
+    forces = np.concatenate([s.forces for s in pairs.sequences])
+    assert forces[:, 2].min() < -0.3, pairs.summary()  # the simulated press reached the labels

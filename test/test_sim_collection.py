@@ -27,8 +27,10 @@ def test_simulated_collection_records_a_bag_that_trains(tmp_path):
     assert "0 lost" in result.netft
     pairs = load_tactile_pairs([tmp_path / "run"], "/tactile/image_raw/compressed", "/ft_sensor/wrench",
                                "/tactile/episode")
-    # every frame but possibly the last (taken after the force stream stopped) has its label
-    assert pairs.stats.paired >= result.images - 1, pairs.summary()
+    # every frame is either labelled or counted as dropped (a wrench gap > 10 ms on a loaded
+    # machine, or the last frame after the stream stopped); nearly all are labelled
+    assert pairs.stats.paired + pairs.stats.dropped_no_wrench == result.images, pairs.summary()
+    assert pairs.stats.paired >= 0.8 * result.images, pairs.summary()
     forces = np.concatenate([s.forces for s in pairs.sequences])
     assert forces[:, 2].min() < -0.3 and np.abs(forces[:, 0]).max() > 0.1  # pressed and sheared
     poses = [m.msg.pose.position.z for m in read_messages(tmp_path / "run", ["/tcp_pose"])]
@@ -46,3 +48,18 @@ def test_dry_run_prints_the_plan():
     out = subprocess.run([sys.executable, "-m", "tacforce_ros.cli", "collect", "--dry-run"], cwd=ROOT,
                          capture_output=True, text=True, check=True).stdout
     assert "402 waypoints, 20 episodes" in out and "shear_out" in out
+
+
+def test_ctrl_c_mid_run_stops_retracts_and_leaves_a_readable_bag(tmp_path):
+    import signal
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "tacforce_ros.cli", "collect", "--sim", "--config",
+                             "collection_sim.yaml", "--bag", str(tmp_path / "run")], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    time.sleep(8.0)  # well into the first episode
+    proc.send_signal(signal.SIGINT)
+    out = proc.communicate(timeout=60)[0]
+    assert proc.returncode == 1 and "interrupted" in out, out
+    poses = [m.msg.pose.position.z for m in read_messages(tmp_path / "run", ["/tcp_pose"])]
+    assert len(poses) > 50 and poses[-1] >= 0.195  # stopped above the surface, bag closed and readable

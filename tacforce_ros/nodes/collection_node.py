@@ -60,6 +60,10 @@ class CollectionNode(Node):
         wrench_topic = declare(self, "wrench_topic", "/ft_sensor/wrench", "force sensor WrenchStamped")
         self.base_frame = declare(self, "base_frame", "base", "frame_id of the TCP pose")
         dry_run = declare(self, "dry_run", False, "log the planned waypoints and exit without moving")
+        simulate = declare(self, "simulate_sensors", False,
+                           "with robot 'sim': serve a simulated Net F/T box (RDT on 127.0.0.1:sim_rdt_port) "
+                           "and publish simulated tactile images, both following the simulated robot")
+        sim_port = declare(self, "sim_rdt_port", 49152, "UDP port of the simulated Net F/T box")
         try:
             self.config = CollectionConfig.from_parameters(values)
             self.waypoints = plan(self.config.protocol)
@@ -74,6 +78,11 @@ class CollectionNode(Node):
                           else URRobot(host, frequency=1.0 / period))
         except (ImportError, RuntimeError, OSError) as exc:
             raise SystemExit(f"{NODE_NAME}: robot at {host}: {exc}") from None
+        self.sensors = None
+        if simulate:
+            if robot_kind != "sim":
+                raise SystemExit(f"{NODE_NAME}: simulate_sensors needs robot 'sim'")
+            self.sensors = SimulatedSensorsAtPose(self, self.robot, self.config, sim_port)
         self.latest: tuple[np.ndarray, float] | None = None
         self.create_subscription(WrenchStamped, wrench_topic, self.on_wrench, sensor_qos(depth=100))
         self.pose_pub = self.create_publisher(PoseStamped, "/tcp_pose", output_qos())
@@ -137,8 +146,53 @@ class CollectionNode(Node):
                 self.run.step(time.monotonic())
                 time.sleep(self.config.control_period)
             self.get_logger().warning(f"run ended: {self.run.reason}")
+        if getattr(self, "sensors", None):
+            self.sensors.close()
         if hasattr(self, "robot"):
             self.robot.close()
+
+
+class SimulatedSensorsAtPose:
+    """The simulated rig for a simulated run through ROS: a Net F/T box on loopback (read by
+    netft_node over real RDT) and a tactile camera, both reading the robot's current pose."""
+
+    def __init__(self, node: Node, robot: SimulatedRobot, config: CollectionConfig, rdt_port: int):
+        from sensor_msgs.msg import Image
+
+        from ..hardware.netft import RdtEmulator
+        from ..hardware.protocol import contact_offsets
+        from ..sim.rig import IndentationRig
+        from ..sim.tactile import SENSOR_STYLES, TactileSimulator
+
+        protocol = config.protocol
+        self.robot = robot
+        self.rig = IndentationRig(TactileSimulator(SENSOR_STYLES[config.style]), protocol.indenter,
+                                  tuple(protocol.start_pose[:2]), protocol.surface_z)
+        for x, y in contact_offsets(protocol):  # build force-depth curves before the box streams
+            self.rig.sim.normal_force(protocol.indenter, float(x), float(y), 1e-4)
+        self.box = RdtEmulator(SIM_COUNTS, SIM_COUNTS, rate_hz=1000, keep_log=False, port=rdt_port,
+                               wrench_fn=lambda _t: self.rig.wrench(self.robot.tcp_pose()))
+        self.node = node
+        self.pub = node.create_publisher(Image, "/tactile/image_raw", sensor_qos(depth=5))
+        node.create_timer(1.0 / config.image_rate, self.publish_image)
+        node.get_logger().info(f"simulated Net F/T box on 127.0.0.1:{self.box.address[1]} "
+                               f"({SIM_COUNTS} counts per N and per N·m)")
+
+    def publish_image(self) -> None:
+        from sensor_msgs.msg import Image
+
+        from ..perception.image import encode_image_fields
+        stamp = self.node.get_clock().now().to_msg()
+        msg = Image(**encode_image_fields(self.rig.image(self.robot.tcp_pose()), "mono8"))
+        msg.header.stamp = stamp
+        msg.header.frame_id = "tactile_sensor"
+        self.pub.publish(msg)
+
+    def close(self) -> None:
+        self.box.close()
+
+
+SIM_COUNTS = 1_000_000
 
 
 def main(args=None) -> None:

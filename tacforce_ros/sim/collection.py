@@ -121,6 +121,7 @@ def run_sim_collection(bag: str | Path, config: ProtocolConfig, style: str = "ar
             while not run.finished:
                 robot.advance(control_period)
                 run.step(time.monotonic())
+            _write_frame(writer, lock, types, header, rig, robot)  # the pose it was left in
         finally:
             stream.stop()
             stats = client.stats
