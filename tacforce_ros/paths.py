@@ -32,3 +32,14 @@ def resolve(kind: str, name: str) -> Path:
         return path
     installed = share_dir() / kind / name
     return installed if installed.exists() else SOURCE_ROOT / kind / name
+
+
+def node_parameters(path: str | Path, node_name: str) -> dict:
+    """The ``ros__parameters`` of one node in a ROS parameter file (yaml.safe_load only)."""
+    import yaml
+    with open(path, encoding="utf-8") as stream:
+        doc = yaml.safe_load(stream) or {}
+    params = doc.get(node_name, {}).get("ros__parameters") if isinstance(doc, dict) else None
+    if not isinstance(params, dict):
+        raise ValueError(f"{path}: no {node_name}.ros__parameters section")
+    return params

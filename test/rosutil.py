@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,3 +50,17 @@ def spin_until(node, condition, timeout: float, procs=()) -> bool:
                 raise AssertionError(f"child process exited early:\n{stop(p)}")
         rclpy.spin_once(node, timeout_sec=0.05)
     return condition()
+
+
+@contextmanager
+def probe_node(domain_id: int, name: str = "test_probe"):
+    """An rclpy context and node in this test process, on the test's own domain."""
+    import rclpy
+    os.environ["ROS_DOMAIN_ID"] = str(domain_id)
+    rclpy.init()
+    node = rclpy.create_node(name)
+    try:
+        yield node
+    finally:
+        node.destroy_node()
+        rclpy.shutdown()

@@ -13,7 +13,7 @@ rclpy = pytest.importorskip("rclpy")
 from geometry_msgs.msg import PoseStamped, WrenchStamped  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 
-from rosutil import spin_until, start_node, stop  # noqa: E402
+from rosutil import probe_node, spin_until, start_node, stop  # noqa: E402
 from tacforce_ros.ros.qos import output_qos, sensor_qos  # noqa: E402
 
 DOMAIN = 33
@@ -23,13 +23,8 @@ SHORT = {"robot": "sim", "positions": 1, "depths": "[0.001]", "shear_points": 2,
 
 @pytest.fixture
 def probe():
-    import os
-    os.environ["ROS_DOMAIN_ID"] = str(DOMAIN)
-    rclpy.init()
-    node = rclpy.create_node("collection_probe")
-    yield node
-    node.destroy_node()
-    rclpy.shutdown()
+    with probe_node(DOMAIN, "collection_probe") as node:
+        yield node
 
 
 def drive(probe, params: dict, fz_after_press: float | None, timeout: float = 40.0):

@@ -12,7 +12,7 @@ from std_srvs.srv import Trigger  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 
-from rosutil import ROOT, ros_env, spin_until, start_node, stop  # noqa: E402
+from rosutil import ROOT, probe_node, ros_env, spin_until, start_node, stop  # noqa: E402
 from tacforce_ros.ros.qos import sensor_qos  # noqa: E402
 
 DOMAIN = 31
@@ -34,13 +34,8 @@ def box():
 
 @pytest.fixture
 def probe():
-    import os
-    os.environ["ROS_DOMAIN_ID"] = str(DOMAIN)
-    rclpy.init()
-    node = rclpy.create_node("netft_probe")
-    yield node
-    node.destroy_node()
-    rclpy.shutdown()
+    with probe_node(DOMAIN, "netft_probe") as node:
+        yield node
 
 
 def test_streams_calibrated_wrenches_at_the_box_rate_and_reports_a_stale_box(probe, box):

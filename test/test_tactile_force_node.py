@@ -13,7 +13,7 @@ from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from geometry_msgs.msg import WrenchStamped  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 
-from rosutil import ROOT, ros_env, spin_until, start_node, stop  # noqa: E402
+from rosutil import ROOT, probe_node, ros_env, spin_until, start_node, stop  # noqa: E402
 from tacforce_ros.ros.qos import output_qos  # noqa: E402
 
 MODEL = ROOT / "models" / "tactile_force.onnx"
@@ -23,13 +23,8 @@ NODE = "tacforce_ros.nodes.tactile_force_node"
 @pytest.fixture
 def ros(request):
     domain = 40 + (abs(hash(request.node.name)) % 50)
-    import os
-    os.environ["ROS_DOMAIN_ID"] = str(domain)
-    rclpy.init()
-    node = rclpy.create_node("test_probe")
-    yield domain, node
-    node.destroy_node()
-    rclpy.shutdown()
+    with probe_node(domain) as node:
+        yield domain, node
 
 
 def publish(domain: int, count: int, rate: float, *flags: str) -> subprocess.Popen:

@@ -38,12 +38,8 @@ class CollectionConfig:
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "CollectionConfig":
-        import yaml
-        with open(path, encoding="utf-8") as stream:
-            doc = yaml.safe_load(stream) or {}
-        params = doc.get(NODE_NAME, {}).get("ros__parameters")
-        if params is None:
-            raise ValueError(f"{path}: no {NODE_NAME}.ros__parameters section")
+        from ..paths import node_parameters
+        params = node_parameters(path, NODE_NAME)
         try:
             return cls.from_parameters(params)
         except (TypeError, ValueError) as exc:

@@ -86,13 +86,8 @@ class SimConfig:
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "SimConfig":
-        import yaml
-        with open(path, encoding="utf-8") as stream:
-            doc = yaml.safe_load(stream) or {}
-        params = doc.get(NODE_NAME, {}).get("ros__parameters")
-        if params is None:
-            raise ValueError(f"{path}: no {NODE_NAME}.ros__parameters section")
-        return cls.from_parameters(params)
+        from ..paths import node_parameters
+        return cls.from_parameters(node_parameters(path, NODE_NAME))
 
     def validate(self) -> None:
         if self.style not in SENSOR_STYLES:
