@@ -1,6 +1,5 @@
 """Transport floor for the latency benchmark: a node with the same subscription and publisher
 as tactile_force_node that only copies the input stamp into a WrenchStamped."""
-import rclpy
 from geometry_msgs.msg import WrenchStamped
 from rclpy.node import Node
 from sensor_msgs.msg import Image

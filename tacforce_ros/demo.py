@@ -7,7 +7,6 @@ vs. true force during a scripted indentation and writes a CSV and a plot.
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import time

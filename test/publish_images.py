@@ -10,7 +10,6 @@ Prints 'sent N good M bad' when done."""
 import sys
 import time
 
-import numpy as np
 import rclpy
 from sensor_msgs.msg import CompressedImage, Image
 

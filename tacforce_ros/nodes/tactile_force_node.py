@@ -9,7 +9,6 @@ import sys
 import time
 
 import numpy as np
-import rclpy
 from geometry_msgs.msg import WrenchStamped
 from rclpy.node import Node
 from sensor_msgs.msg import CompressedImage, Image
