@@ -15,6 +15,7 @@ import time
 import numpy as np
 from geometry_msgs.msg import PoseStamped, WrenchStamped
 from rclpy.node import Node
+from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
 from ..bags import episode_message_json
@@ -23,6 +24,7 @@ from ..hardware.collection_config import NODE_NAME, CollectionConfig
 from ..hardware.protocol import Waypoint, describe, plan
 from ..hardware.robot import SimulatedRobot, URRobot, rotvec_to_quaternion
 from ..hardware.safety import SafetyMonitor
+from ..perception.image import encode_image_fields
 from ..ros.params import declare
 from ..ros.qos import output_qos, sensor_qos
 
@@ -157,19 +159,11 @@ class SimulatedSensorsAtPose:
     netft_node over real RDT) and a tactile camera, both reading the robot's current pose."""
 
     def __init__(self, node: Node, robot: SimulatedRobot, config: CollectionConfig, rdt_port: int):
-        from sensor_msgs.msg import Image
-
         from ..hardware.netft import RdtEmulator
-        from ..hardware.protocol import contact_offsets
         from ..sim.rig import IndentationRig
-        from ..sim.tactile import SENSOR_STYLES, TactileSimulator
 
-        protocol = config.protocol
         self.robot = robot
-        self.rig = IndentationRig(TactileSimulator(SENSOR_STYLES[config.style]), protocol.indenter,
-                                  tuple(protocol.start_pose[:2]), protocol.surface_z)
-        for x, y in contact_offsets(protocol):  # build force-depth curves before the box streams
-            self.rig.sim.normal_force(protocol.indenter, float(x), float(y), 1e-4)
+        self.rig = IndentationRig.for_protocol(config.protocol, config.style)
         self.box = RdtEmulator(SIM_COUNTS, SIM_COUNTS, rate_hz=1000, keep_log=False, port=rdt_port,
                                wrench_fn=lambda _t: self.rig.wrench(self.robot.tcp_pose()))
         self.node = node
@@ -179,9 +173,6 @@ class SimulatedSensorsAtPose:
                                f"({SIM_COUNTS} counts per N and per N·m)")
 
     def publish_image(self) -> None:
-        from sensor_msgs.msg import Image
-
-        from ..perception.image import encode_image_fields
         stamp = self.node.get_clock().now().to_msg()
         msg = Image(**encode_image_fields(self.rig.image(self.robot.tcp_pose()), "mono8"))
         msg.header.stamp = stamp

@@ -18,12 +18,11 @@ import numpy as np
 from ..bags import COMPRESSED_IMAGE, STRING, WRENCH, BagWriter, episode_message_json
 from ..hardware.collection import CollectionRun
 from ..hardware.netft import Calibration, NetFTClient, NetFTStream, RdtEmulator, Sample
-from ..hardware.protocol import ProtocolConfig, Waypoint, contact_offsets, plan
+from ..hardware.protocol import ProtocolConfig, Waypoint, plan
 from ..hardware.robot import SimulatedRobot, rotvec_to_quaternion
 from ..hardware.safety import ForceLimits, SafetyMonitor
 from ..perception.image import encode_compressed
 from .rig import IndentationRig
-from .tactile import SENSOR_STYLES, TactileSimulator
 
 POSE = "geometry_msgs/msg/PoseStamped"
 COUNTS = 1_000_000  # emulated box configured for N and N·m
@@ -50,10 +49,7 @@ def run_sim_collection(bag: str | Path, config: ProtocolConfig, style: str = "ar
     """Run the protocol in real time and record it. ``overload_at`` (s) injects a force spike
     into the simulated sensor, to exercise the safety stop end to end."""
     robot = SimulatedRobot(control_period=control_period, start_pose=config.start_pose)
-    rig = IndentationRig(TactileSimulator(SENSOR_STYLES[style]), config.indenter,
-                         tuple(config.start_pose[:2]), config.surface_z)
-    for x, y in contact_offsets(config):  # build the force-depth curves before streaming starts
-        rig.sim.normal_force(config.indenter, float(x), float(y), 1e-4)
+    rig = IndentationRig.for_protocol(config, style)
     t0 = time.monotonic()
 
     def wrench_fn(_t: float) -> np.ndarray:

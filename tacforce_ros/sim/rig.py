@@ -22,6 +22,20 @@ class IndentationRig:
         self.surface_z = surface_z
         self._press_xy: np.ndarray | None = None
 
+    @classmethod
+    def for_protocol(cls, protocol, style: str) -> "IndentationRig":
+        """The rig a protocol run presses into, with the force-depth curves of every contact
+        position built now: building one takes up to a second, far too long inside a 1 kHz
+        force stream."""
+        from ..hardware.protocol import contact_offsets
+        from .tactile import SENSOR_STYLES
+
+        rig = cls(TactileSimulator(SENSOR_STYLES[style]), protocol.indenter,
+                  tuple(protocol.start_pose[:2]), protocol.surface_z)
+        for x, y in contact_offsets(protocol):
+            rig.sim.normal_force(protocol.indenter, float(x), float(y), 1e-4)
+        return rig
+
     def contact(self, tcp_pose: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
         """(depth m, press point m relative to the sensor centre, shear m) for a TCP pose."""
         depth = self.surface_z - float(tcp_pose[2])
