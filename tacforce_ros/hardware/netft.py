@@ -8,7 +8,9 @@ Protocol (ATI Net F/T manual, "Raw Data Transfer"), all fields big-endian:
 * record, 36 bytes, sent by the box to the address and port the start request came from:
   ``uint32 rdt_sequence, uint32 ft_sequence, uint32 status, int32 Fx Fy Fz Tx Ty Tz`` (counts).
   ``rdt_sequence`` counts records of one stream (assumed to start again with each start
-  request, so the client resets its accounting on ``start()``); it wraps at 2**32.
+  request, so the client resets its accounting on ``start()``); it wraps at 2**32. Each
+  ``start()`` sends from a fresh UDP socket (new local port): records of the earlier stream
+  still in flight go to the old port and cannot be mistaken for the new stream's numbers.
 * calibration: ``http://<box>/netftapi2.xml`` holds ``cfgcpf``/``cfgcpt`` (counts per force /
   torque unit) and the units, as codes ``cfgfu``/``cfgtu`` and as text ``scfgfu``/``scfgtu``.
   Force codes 1..6 = lbf, N, klbf, kN, kgf, gf; torque codes 1..6 = lbf-in, lbf-ft, N-m, N-mm,
@@ -84,7 +86,6 @@ CALIBRATION_HINT = (
 )
 MAX_XML_BYTES = 1 << 20
 RCVBUF_BYTES = 4 << 20  # absorbs ~100 ms of 5 kHz records while Python is busy elsewhere
-DRAIN_LIMIT = 100_000  # bounds the flush of stale records on start()
 
 
 class NetFTError(Exception):
@@ -456,16 +457,12 @@ class NetFTClient:
         self.start_timeout_s = start_timeout_s
         self.bias_on_start = bias_on_start
         try:
-            address = socket.getaddrinfo(host, port, socket.AF_INET, socket.SOCK_DGRAM)[0][4]
+            self._address = socket.getaddrinfo(host, port, socket.AF_INET,
+                                               socket.SOCK_DGRAM)[0][4]
         except socket.gaierror as e:
             raise NetFTConnectionError(f"cannot resolve Net F/T host {host!r}: {e}") from e
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        try:
-            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF_BYTES)
-            self._sock.connect(address)
-        except OSError as e:
-            self._sock.close()
-            raise NetFTConnectionError(f"cannot open UDP to {host}:{port}: {e}") from e
+        self._sock = self._open_socket()
+        self._retired: list[socket.socket] = []  # closed by the reader once it has left them
         self._buf = bytearray(RECORD_SIZE + 64)  # larger datagrams arrive truncated: malformed
         self._lock = threading.Lock()
         self._tracker = SequenceTracker(window)
@@ -491,6 +488,16 @@ class NetFTClient:
     def streaming(self) -> bool:
         return self._streaming
 
+    def _open_socket(self) -> socket.socket:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF_BYTES)
+            sock.connect(self._address)
+        except OSError as e:
+            sock.close()
+            raise NetFTConnectionError(f"cannot open UDP to {self.host}:{self.port}: {e}") from e
+        return sock
+
     def _send(self, command: int, sample_count: int = 0) -> None:
         try:
             self._sock.send(encode_request(command, sample_count))
@@ -509,7 +516,13 @@ class NetFTClient:
             raise NetFTError("start(wait=True) while a NetFTStream reads this client; "
                              "use start(wait=False)")
         with self._lock:
-            self._drain()
+            if self._streaming or self._started_ns is not None:
+                fresh = self._open_socket()
+                old, self._sock = self._sock, fresh
+                if self._reader_active:
+                    self._retired.append(old)  # the reader may be waiting in recv on it
+                else:
+                    old.close()
             self._tracker.reset()
             self._rate = _RateWindow()
             self._recent.clear()
@@ -530,23 +543,6 @@ class NetFTClient:
                     "of the start request: check the box's address, that it streams RDT on "
                     "this UDP port and that no firewall drops UDP")
             self._pending = sample
-
-    def _drain(self) -> None:
-        """Drop records still queued from an earlier stream (their numbering is over).
-
-        Polls with select instead of changing the socket's timeout, which a reading
-        ``NetFTStream`` thread relies on; if that thread takes the datagram first, recv waits
-        at most that timeout.
-        """
-        for _ in range(DRAIN_LIMIT):
-            if not select.select([self._sock], [], [], 0.0)[0]:
-                return
-            try:
-                self._sock.recv(len(self._buf))
-            except (TimeoutError, BlockingIOError, ConnectionRefusedError):
-                return
-            except OSError as e:
-                raise NetFTConnectionError(f"UDP socket to {self.host}:{self.port}: {e}") from e
 
     def stop(self) -> None:
         """Ask the box to stop streaming (records already sent may still arrive)."""
@@ -580,9 +576,12 @@ class NetFTClient:
             return sample
         deadline = time.monotonic() + (self.timeout_s if timeout is None else timeout)
         while (remaining := deadline - time.monotonic()) > 0:
-            self._sock.settimeout(remaining)
+            if self._retired:
+                self._close_retired()
+            sock = self._sock
+            sock.settimeout(remaining)
             try:
-                n = self._sock.recv_into(self._buf)
+                n = sock.recv_into(self._buf)
             except TimeoutError:
                 return None
             except ConnectionRefusedError as e:
@@ -591,14 +590,22 @@ class NetFTClient:
                     "wrong host or port for the Net F/T box?") from e
             except OSError as e:
                 raise NetFTConnectionError(f"UDP socket to {self.host}:{self.port}: {e}") from e
-            sample = self._process(n)
+            sample = self._process(sock, n)
             if sample is not None:
                 return sample
         return None
 
-    def _process(self, n: int) -> Sample | None:
+    def _close_retired(self) -> None:
+        with self._lock:
+            retired, self._retired = self._retired, []
+        for sock in retired:
+            sock.close()
+
+    def _process(self, sock: socket.socket, n: int) -> Sample | None:
         monotonic_ns, stamp_ns = time.monotonic_ns(), time.time_ns()
         with self._lock:
+            if sock is not self._sock:  # an earlier stream's record, read before start() swapped
+                return None
             if n != RECORD_SIZE:
                 self._malformed += 1
                 return None
@@ -642,6 +649,7 @@ class NetFTClient:
                 pass
         self._closed = True
         self._sock.close()
+        self._close_retired()
 
 
 class NetFTStream:
