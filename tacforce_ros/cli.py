@@ -68,18 +68,32 @@ def cmd_collect(args: argparse.Namespace) -> int:
         print(describe(plan(config.protocol)))
         return 0
     if not args.sim:
-        print("tacforce collect: only simulated runs (--sim) and --dry-run are available; the ROS "
-              "collection node for a real UR5e + Net F/T is not there yet", file=sys.stderr)
+        print("tacforce collect: only simulated runs (--sim) and --dry-run run here; a real UR5e + "
+              "Net F/T run is the collection node: ros2 launch tacforce collection.launch.py", file=sys.stderr)
         return 2
     if not args.bag:
         print("tacforce collect --sim needs --bag DIR", file=sys.stderr)
         return 2
     from .sim.collection import run_sim_collection
+    _interrupt_on_sigint_and_sigterm()
     result = run_sim_collection(args.bag, config.protocol, style=config.style, image_rate=config.image_rate,
                                 control_period=config.control_period, limits=config.limits,
                                 stale_after_s=config.stale_after)
     print(f"{args.bag}: {result.summary()}")
     return 0 if result.reason is None else 1
+
+
+def _interrupt_on_sigint_and_sigterm() -> None:
+    """Ctrl-C and SIGTERM abort a run safely (stop, retract, close the bag), even when this
+    process inherited SIGINT as ignored (a background job of a non-interactive shell, some CI
+    runners), where Python would otherwise never raise KeyboardInterrupt."""
+    import signal
+
+    def interrupt(_signum, _frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

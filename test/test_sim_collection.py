@@ -54,10 +54,16 @@ def test_ctrl_c_mid_run_stops_retracts_and_leaves_a_readable_bag(tmp_path):
     import signal
     import time
 
+    # Started with SIGINT ignored, as some CI runners and `cmd &` in a script do: the command
+    # must still take Ctrl-C as "abort safely".
     proc = subprocess.Popen([sys.executable, "-m", "tacforce_ros.cli", "collect", "--sim", "--config",
                              "collection_sim.yaml", "--bag", str(tmp_path / "run")], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    time.sleep(8.0)  # well into the first episode
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "run").exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(5.0)  # well into the first episode
     proc.send_signal(signal.SIGINT)
     out = proc.communicate(timeout=60)[0]
     assert proc.returncode == 1 and "interrupted" in out, out
