@@ -31,6 +31,8 @@ setup(
             "recorder_node = tacforce_ros.nodes.recorder_node:main",
             "netft_node = tacforce_ros.nodes.netft_node:main",
             "collection_node = tacforce_ros.nodes.collection_node:main",
+            "grasp_planner_node = tacforce_ros.nodes.grasp_planner_node:main",
+            "sim_camera_node = tacforce_ros.nodes.sim_camera_node:main",
         ],
     },
 )

@@ -1,9 +1,12 @@
-"""Start the perception nodes with config/perception.yaml (override with config:=FILE)."""
+"""Start the perception nodes with config/perception.yaml (override with config:=FILE).
+
+grasp_planner:=false leaves out the camera grasp planner (e.g. on a tactile-only setup)."""
 import os
 
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
+from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
@@ -15,9 +18,13 @@ def generate_launch_description():
     return LaunchDescription([
         DeclareLaunchArgument("config", default_value=os.path.join(share, "config", "perception.yaml"),
                               description="ROS parameter file for the perception nodes"),
+        DeclareLaunchArgument("grasp_planner", default_value="true",
+                              description="also start grasp_planner_node (camera grasp poses)"),
         # Large images between processes: see config/fastdds_large_images.xml.
         SetEnvironmentVariable("FASTRTPS_DEFAULT_PROFILES_FILE", profile),
         SetEnvironmentVariable("FASTDDS_DEFAULT_PROFILES_FILE", profile),
         Node(package="tacforce", executable="tactile_force_node", name="tactile_force_node",
              parameters=[config], output="screen"),
+        Node(package="tacforce", executable="grasp_planner_node", name="grasp_planner_node",
+             parameters=[config], output="screen", condition=IfCondition(LaunchConfiguration("grasp_planner"))),
     ])

@@ -1,4 +1,5 @@
-"""Simulated tactile sensor + Nano17 (config/sim.yaml) and the perception nodes."""
+"""Simulated tactile sensor + Nano17 (config/sim.yaml), a simulated top-down RGB-D camera over
+table scenes (config/sim.yaml) and the perception nodes."""
 import os
 
 from ament_index_python.packages import get_package_share_directory
@@ -18,6 +19,8 @@ def generate_launch_description():
         SetEnvironmentVariable("FASTRTPS_DEFAULT_PROFILES_FILE", profile),
         SetEnvironmentVariable("FASTDDS_DEFAULT_PROFILES_FILE", profile),
         Node(package="tacforce", executable="sim_sensors_node", name="sim_sensors_node",
+             parameters=[LaunchConfiguration("sim_config")], output="screen"),
+        Node(package="tacforce", executable="sim_camera_node", name="sim_camera_node",
              parameters=[LaunchConfiguration("sim_config")], output="screen"),
         IncludeLaunchDescription(PythonLaunchDescriptionSource(
             os.path.join(share, "launch", "perception.launch.py"))),

@@ -118,7 +118,7 @@ def test_rosbags_message_decodes() -> None:
         ({'width': 0}, 'zero or negative size'),
         ({'height': -1}, 'zero or negative size'),
         ({'height': 100_000, 'width': 100_000, 'step': 100_000}, 'exceeds max_pixels'),
-        ({'step': 2}, r'step 2 is smaller than width\*channels'),
+        ({'step': 2}, r'step 2 is smaller than width\*bytes per pixel'),
         ({'data': bytes(5)}, 'truncated data'),
         ({'encoding': 'rgb8', 'step': 9, 'data': bytes(17)}, 'truncated data'),
         ({'data': None}, 'must be a byte buffer'),

@@ -13,7 +13,8 @@ import yaml
 
 from rosutil import ROOT
 
-NODES = ("tactile_force_node", "sim_sensors_node", "recorder_node", "netft_node")
+NODES = ("tactile_force_node", "sim_sensors_node", "recorder_node", "netft_node", "grasp_planner_node",
+         "sim_camera_node")
 
 
 def entry_points() -> dict[str, str]:
@@ -73,10 +74,16 @@ def test_config_parameters_are_declared_by_the_nodes():
     sim = yaml.safe_load((ROOT / "config" / "sim.yaml").read_text())["sim_sensors_node"]["ros__parameters"]
     assert set(sim) == set(SimConfig.parameter_names())
     perception = yaml.safe_load((ROOT / "config" / "perception.yaml").read_text())
-    source = (ROOT / "tacforce_ros" / "nodes" / "tactile_force_node.py").read_text()
-    declared = {n.args[1].value for n in ast.walk(ast.parse(source))
-                if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "declare"}
-    assert set(perception["tactile_force_node"]["ros__parameters"]) == declared
+    sim_nodes = yaml.safe_load((ROOT / "config" / "sim.yaml").read_text())
+    for doc, node in ((perception, "tactile_force_node"), (perception, "grasp_planner_node"),
+                      (sim_nodes, "sim_camera_node")):
+        assert set(doc[node]["ros__parameters"]) == _declared(node), node
+
+
+def _declared(node: str) -> set[str]:
+    source = (ROOT / "tacforce_ros" / "nodes" / f"{node}.py").read_text()
+    return {n.args[1].value for n in ast.walk(ast.parse(source))
+            if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "declare"}
 
 
 def test_runtime_never_imports_torch_and_training_never_imports_rclpy():

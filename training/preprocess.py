@@ -89,3 +89,39 @@ class ImagePreprocess(nn.Module):
             steps.append(f"resize {size}x{size} bilinear (half-pixel, no antialias)")
         steps.append(f"/255 -> (x-{self.mean:g})/{self.std:g}")
         return " -> ".join(steps)
+
+
+class MeanPixelNormalise(nn.Module):
+    """uint8 [N, H, W, 3] rgb8/bgr8 -> float [N, 3, H, W] RGB, (x/255 - mean) / std (seed 001's
+    mean-pixel subtraction), then zero padding (top, bottom, left, right) if given, which is the
+    mean colour: the dense grasp map pads the image this way so every 32 px cell gets a centre."""
+
+    def __init__(self, mean_rgb, std: float = 0.25, encoding: str = "rgb8",
+                 pad: tuple[int, int, int, int] = (0, 0, 0, 0)):
+        super().__init__()
+        if encoding not in ("rgb8", "bgr8"):
+            raise ValueError(f"colour models take rgb8 or bgr8, not {encoding!r}")
+        self.encoding, self.std, self.pad = encoding, float(std), tuple(int(p) for p in pad)
+        self.register_buffer("mean", torch.tensor([float(m) / 255.0 for m in mean_rgb]).view(1, 3, 1, 1),
+                             persistent=False)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        if image.dim() != 4 or image.shape[-1] != 3:
+            raise ValueError(f"expected uint8 [N, H, W, 3] ({self.encoding}), got {list(image.shape)}")
+        x = image.permute(0, 3, 1, 2).float()
+        if self.encoding == "bgr8":
+            x = x.flip(1)
+        x = (x / 255.0 - self.mean) / self.std
+        top, bottom, left, right = self.pad
+        return F.pad(x, (left, right, top, bottom)) if any(self.pad) else x
+
+    def describe(self, height: int, width: int) -> str:
+        mean = ", ".join(f"{255 * m:.1f}" for m in self.mean.flatten().tolist())
+        steps = [f"{self.encoding} uint8 NHWC {width}x{height}"]
+        if self.encoding == "bgr8":
+            steps.append("bgr -> rgb")
+        steps.append(f"/255 -> (x - mean rgb [{mean}]/255) / {self.std:g}")
+        if any(self.pad):
+            top, bottom, left, right = self.pad
+            steps.append(f"zero pad top {top}, bottom {bottom}, left {left}, right {right}")
+        return " -> ".join(steps)

@@ -88,11 +88,43 @@ def decode_image(msg: ImageMsg, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndar
     modifying it or before the message buffer is reused.
     """
     channels, _ = _lookup_encoding(msg.encoding)
+    rows = _pixel_rows(msg, channels, max_pixels)
+    image = rows.reshape(int(msg.height), int(msg.width), channels)
+    return image[:, :, :3] if channels == 4 else image
+
+
+# depth encoding -> (little-endian sample type, metres per unit)
+_DEPTH_ENCODINGS: dict[str, tuple[np.dtype, float]] = {
+    '16UC1': (np.dtype('<u2'), 0.001),
+    'mono16': (np.dtype('<u2'), 0.001),
+    '32FC1': (np.dtype('<f4'), 1.0),
+}
+
+
+def decode_depth(msg: ImageMsg, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Decode a depth sensor_msgs/Image (16UC1/mono16 in mm, 32FC1 in m) into float32 (H, W)
+    metres, following REP-118; 0 and NaN mean "no reading" and are kept as they are."""
+    try:
+        dtype, scale = _DEPTH_ENCODINGS[msg.encoding]
+    except KeyError:
+        msg_ = (f'unsupported depth encoding {msg.encoding!r}; supported: '
+                f'{", ".join(_DEPTH_ENCODINGS)}')
+        raise ImageError(msg_) from None
+    if getattr(msg, 'is_bigendian', 0):
+        dtype = dtype.newbyteorder('>')
+    rows = _pixel_rows(msg, dtype.itemsize, max_pixels)
+    depth = np.ascontiguousarray(rows).view(dtype).reshape(int(msg.height), int(msg.width))
+    return depth.astype(np.float32) * np.float32(scale)
+
+
+def _pixel_rows(msg: ImageMsg, bytes_per_pixel: int, max_pixels: int) -> np.ndarray:
+    """The (height, width * bytes_per_pixel) uint8 rows of a raw image, padding cut off."""
     height, width, step = int(msg.height), int(msg.width), int(msg.step)
     _check_size(height, width, max_pixels)
-    row_bytes = width * channels
+    row_bytes = width * bytes_per_pixel
     if step < row_bytes:
-        msg_ = f'step {step} is smaller than width*channels = {width}*{channels} = {row_bytes}'
+        msg_ = (f'step {step} is smaller than width*bytes per pixel = {width}*{bytes_per_pixel} '
+                f'= {row_bytes}')
         raise ImageError(msg_)
     buf = _as_uint8(msg.data)
     if buf.size < step * height:
@@ -101,9 +133,7 @@ def decode_image(msg: ImageMsg, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndar
             f'= {step * height}'
         )
         raise ImageError(msg_)
-    rows = buf[: step * height].reshape(height, step)[:, :row_bytes]
-    image = rows.reshape(height, width, channels)
-    return image[:, :, :3] if channels == 4 else image
+    return buf[: step * height].reshape(height, step)[:, :row_bytes]
 
 
 def decode_compressed(

@@ -1,0 +1,263 @@
+"""grasp_planner_node: colour image (+ optional aligned depth, CameraInfo) in, grasp poses out.
+
+decode -> dense grasp_map model (GraspPlanner) -> ranked grasps (perception.grasp_map) ->
+  ~best_pose     geometry_msgs/PoseStamped  best grasp, camera optical frame
+  ~candidates    geometry_msgs/PoseArray    top-k after non-maximum suppression
+  ~overlay       sensor_msgs/Image rgb8     heat map + grasps, for rviz
+  ~map           sensor_msgs/Image 32FC<B>  raw P(success): row = map row, column = map column,
+                                            channel b = angle bin b (float32, row-major)
+all stamped with the colour image's stamp. Poses need CameraInfo; position from the depth
+image when one is given and fresh, else from the table plane. ``~/plan`` (std_srvs/Trigger)
+plans on the latest frame and answers with the best grasp; with ``continuous`` false that is
+the only time the model runs.
+"""
+from __future__ import annotations
+
+import sys
+import time
+
+import numpy as np
+from geometry_msgs.msg import Pose, PoseArray, PoseStamped
+from rclpy.node import Node
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from std_srvs.srv import Trigger
+
+from ..inference.contract import ModelError
+from ..inference.runtime import DEFAULT_PROVIDERS, OnnxModel
+from ..paths import resolve
+from ..perception.grasp_map import (Grasp, GraspMapError, GraspPlanner, Intrinsics, decode_grasps,
+                                    depth_at, grasp_position, grasp_quaternion, heatmap_overlay,
+                                    jaw_length_px)
+from ..perception.image import ImageError, decode_compressed, decode_depth, decode_image, image_order
+from ..perception.stats import StageStats
+from ..ros.diagnostics import DiagnosticsPublisher
+from ..ros.params import declare
+from ..ros.qos import output_qos, sensor_qos
+
+
+class GraspPlannerNode(Node):
+    def __init__(self, **kwargs):
+        super().__init__("grasp_planner_node", **kwargs)
+        self.model_path = str(resolve("models", declare(
+            self, "model_path", "grasp_map.onnx",
+            "ONNX grasp_map model: a file name in the package's models/ or a path")))
+        image_topic = declare(self, "image_topic", "/camera/color/image_raw", "Colour image topic")
+        transport = declare(self, "image_transport", "raw",
+                            "'raw' (sensor_msgs/Image) or 'compressed' (CompressedImage on <image_topic>/compressed)")
+        depth_topic = declare(self, "depth_topic", "",
+                              "Depth image aligned to the colour image (16UC1 mm or 32FC1 m); empty: none")
+        info_topic = declare(self, "camera_info_topic", "/camera/color/camera_info",
+                             "CameraInfo of the colour image (intrinsics for poses)")
+        self.depth_max_age = declare(self, "depth_max_age", 0.1,
+                                     "Seconds a depth frame may differ from the colour frame and still be used")
+        self.table_plane = [float(x) for x in declare(
+            self, "table_plane", [0.0, 0.0, 1.0, 0.6],
+            "Table plane a*x + b*y + c*z = d in the camera optical frame (m); used without depth")]
+        self.frame_id = declare(self, "frame_id", "",
+                                "frame_id of the outputs (empty: the colour image's optical frame)")
+        self.min_probability = declare(self, "min_probability", 0.5,
+                                       "Grasps with a lower success probability are not published")
+        self.top_k = declare(self, "top_k", 5, "Grasp candidates published on ~candidates")
+        self.nms_distance = declare(self, "nms_distance_px", 48.0,
+                                    "A grasp closer than this (pixels) to a better one is suppressed")
+        self.jaw_opening = declare(self, "jaw_opening", 0.085,
+                                   "Gripper opening in metres (drawn in the overlay; reported by ~/plan)")
+        self.continuous = declare(self, "continuous", True,
+                                  "Plan every newest frame; false: only when ~/plan is called")
+        self.publish_overlay = declare(self, "publish_overlay", True, "Publish the ~overlay image")
+        self.publish_map = declare(self, "publish_map", True, "Publish the raw ~map image")
+        providers = declare(self, "providers", list(DEFAULT_PROVIDERS),
+                            "ONNX Runtime execution providers in order of preference (tensorrt, cuda, cpu)")
+        self.max_pixels = declare(self, "max_image_pixels", 4096 * 4096,
+                                  "Frames with more pixels are rejected before decoding")
+        diag_period = declare(self, "diagnostics_period", 1.0, "Seconds between /diagnostics reports")
+        if len(self.table_plane) != 4 or not any(self.table_plane[:3]):
+            raise SystemExit(f"grasp_planner_node: table_plane must be [a, b, c, d] with a non-zero "
+                             f"normal, got {self.table_plane}")
+
+        self.stats = StageStats()
+        try:
+            self.planner = GraspPlanner(OnnxModel(self.model_path, "grasp_map", providers=providers))
+        except (ModelError, GraspMapError) as exc:
+            raise SystemExit(f"grasp_planner_node: {exc}") from None
+        model, layout = self.planner.model, self.planner.layout
+        self.get_logger().info(
+            f"model {self.model_path} on {model.provider}; input {model.metadata.input.width}x"
+            f"{model.metadata.input.height} {model.metadata.input.encoding}; map {layout.rows}x{layout.cols}"
+            f"x{layout.bins}")
+        self.intrinsics: Intrinsics | None = None
+        self.depth: tuple[float, np.ndarray] | None = None  # (stamp s, metres)
+        self.latest = None  # (msg, decode) of the newest colour frame
+        self.last_result = "no frame planned yet"
+
+        self.pub_best = self.create_publisher(PoseStamped, "~/best_pose", output_qos())
+        self.pub_candidates = self.create_publisher(PoseArray, "~/candidates", output_qos())
+        self.pub_overlay = self.create_publisher(Image, "~/overlay", output_qos())
+        self.pub_map = self.create_publisher(Image, "~/map", output_qos())
+        if transport == "compressed":
+            self.create_subscription(CompressedImage, image_topic + "/compressed",
+                                     lambda m: self.on_colour(m, decode_compressed), sensor_qos())
+        elif transport == "raw":
+            self.create_subscription(Image, image_topic, lambda m: self.on_colour(m, decode_image), sensor_qos())
+        else:
+            raise SystemExit(f"grasp_planner_node: image_transport must be 'raw' or 'compressed', not {transport!r}")
+        if depth_topic:
+            self.create_subscription(Image, depth_topic, self.on_depth, sensor_qos())
+        self.create_subscription(CameraInfo, info_topic, self.on_camera_info, sensor_qos())
+        self.create_service(Trigger, "~/plan", self.on_plan)
+        self.diagnostics = DiagnosticsPublisher(
+            self, self.stats, hardware_id=self.model_path, period=diag_period,
+            extra={"provider": model.provider, "model": self.model_path})
+
+    # ------------------------------------------------------------------ inputs
+    def on_camera_info(self, msg: CameraInfo) -> None:
+        try:
+            self.intrinsics = Intrinsics.from_k(msg.k)
+        except ValueError as exc:
+            self.stats.error("camera_info")
+            self.get_logger().warning(f"CameraInfo rejected: {exc}", throttle_duration_sec=2.0)
+
+    def on_depth(self, msg: Image) -> None:
+        try:
+            self.depth = (_seconds(msg.header.stamp), decode_depth(msg, self.max_pixels))
+        except ImageError as exc:
+            self.stats.error("depth")
+            self.get_logger().warning(f"depth frame rejected: {exc}", throttle_duration_sec=2.0)
+
+    def on_colour(self, msg, decode) -> None:
+        self.latest = (msg, decode)
+        if self.continuous:
+            self.plan(msg, decode)
+
+    def on_plan(self, _request, response):
+        if self.latest is None:
+            response.success, response.message = False, "no colour image received yet"
+            return response
+        grasps = self.plan(*self.latest)
+        response.success = bool(grasps)
+        response.message = self.last_result
+        return response
+
+    # ------------------------------------------------------------------ planning
+    def plan(self, msg, decode) -> list[Grasp]:
+        t0 = time.perf_counter()
+        try:
+            image = decode(msg, max_pixels=self.max_pixels)
+            order = image_order(msg.encoding) if decode is decode_image else (
+                "gray" if image.shape[2] == 1 else "bgr")
+            t1 = time.perf_counter()
+            prob = self.planner.grasp_map(image, order)
+        except (ImageError, ValueError) as exc:
+            kind = "image" if isinstance(exc, ImageError) else (
+                "non_finite" if isinstance(exc, GraspMapError) else "shape")
+            self.stats.error(kind)
+            self.last_result = f"frame rejected: {exc}"
+            self.get_logger().warning(self.last_result, throttle_duration_sec=2.0)
+            return []
+        t2 = time.perf_counter()
+        grasps = decode_grasps(prob, self.planner.layout, self.min_probability, self.top_k, self.nms_distance)
+        header = msg.header
+        frame_id = self.frame_id or header.frame_id
+        depth = self._depth_for(header.stamp)
+        poses = self._poses(grasps, depth)
+        if poses and poses[0] is not None:
+            self.pub_best.publish(PoseStamped(header=_header(header, frame_id), pose=poses[0]))
+        self.pub_candidates.publish(PoseArray(header=_header(header, frame_id),
+                                              poses=[p for p in poses if p is not None]))
+        if self.publish_map:
+            self.pub_map.publish(_map_message(prob, header, frame_id))
+        if self.publish_overlay:
+            rgb = image if order == "rgb" else image[..., ::-1] if order == "bgr" else np.repeat(image, 3, 2)
+            overlay = heatmap_overlay(rgb, prob, self.planner.layout, grasps, self._jaw_px(grasps, depth))
+            self.pub_overlay.publish(_rgb_message(overlay, header, frame_id))
+        t3 = time.perf_counter()
+        self.last_result = _describe(grasps, poses, frame_id, self.min_probability)
+        for stage, seconds in (("decode", t1 - t0), ("inference", t2 - t1), ("publish", t3 - t2),
+                               ("total", t3 - t0)):
+            self.stats.record(stage, seconds)
+        self.stats.tick(t3)
+        return grasps
+
+    def _depth_for(self, stamp) -> np.ndarray | None:
+        if self.depth is None:
+            return None
+        if abs(self.depth[0] - _seconds(stamp)) > self.depth_max_age:
+            self.stats.error("depth_stale")
+            return None
+        return self.depth[1]
+
+    def _poses(self, grasps: list[Grasp], depth: np.ndarray | None) -> list[Pose | None]:
+        if not grasps:
+            return []
+        if self.intrinsics is None:
+            self.stats.error("no_camera_info")
+            self.get_logger().warning("no CameraInfo yet: grasps found, poses not published",
+                                      throttle_duration_sec=5.0)
+            return [None] * len(grasps)
+        poses = []
+        for g in grasps:
+            xyz = grasp_position(g, self.intrinsics, depth, self.table_plane)
+            if xyz is None:
+                poses.append(None)
+                continue
+            pose = Pose()
+            pose.position.x, pose.position.y, pose.position.z = (float(c) for c in xyz)
+            q = grasp_quaternion(g.angle)
+            pose.orientation.x, pose.orientation.y, pose.orientation.z, pose.orientation.w = q
+            poses.append(pose)
+        return poses
+
+    def _jaw_px(self, grasps: list[Grasp], depth: np.ndarray | None) -> float:
+        if self.intrinsics is not None and grasps:
+            z = depth_at(depth, grasps[0].u, grasps[0].v) if depth is not None else None
+            if z is None:
+                xyz = grasp_position(grasps[0], self.intrinsics, None, self.table_plane)
+                z = None if xyz is None else float(xyz[2])
+            if z:
+                return jaw_length_px(self.jaw_opening, self.intrinsics.fx, z)
+        return 2.5 * self.planner.layout.stride
+
+
+def _seconds(stamp) -> float:
+    return stamp.sec + stamp.nanosec * 1e-9
+
+
+def _header(header, frame_id: str):
+    out = type(header)()
+    out.stamp, out.frame_id = header.stamp, frame_id
+    return out
+
+
+def _map_message(prob: np.ndarray, header, frame_id: str) -> Image:
+    rows, cols, bins = prob.shape
+    return Image(header=_header(header, frame_id), height=rows, width=cols, encoding=f"32FC{bins}",
+                 is_bigendian=0, step=cols * bins * 4,
+                 data=np.ascontiguousarray(prob, dtype="<f4").tobytes())
+
+
+def _rgb_message(rgb: np.ndarray, header, frame_id: str) -> Image:
+    h, w = rgb.shape[:2]
+    return Image(header=_header(header, frame_id), height=h, width=w, encoding="rgb8", is_bigendian=0,
+                 step=w * 3, data=np.ascontiguousarray(rgb).tobytes())
+
+
+def _describe(grasps: list[Grasp], poses: list, frame_id: str, min_probability: float) -> str:
+    if not grasps:
+        return f"no grasp with P >= {min_probability:g}"
+    g = grasps[0]
+    text = f"best grasp: pixel ({g.u:.0f}, {g.v:.0f}), angle {g.angle:.3f} rad, P {g.probability:.3f}"
+    if poses[0] is not None:
+        p = poses[0].position
+        text += f", position ({p.x:.3f}, {p.y:.3f}, {p.z:.3f}) m in {frame_id}"
+    else:
+        text += ", no pose (no CameraInfo or no depth/table intersection)"
+    return text + f"; {len(grasps)} candidate(s)"
+
+
+def main(args=None) -> None:
+    from .runner import spin_nodes
+    sys.exit(spin_nodes([GraspPlannerNode], args))
+
+
+if __name__ == "__main__":
+    main()

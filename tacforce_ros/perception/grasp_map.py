@@ -1,0 +1,234 @@
+"""Dense grasp-angle maps -> ranked grasps, camera-frame poses and an rviz overlay (no ROS here).
+
+A grasp_map model (GraspNet, seed 001) outputs P(success) as float32 [rows, cols, bins]. Cell
+(row, col) is the grasp centred at pixel (u, v) = (offset + stride * col, offset + stride * row)
+of the input image; bin b is the angle range [b*pi/B, (b+1)*pi/B) of
+``grasp_angles`` (closing line from +u towards +v), decoded to its centre. The model's
+metadata carries stride, offset and bins; ``GraspMapLayout.from_metadata`` reads them so a
+model trained with another bin count or stride decodes correctly.
+
+Poses are in the camera's optical frame (REP-103: x right, y down, z forward). The grasp
+orientation is a rotation by the grasp angle about the optical axis, so the pose's x axis is
+the jaw closing direction in the image plane; position comes from an aligned depth image
+(median of valid pixels around the centre) or, without depth, from where the pixel's ray meets
+the table plane.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from ..inference.runtime import OnnxModel
+from .grasp_angles import bin_to_angle
+from .image import ColorOrder, to_model_channels
+
+TASK = "grasp_map"
+OUTPUT = "grasp_probability"
+# How angles and cells are encoded; written into every grasp_map model's metadata.
+ANGLE_CONVENTION = ("theta in [0, pi): jaw closing line from image +u (right) towards +v (down); "
+                    "bin b covers [b*pi/bins, (b+1)*pi/bins), decoded to its centre (b+0.5)*pi/bins")
+CELL_TO_PIXEL = "u = offset_px + stride_px * col, v = offset_px + stride_px * row (pixel centres)"
+
+
+class GraspMapError(ValueError):
+    """A map that does not fit the model's layout, or non-finite probabilities."""
+
+
+@dataclass(frozen=True)
+class GraspMapLayout:
+    rows: int
+    cols: int
+    bins: int
+    stride: float
+    offset: float
+
+    @classmethod
+    def from_metadata(cls, outputs: dict, source: str = "model") -> "GraspMapLayout":
+        try:
+            spec = outputs[OUTPUT]
+            rows, cols, bins = (int(x) for x in spec["shape"])
+            layout = cls(rows, cols, bins, float(spec["stride_px"]), float(spec["offset_px"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise GraspMapError(f"{source}: output {OUTPUT!r} lacks shape/stride_px/offset_px ({exc!r})") from None
+        if min(rows, cols, bins) < 1 or layout.stride <= 0:
+            raise GraspMapError(f"{source}: bad grasp map layout {layout}")
+        return layout
+
+    def cell_centre(self, row, col) -> tuple[np.ndarray, np.ndarray]:
+        """Pixel (u, v) of cell centres (scalars or arrays)."""
+        return (self.offset + self.stride * np.asarray(col, np.float64),
+                self.offset + self.stride * np.asarray(row, np.float64))
+
+    def cell_of(self, u, v) -> tuple[np.ndarray, np.ndarray]:
+        """(row, col) of the cell whose centre is nearest to pixel (u, v), clipped to the map."""
+        col = np.clip(np.floor((np.asarray(u, np.float64) - self.offset) / self.stride + 0.5), 0, self.cols - 1)
+        row = np.clip(np.floor((np.asarray(v, np.float64) - self.offset) / self.stride + 0.5), 0, self.rows - 1)
+        return row.astype(np.int64), col.astype(np.int64)
+
+
+@dataclass(frozen=True)
+class Grasp:
+    """One decoded grasp: centre pixel, angle (rad, grasp_angles convention), P(success)."""
+
+    u: float
+    v: float
+    angle: float
+    probability: float
+    row: int
+    col: int
+    bin: int
+
+
+def check_map(prob: np.ndarray, layout: GraspMapLayout) -> np.ndarray:
+    """The model output as float32 [rows, cols, bins]; wrong shape or NaN is a GraspMapError."""
+    prob = np.asarray(prob, np.float32)
+    if prob.ndim == 4 and prob.shape[0] == 1:
+        prob = prob[0]
+    if prob.shape != (layout.rows, layout.cols, layout.bins):
+        raise GraspMapError(f"grasp map has shape {prob.shape}, layout says "
+                            f"{(layout.rows, layout.cols, layout.bins)}")
+    if not np.isfinite(prob).all():
+        raise GraspMapError("grasp map has non-finite probabilities; frame dropped")
+    return prob
+
+
+def decode_grasps(prob: np.ndarray, layout: GraspMapLayout, min_probability: float = 0.5,
+                  top_k: int = 5, nms_distance_px: float = 48.0) -> list[Grasp]:
+    """Best grasps, most likely first: per cell its best bin, then greedy non-maximum suppression
+    (a grasp closer than ``nms_distance_px`` to a better one is dropped), at most ``top_k``
+    with P >= ``min_probability``."""
+    prob = check_map(prob, layout)
+    if top_k < 1:
+        return []
+    best_bin = prob.argmax(axis=2)
+    best = np.take_along_axis(prob, best_bin[..., None], axis=2)[..., 0]
+    order = np.argsort(-best, axis=None, kind="stable")
+    kept: list[Grasp] = []
+    for flat in order:
+        row, col = divmod(int(flat), layout.cols)
+        p = float(best[row, col])
+        if p < min_probability:
+            break
+        u, v = (float(x) for x in layout.cell_centre(row, col))
+        if any(math.hypot(u - g.u, v - g.v) < nms_distance_px for g in kept):
+            continue
+        b = int(best_bin[row, col])
+        kept.append(Grasp(u, v, float(bin_to_angle(b, layout.bins)), p, row, col, b))
+        if len(kept) == top_k:
+            break
+    return kept
+
+
+class GraspPlanner:
+    """One grasp_map model and its layout: a decoded camera frame in, (map, ranked grasps) out."""
+
+    def __init__(self, model: OnnxModel):
+        model.metadata.check_task(TASK, str(model.path))
+        self.model = model
+        self.layout = GraspMapLayout.from_metadata(model.metadata.outputs, str(model.path))
+        self._order: ColorOrder = "bgr" if model.metadata.input.encoding == "bgr8" else "rgb"
+
+    def grasp_map(self, image: np.ndarray, order: ColorOrder) -> np.ndarray:
+        """P(success) [rows, cols, bins] for an H x W x C uint8 frame in channel ``order``."""
+        image = to_model_channels(image, order, self._order)
+        self.model.metadata.input.check_image(image.shape)
+        outputs, _ = self.model.run(np.ascontiguousarray(image)[np.newaxis])
+        return check_map(outputs[OUTPUT], self.layout)
+
+
+# --------------------------------------------------------------------------- poses
+
+@dataclass(frozen=True)
+class Intrinsics:
+    fx: float
+    fy: float
+    cx: float
+    cy: float
+
+    @classmethod
+    def from_k(cls, k) -> "Intrinsics":
+        """From CameraInfo.k (row-major 3x3)."""
+        k = [float(x) for x in k]
+        if len(k) != 9 or not (k[0] > 0 and k[4] > 0) or not all(map(math.isfinite, k)):
+            raise ValueError(f"camera matrix K must be 9 finite numbers with fx, fy > 0, got {k}")
+        return cls(k[0], k[4], k[2], k[5])
+
+    def ray(self, u: float, v: float) -> np.ndarray:
+        """Direction (z = 1) of pixel (u, v) in the optical frame."""
+        return np.array([(u - self.cx) / self.fx, (v - self.cy) / self.fy, 1.0])
+
+
+def depth_at(depth_m: np.ndarray, u: float, v: float, radius: int = 3) -> float | None:
+    """Median of the valid (finite, > 0) depths in a (2r+1)^2 window at (u, v), or None."""
+    h, w = depth_m.shape[:2]
+    iu, iv = int(round(u)), int(round(v))
+    if not (0 <= iu < w and 0 <= iv < h):
+        return None
+    window = depth_m[max(0, iv - radius):iv + radius + 1, max(0, iu - radius):iu + radius + 1]
+    valid = window[np.isfinite(window) & (window > 0)]
+    return float(np.median(valid)) if valid.size else None
+
+
+def table_point(ray: np.ndarray, plane: np.ndarray) -> np.ndarray | None:
+    """Where ``ray`` from the optical centre meets plane (a, b, c, d): a x + b y + c z = d."""
+    normal, d = np.asarray(plane[:3], np.float64), float(plane[3])
+    denom = float(normal @ ray)
+    if abs(denom) < 1e-9:
+        return None
+    t = d / denom
+    return ray * t if t > 0 else None
+
+
+def grasp_position(grasp: Grasp, intrinsics: Intrinsics, depth_m: np.ndarray | None = None,
+                   table_plane=None) -> np.ndarray | None:
+    """Grasp centre (x, y, z) in metres, optical frame; depth first, else the table plane."""
+    ray = intrinsics.ray(grasp.u, grasp.v)
+    if depth_m is not None:
+        z = depth_at(depth_m, grasp.u, grasp.v)
+        if z is not None:
+            return ray * z
+    if table_plane is not None:
+        return table_point(ray, np.asarray(table_plane, np.float64))
+    return None
+
+
+def grasp_quaternion(angle: float) -> tuple[float, float, float, float]:
+    """(x, y, z, w): rotation by ``angle`` about the optical z axis (x -> closing direction)."""
+    return 0.0, 0.0, math.sin(angle / 2), math.cos(angle / 2)
+
+
+def jaw_length_px(opening_m: float, fx: float, z_m: float) -> float:
+    return opening_m * fx / z_m
+
+
+# --------------------------------------------------------------------------- overlay
+
+def heatmap_overlay(image_rgb: np.ndarray, prob: np.ndarray, layout: GraspMapLayout,
+                    grasps: list[Grasp], jaw_px: float = 80.0, alpha: float = 0.45) -> np.ndarray:
+    """RGB image with max-over-bins P(success) as a colour map and the grasps drawn as jaw
+    lines (best in white, others in black) with a dot at the centre."""
+    h, w = image_rgb.shape[:2]
+    best = check_map(prob, layout).max(axis=2)
+    # place each cell's value at its centre pixel, then interpolate to the full image
+    cell_img = cv2.resize(best, (round(layout.cols * layout.stride), round(layout.rows * layout.stride)),
+                          interpolation=cv2.INTER_LINEAR)
+    shift = layout.offset - layout.stride / 2
+    m = np.float32([[1, 0, shift], [0, 1, shift]])
+    full = cv2.warpAffine(cell_img, m, (w, h), borderMode=cv2.BORDER_REPLICATE)
+    heat = cv2.applyColorMap(np.clip(full * 255, 0, 255).astype(np.uint8), cv2.COLORMAP_JET)[..., ::-1]
+    base = image_rgb if image_rgb.shape[2] == 3 else np.repeat(image_rgb, 3, axis=2)
+    out = cv2.addWeighted(np.ascontiguousarray(base), 1 - alpha, np.ascontiguousarray(heat), alpha, 0)
+    for i, g in reversed(list(enumerate(grasps))):
+        du, dv = math.cos(g.angle) * jaw_px / 2, math.sin(g.angle) * jaw_px / 2
+        colour = (255, 255, 255) if i == 0 else (0, 0, 0)
+        p0, p1 = (round(g.u - du), round(g.v - dv)), (round(g.u + du), round(g.v + dv))
+        cv2.line(out, p0, p1, colour, 2, cv2.LINE_AA)
+        for end in (p0, p1):  # the fingers, across the closing line
+            ex, ey = -math.sin(g.angle) * 8, math.cos(g.angle) * 8
+            cv2.line(out, (round(end[0] - ex), round(end[1] - ey)), (round(end[0] + ex), round(end[1] + ey)),
+                     colour, 3, cv2.LINE_AA)
+        cv2.circle(out, (round(g.u), round(g.v)), 4, colour, -1, cv2.LINE_AA)
+    return out

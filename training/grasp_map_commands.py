@@ -1,0 +1,182 @@
+"""`tacforce train|eval|export grasp-map`: argparse wiring for GraspNet (seed 001).
+
+Data is either synthetic (``--synthetic N`` scenes of the training shapes, labelled by the
+robot-like labeller) or folders of real trials (``--folder DIR`` with attempts.csv). Only
+argparse at import time; `eval` needs onnxruntime only.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from .commands import _command, _fail, _user_errors
+
+DEFAULT_SIZE = (480, 640)
+
+
+def add_grasp_map_commands(train_sub, eval_sub, export_sub) -> None:
+    from .grasp_map_data import HELD_OUT_SHAPES, TRAIN_SHAPES
+    from .models.grasp_net import CONFIGS
+
+    p = train_sub.add_parser("grasp-map", help="train the GraspNet dense grasp-angle FCN",
+                             description="Train GraspNet on 227 px patches of labelled grasp trials "
+                                         "(masked loss over the trial's angle bin), then export the dense "
+                                         "OUT/grasp_map.onnx and its model card.")
+    _add_data_args(p, TRAIN_SHAPES)
+    p.add_argument("--val-folder", action="extend", nargs="+", type=Path, default=None, metavar="DIR",
+                   help="validation trial folders (default: hold out 10%% of the images)")
+    p.add_argument("--out", required=True, type=Path, help="output folder (checkpoints, ONNX, model card)")
+    p.add_argument("--config", choices=tuple(CONFIGS), default="cpu",
+                   help="network width: default = the seed's AlexNet, cpu = x0.25 (default: cpu)")
+    p.add_argument("--bins", type=int, default=18, help="angle bins over [0, pi) (default: 18)")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--steps-per-epoch", type=int, default=0, help="0: one pass over the trials")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--alexnet-weights", type=Path, default=None,
+                   help="local AlexNet state dict for conv1-5 (then frozen); never downloaded")
+    p.add_argument("--encoding", choices=("rgb8", "bgr8"), default="rgb8",
+                   help="what the camera publishes (the graph reorders bgr8)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
+    p.set_defaults(func=cmd_train)
+
+    p = eval_sub.add_parser("grasp-map", help="top-1 grasp success and per-bin precision/recall",
+                            description="Run a grasp_map ONNX model on held-out synthetic scenes (top-1 grasp "
+                                        "success by the labeller, per-bin precision/recall over every cell) "
+                                        "or on folders of real trials.")
+    p.add_argument("--model", required=True, type=Path, help="grasp_map .onnx file")
+    p.add_argument("--scenes", type=int, default=200, help="held-out synthetic scenes (default: 200)")
+    p.add_argument("--shapes", nargs="+", default=list(HELD_OUT_SHAPES),
+                   help=f"object shapes of the scenes (default: the held-out {' '.join(HELD_OUT_SHAPES)})")
+    p.add_argument("--seed", type=int, default=1000, help="scene seed (training uses 0)")
+    p.add_argument("--folder", action="extend", nargs="+", type=Path, default=None, metavar="DIR",
+                   help="score folders of real trials (attempts.csv) instead of synthetic scenes")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--card", type=Path, default=None, help="model card (.md) to record the results in")
+    p.set_defaults(func=cmd_eval)
+
+    p = export_sub.add_parser("grasp-map", help="export a GraspNet checkpoint to a dense ONNX model",
+                              description="Re-export best.pt/last.pt for a camera size and encoding.")
+    p.add_argument("--checkpoint", required=True, type=Path)
+    p.add_argument("--out", required=True, type=Path, help="output .onnx (a .md card goes beside it)")
+    p.add_argument("--height", type=int, default=DEFAULT_SIZE[0])
+    p.add_argument("--width", type=int, default=DEFAULT_SIZE[1])
+    p.add_argument("--encoding", choices=("rgb8", "bgr8"), default="rgb8")
+    p.set_defaults(func=cmd_export)
+
+
+def _add_data_args(p: argparse.ArgumentParser, train_shapes) -> None:
+    p.add_argument("--synthetic", type=int, default=0, metavar="SCENES",
+                   help="generate this many synthetic scenes (640x480) of the training shapes")
+    p.add_argument("--attempts-per-scene", type=int, default=64)
+    p.add_argument("--shapes", nargs="+", default=list(train_shapes),
+                   help=f"synthetic object shapes (default: {' '.join(train_shapes)})")
+    p.add_argument("--folder", action="extend", nargs="+", type=Path, default=None, metavar="DIR",
+                   help="folder(s) of real trials: attempts.csv (image, u, v, angle, success) + images")
+
+
+def _load_training_data(args):
+    from tacforce_ros.sim.grasp_scenes import SceneConfig
+
+    from .grasp_map_data import load_attempt_folder, merge_attempts, synthetic_attempts
+
+    parts = [load_attempt_folder(f) for f in args.folder or []]
+    if args.synthetic:
+        parts.append(synthetic_attempts(args.synthetic, args.attempts_per_scene,
+                                        SceneConfig(shapes=tuple(args.shapes)), args.seed))
+    if not parts:
+        raise ValueError("no training data: give --synthetic SCENES and/or --folder DIR")
+    return merge_attempts(parts)
+
+
+def _val_data(folders):
+    from .grasp_map_data import load_attempt_folder, merge_attempts
+
+    return merge_attempts([load_attempt_folder(f) for f in folders]) if folders else None
+
+
+def cmd_train(args) -> int:
+    import dataclasses
+
+    import numpy as np
+
+    from .grasp_map_export import export_grasp_map
+    from .grasp_map_train import GraspTrainConfig, train_grasp_net
+    from .models.grasp_net import CONFIGS
+
+    try:
+        attempts = _load_training_data(args)
+        val = _val_data(args.val_folder)
+        cfg = GraspTrainConfig(model=dataclasses.replace(CONFIGS[args.config], bins=args.bins),
+                               epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
+                               batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                               alexnet_weights=str(args.alexnet_weights or ""), num_threads=args.threads)
+        print(f"training data: {attempts.summary()}")
+        result = train_grasp_net(cfg, attempts, args.out, val_attempts=val)
+        height, width = attempts.images[0].shape[:2]
+        samples = np.stack((val or attempts).images[:4])
+        onnx_path = args.out / "grasp_map.onnx"
+        export_grasp_map(result.best_path, onnx_path, height, width, samples, args.encoding,
+                         command=_command(), metrics=result.metrics)
+    except _user_errors() as exc:
+        return _fail(exc)
+    print(f"best epoch {result.best_epoch}: validation {json.dumps(result.metrics)}")
+    print(f"model: {onnx_path} (card {onnx_path.with_suffix('.md')}); checkpoints {result.best_path}, "
+          f"{result.last_path}")
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from .grasp_map_data import GraspAttempts
+    from .grasp_map_eval import evaluate_attempts, evaluate_scenes, format_grasp_metrics
+
+    if not args.model.is_file():
+        return _fail(FileNotFoundError(f"{args.model}: model file not found"))
+    try:
+        if args.folder:
+            data: GraspAttempts = _val_data(args.folder)
+            metrics = evaluate_attempts(args.model, data)
+            what = data.source
+        else:
+            metrics = evaluate_scenes(args.model, args.scenes, tuple(args.shapes), args.seed,
+                                      progress=not args.json)
+            what = f"{args.scenes} synthetic scenes, shapes {' '.join(args.shapes)}, seed {args.seed}"
+    except _user_errors() as exc:
+        return _fail(exc)
+    table = format_grasp_metrics(metrics)
+    print(json.dumps(metrics) if args.json else f"{args.model}: {what}\n{table}")
+    if args.card:
+        _record(args.card, what, table)
+    return 0
+
+
+HELD_OUT = "## Held-out evaluation"
+
+
+def _record(card: Path, data: str, table: str) -> None:
+    text = card.read_text(encoding="utf-8") if card.is_file() else ""
+    text = text.split(HELD_OUT)[0].rstrip() + "\n\n"
+    text += f"{HELD_OUT}\n\nData: {data}\n\n```\n{table}\n```\n\nMade by:\n\n```\n{_command()}\n```\n"
+    card.write_text(text, encoding="utf-8")
+
+
+def cmd_export(args) -> int:
+    import numpy as np
+
+    from tacforce_ros.sim.grasp_scenes import SceneConfig, generate_scene
+
+    from .grasp_map_export import export_grasp_map
+
+    try:
+        rng = np.random.default_rng(0)
+        config = SceneConfig(height=args.height, width=args.width)
+        samples = np.stack([generate_scene(config, rng).image for _ in range(2)])
+        meta = export_grasp_map(args.checkpoint, args.out, args.height, args.width, samples,
+                                args.encoding, command=_command())
+    except _user_errors() as exc:
+        return _fail(exc)
+    print(f"exported {args.checkpoint} -> {args.out} ({meta.outputs['grasp_probability']['shape']} map, "
+          f"card {args.out.with_suffix('.md')})")
+    return 0

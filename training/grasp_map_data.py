@@ -1,0 +1,163 @@
+"""Grasp attempts for GraspNet: whole images plus labelled trials, and 227 px training patches.
+
+Two sources give the same ``GraspAttempts``: the synthetic scene generator (self-supervised,
+labelled by ``grasp_scenes.grasp_outcomes`` like a robot's trials) and a folder of real trials
+(``attempts.csv`` beside the images; columns image, u, v, angle, success). Patches are cut at
+run time from the stored images (a patch per trial would need 150 KB each), centred on the
+trial's pixel, with out-of-image area filled with the mean colour (zero after normalisation,
+which is also what the dense graph pads with).
+
+Augmentations keep the label exact: a patch rotated by k x 90 degrees (np.rot90) has its grasp at
+theta + k*pi/2, a left-right mirrored patch at pi - theta (both wrapped into [0, pi)).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from tacforce_ros.inference.contract import MAX_SIDE
+from tacforce_ros.perception.grasp_angles import angle_to_bin, wrap_angle
+from tacforce_ros.sim.grasp_scenes import SHAPES, SceneConfig, generate_scene, read_attempt_csv, sample_attempts
+
+from .models.grasp_net import PATCH
+
+HELD_OUT_SHAPES = ("ring", "cross", "triangle")
+TRAIN_SHAPES = tuple(s for s in SHAPES if s not in HELD_OUT_SHAPES)
+
+
+@dataclass
+class GraspAttempts:
+    """``images``: uint8 H x W x 3 RGB; ``rows``: float64 [N, 5] = image index, u, v, theta, success."""
+
+    images: list[np.ndarray]
+    rows: np.ndarray
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        self.rows = np.asarray(self.rows, np.float64).reshape(-1, 5)
+        if len(self.rows) and not (0 <= self.rows[:, 0].min() and self.rows[:, 0].max() < len(self.images)):
+            raise ValueError("attempt rows refer to images that are not there")
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def subset(self, image_indices) -> "GraspAttempts":
+        """The attempts on these images (re-indexed), e.g. a validation split by image."""
+        keep = sorted(set(int(i) for i in image_indices))
+        remap = {old: new for new, old in enumerate(keep)}
+        rows = self.rows[np.isin(self.rows[:, 0].astype(int), keep)].copy()
+        rows[:, 0] = [remap[int(i)] for i in rows[:, 0]]
+        return GraspAttempts([self.images[i] for i in keep], rows, self.source)
+
+    def summary(self) -> dict:
+        success = self.rows[:, 4] > 0.5
+        return {"images": len(self.images), "attempts": len(self.rows),
+                "successes": int(success.sum()), "source": self.source}
+
+
+def synthetic_attempts(scenes: int, per_scene: int, config: SceneConfig, seed: int,
+                       positive_fraction: float = 0.5, progress: bool = True) -> GraspAttempts:
+    """``scenes`` generated scenes with ``per_scene`` labelled trials each."""
+    rng = np.random.default_rng(seed)
+    images, rows = [], []
+    for i in tqdm(range(scenes), desc="synthetic scenes", disable=not progress, leave=False):
+        scene = generate_scene(config, rng)
+        images.append(scene.image)
+        for u, v, theta, ok in sample_attempts(scene, per_scene, rng, config, positive_fraction):
+            if 0 <= u < config.width and 0 <= v < config.height:  # the robot tries what it sees
+                rows.append((i, u, v, theta, float(ok)))
+    shapes = ",".join(config.shapes)
+    return GraspAttempts(images, np.array(rows), f"synthetic: {scenes} scenes x {per_scene} trials, "
+                                                 f"shapes {shapes}, seed {seed}")
+
+
+def merge_attempts(parts: list[GraspAttempts]) -> GraspAttempts:
+    """One set from several (image indices shifted); all images must share one size."""
+    images, rows = [], []
+    for part in parts:
+        shifted = part.rows.copy()
+        shifted[:, 0] += len(images)
+        images += part.images
+        rows.append(shifted)
+    if len({img.shape for img in images}) > 1:
+        raise ValueError(f"images of different sizes: {sorted({img.shape for img in images})}")
+    return GraspAttempts(images, np.concatenate(rows) if rows else np.zeros((0, 5)),
+                         "; ".join(p.source for p in parts))
+
+
+def load_attempt_folder(folder: str | Path) -> GraspAttempts:
+    """A folder with ``attempts.csv`` (image, u, v, angle, success) and the images it names."""
+    attempts = read_attempt_csv(folder, check_images=True)
+    base = Path(folder) if Path(folder).is_dir() else Path(folder).parent
+    index: dict[str, int] = {}
+    images, rows = [], []
+    for a in attempts:
+        if a.image not in index:
+            path = base / a.image
+            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if image is None:
+                raise ValueError(f"{path}: not a readable image")
+            if max(image.shape[:2]) > MAX_SIDE:
+                raise ValueError(f"{path}: {image.shape[1]}x{image.shape[0]} exceeds {MAX_SIDE} px")
+            if images and image.shape != images[0].shape:
+                raise ValueError(f"{path}: {image.shape[1]}x{image.shape[0]}, but the first image is "
+                                 f"{images[0].shape[1]}x{images[0].shape[0]}; one camera size per folder")
+            index[a.image] = len(images)
+            images.append(image[..., ::-1].copy())
+        h, w = images[index[a.image]].shape[:2]
+        if not (0 <= a.u < w and 0 <= a.v < h):
+            raise ValueError(f"{base / a.image}: attempt at ({a.u}, {a.v}) lies outside the {w}x{h} image")
+        rows.append((index[a.image], a.u, a.v, a.angle, float(a.success)))
+    return GraspAttempts(images, np.array(rows), f"folder {folder}")
+
+
+class PatchSampler:
+    """Cuts 227 px patches around trials; bins labels; optional label-exact augmentation."""
+
+    def __init__(self, attempts: GraspAttempts, bins: int, fill_rgb, patch: int = PATCH):
+        self.attempts, self.bins, self.patch = attempts, bins, patch
+        half = patch // 2
+        fill = [int(round(c)) for c in fill_rgb]
+        self.padded = [cv2.copyMakeBorder(img, half, half, half, half, cv2.BORDER_CONSTANT, value=fill)
+                       for img in attempts.images]
+
+    def batch(self, indices, rng: np.random.Generator | None = None):
+        """uint8 patches [n, P, P, 3], angle bins [n] int64, success [n] float32.
+
+        With ``rng``, each patch gets a random rotation by k x 90 degrees and a random mirror."""
+        rows = self.attempts.rows[np.asarray(indices, np.int64)]
+        p = self.patch
+        patches = np.empty((len(rows), p, p, 3), np.uint8)
+        thetas = rows[:, 3].copy()
+        for n, (img, u, v, _theta, _ok) in enumerate(rows):
+            padded = self.padded[int(img)]
+            # the centre pixel (clipped to the image) is the padded patch's origin
+            u0 = min(max(int(math.floor(u + 0.5)), 0), padded.shape[1] - p)
+            v0 = min(max(int(math.floor(v + 0.5)), 0), padded.shape[0] - p)
+            patch = padded[v0:v0 + p, u0:u0 + p]
+            if rng is not None:
+                k, mirror = int(rng.integers(4)), bool(rng.random() < 0.5)
+                patch, thetas[n] = augment(patch, thetas[n], k, mirror)
+            patches[n] = patch
+        return patches, angle_to_bin(wrap_angle(thetas), self.bins), rows[:, 4].astype(np.float32)
+
+
+def augment(image: np.ndarray, theta: float, k: int, mirror: bool) -> tuple[np.ndarray, float]:
+    """``image`` turned by ``np.rot90(image, k)`` then, if ``mirror``, flipped left-right, and the
+    grasp angle that describes the same grasp in the result (wrapped into [0, pi))."""
+    image = np.rot90(image, k)
+    theta = theta + k * math.pi / 2
+    if mirror:
+        image, theta = image[:, ::-1], math.pi - theta
+    return image, float(wrap_angle(theta))
+
+
+def mean_rgb(images, max_images: int = 200) -> np.ndarray:
+    """Per-channel mean colour (0..255) of up to ``max_images`` images (the seed's mean pixel)."""
+    step = max(1, len(images) // max_images)
+    return np.mean([img.reshape(-1, 3).mean(axis=0) for img in images[::step]], axis=0)

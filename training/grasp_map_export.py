@@ -1,0 +1,181 @@
+"""GraspNet checkpoint -> dense grasp_map ONNX: a whole camera frame in, one pass, a map out.
+
+    image uint8 [1, H, W, 3] (rgb8 or bgr8) -> grasp_probability float [rows, cols, bins]
+
+In the graph: mean-pixel normalisation, then zero padding (the mean colour) so that the map
+has a cell for every 32 px block of the image: rows = ceil(H / 32), cols = ceil(W / 32), and
+cell (row, col) is the 227 px window centred on pixel (16 + 32 col, 16 + 32 row). Metadata
+records stride, offset, bins and the angle convention (``tacforce_ros.perception.grasp_map``).
+``padded=False`` exports the plain network instead (a 227x227 input gives a 1x1 map), which
+``benchmarks/grasp_map_dense.py`` uses to score cells patch by patch.
+
+Before the file is published it is run through the node's OnnxModel beside PyTorch on sample
+images; a probability difference over ``tolerance`` is an ExportError and nothing is written.
+"""
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+from torch import nn
+
+from tacforce_ros.inference.contract import METADATA_KEY, InputSpec, ModelMetadata
+from tacforce_ros.inference.runtime import OnnxModel
+from tacforce_ros.perception.grasp_map import ANGLE_CONVENTION, CELL_TO_PIXEL, OUTPUT, TASK
+
+from .export import OPSET, ExportError
+from .grasp_map_train import load_grasp_model
+from .models.grasp_net import PATCH, STRIDE, GraspNet, success_probability
+from .preprocess import MeanPixelNormalise
+
+OFFSET = STRIDE // 2
+
+
+def dense_padding(height: int, width: int) -> tuple[tuple[int, int, int, int], int, int]:
+    """(top, bottom, left, right) padding and the map's rows, cols for an H x W image."""
+    before = PATCH // 2 - OFFSET
+    rows, cols = math.ceil(height / STRIDE), math.ceil(width / STRIDE)
+    bottom = PATCH + STRIDE * (rows - 1) - height - before
+    right = PATCH + STRIDE * (cols - 1) - width - before
+    return (before, bottom, before, right), rows, cols
+
+
+class DenseGraspMap(nn.Module):
+    """uint8 [1, H, W, 3] -> P(success) [rows, cols, bins]."""
+
+    def __init__(self, normalise: MeanPixelNormalise, model: GraspNet):
+        super().__init__()
+        self.normalise, self.model = normalise, model
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return success_probability(self.model(self.normalise(image)))[0].permute(1, 2, 0)
+
+
+def dense_module(checkpoint: dict, height: int, width: int, encoding: str = "rgb8",
+                 padded: bool = True) -> tuple[DenseGraspMap, int, int]:
+    model, normalise = load_grasp_model(checkpoint)
+    if padded:
+        pad, rows, cols = dense_padding(height, width)
+    else:
+        if height < PATCH or width < PATCH:
+            raise ValueError(f"an unpadded GraspNet needs at least {PATCH}x{PATCH} px, got {width}x{height}")
+        pad, rows, cols = (0, 0, 0, 0), (height - PATCH) // STRIDE + 1, (width - PATCH) // STRIDE + 1
+    norm = MeanPixelNormalise([255 * m for m in normalise.mean.flatten().tolist()], normalise.std,
+                              encoding, pad)
+    return DenseGraspMap(norm, model).eval(), rows, cols
+
+
+def export_grasp_map(checkpoint_path, onnx_path, height: int, width: int, sample_images,
+                     encoding: str = "rgb8", command: str = "", metrics: dict | None = None,
+                     padded: bool = True, tolerance: float = 1e-4) -> ModelMetadata:
+    """Export ``checkpoint_path`` for ``width`` x ``height`` frames in ``encoding`` (+ model card).
+
+    ``sample_images``: uint8 [N, H, W, 3] in RGB order, for the parity check."""
+    onnx_path = Path(onnx_path)
+    ckpt = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+    module, rows, cols = dense_module(ckpt, height, width, encoding, padded)
+    samples = np.asarray(sample_images, np.uint8)
+    if samples.ndim != 4 or samples.shape[1:] != (height, width, 3):
+        raise ValueError(f"sample images must be uint8 [N, {height}, {width}, 3], got {samples.shape}")
+    if encoding == "bgr8":
+        samples = samples[..., ::-1]
+    samples = np.ascontiguousarray(samples)
+    with torch.no_grad():
+        program = torch.onnx.export(module, (torch.from_numpy(samples[:1]),), dynamo=True,
+                                    opset_version=OPSET, input_names=["image"], output_names=[OUTPUT],
+                                    verbose=False)
+    proto = program.model_proto
+    cfg = ckpt["config"]
+    bins = cfg["model"]["bins"]
+    offset = OFFSET if padded else PATCH // 2
+    training = {k: v for k, v in ckpt["summary"].items() if k != "config"}
+    training.update(config=cfg, epoch=ckpt["epoch"], best_epoch=ckpt["best"]["epoch"],
+                    checkpoint=str(checkpoint_path))
+    metadata = ModelMetadata(
+        task=TASK,
+        input=InputSpec(name="image", height=int(height), width=int(width), channels=3, encoding=encoding),
+        outputs={OUTPUT: {"shape": [rows, cols, bins], "units": "probability of grasp success",
+                          "axes": ["row", "col", "angle_bin"], "stride_px": STRIDE, "offset_px": offset,
+                          "patch_px": PATCH, "bins": bins, "angle_convention": ANGLE_CONVENTION,
+                          "cell_to_pixel": CELL_TO_PIXEL, "padded": padded}},
+        preprocessing=module.normalise.describe(height, width),
+        training=training,
+        metrics=metrics or ckpt["history"][-1]["metrics"],
+    )
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = METADATA_KEY, metadata.to_json()
+    proto.producer_name = "tacforce training/grasp_map_export.py"
+    onnx.checker.check_model(proto)
+    onnx_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = onnx_path.with_name(onnx_path.name + ".tmp")
+    onnx.save(proto, tmp)
+    try:
+        diff = _parity(module, tmp, samples)
+        if diff > tolerance:
+            raise ExportError(f"ONNX and PyTorch grasp maps differ by up to {diff:.2e} "
+                              f"(tolerance {tolerance:g}); not written")
+        os.replace(tmp, onnx_path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    write_grasp_card(onnx_path.with_suffix(".md"), metadata, command, diff, len(samples))
+    return metadata
+
+
+@torch.no_grad()
+def _parity(module: DenseGraspMap, onnx_file, samples: np.ndarray) -> float:
+    runtime = OnnxModel(onnx_file, TASK, providers=["cpu"])
+    worst = 0.0
+    for image in samples:
+        expected = module(torch.from_numpy(image[None].copy())).numpy()
+        outputs, _ = runtime.run(image[None])
+        worst = max(worst, float(np.abs(outputs[OUTPUT] - expected).max()))
+    return worst
+
+
+def write_grasp_card(path: Path, meta: ModelMetadata, command: str, parity: float, frames: int) -> None:
+    out, inp, t = meta.outputs[OUTPUT], meta.input, meta.training
+    cfg = t.get("config", {})
+    lines = [
+        f"# {path.stem}.onnx — {meta.task}",
+        "",
+        "GraspNet (seed 001): AlexNet conv1-5, conv6 6x6, conv7 1x1, conv8 1x1 to 2 logits per angle "
+        f"bin, fully convolutional; width x{cfg.get('model', {}).get('width', '?')}.",
+        "",
+        "## Input",
+        f"- `{inp.name}`: uint8 [1, {inp.height}, {inp.width}, 3] ({inp.encoding}, NHWC), the frame as "
+        "the ROS message holds it",
+        f"- preprocessing inside the graph: {meta.preprocessing}",
+        "",
+        "## Output",
+        f"- `{OUTPUT}`: float32 {out['shape']} = P(grasp success) per cell and angle bin",
+        f"- cells: {out['cell_to_pixel']}; stride {out['stride_px']} px, offset {out['offset_px']} px, "
+        f"each cell sees a {out['patch_px']} px window",
+        f"- angles: {out['angle_convention']}; bins = {out['bins']}",
+        "",
+        "## Training data",
+        f"- train: {t.get('train')}",
+        f"- validation: {t.get('val')}",
+        f"- epochs {cfg.get('epochs', '?')} (best {t.get('best_epoch', '?')}), batch {cfg.get('batch_size', '?')}, "
+        f"balanced {cfg.get('balance', '?')}, augmented {cfg.get('augment', '?')}, "
+        f"AlexNet init: {cfg.get('alexnet_weights') or 'none (from scratch)'}, seed {cfg.get('seed', '?')}",
+        "",
+        "## Validation (held-out images of the training set, one patch per attempt)",
+        "",
+        "```",
+        ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in meta.metrics.items()),
+        "```",
+        "",
+        f"ONNX vs PyTorch: max |probability difference| {parity:.2e} over {frames} images.",
+        "",
+        "## Made by",
+        "",
+        "```",
+        command or "(command not recorded)",
+        "```",
+        "",
+    ]
+    path.write_text("\n".join(lines), encoding="utf-8")
