@@ -26,9 +26,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .nodes.runner import spin_nodes
     from .nodes.tactile_force_node import TactileForceNode
     factories, params = [TactileForceNode], [args.config]
+    if args.grasp_planner:
+        from .nodes.grasp_planner_node import GraspPlannerNode
+        factories.append(GraspPlannerNode)
     if args.sim:
         from .nodes.sim_sensors_node import SimSensorsNode
         factories.insert(0, SimSensorsNode)
+        if args.grasp_planner:
+            from .nodes.sim_camera_node import SimCameraNode
+            factories.insert(0, SimCameraNode)
         params.insert(0, args.sim_config)
     return spin_nodes(factories, _ros_args(params))
 
@@ -115,8 +121,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="start the perception nodes in one process (no ros2 launch needed)")
     run.add_argument("--config", default="perception.yaml", help="ROS parameter file")
-    run.add_argument("--sim", action="store_true", help="also start the simulated sensors")
-    run.add_argument("--sim-config", default="sim.yaml", help="parameter file for sim_sensors_node")
+    run.add_argument("--sim", action="store_true", help="also start the simulated sensors (tactile, F/T, camera)")
+    run.add_argument("--sim-config", default="sim.yaml", help="parameter file for sim_sensors_node and sim_camera_node")
+    run.add_argument("--no-grasp-planner", dest="grasp_planner", action="store_false",
+                     help="leave out grasp_planner_node (and the simulated camera)")
     run.set_defaults(func=cmd_run)
 
     sim = sub.add_parser("sim", help="simulated tactile sensor + Nano17: live topics, or a bag with --bag")

@@ -213,10 +213,16 @@ def test_cli_train_eval_export_on_synthetic_and_folder_data(tmp_path):
     for i, img in enumerate(data.images):
         cv2.imwrite(str(folder / f"{i}.png"), img[..., ::-1])
     write_attempt_csv(folder, [(f"{int(r[0])}.png", r[1], r[2], r[3], bool(r[4])) for r in data.rows])
-    r = _cli("train", "grasp-map", "--folder", str(folder), "--val-folder", str(folder), "--config", "tiny",
-             "--epochs", "1", "--steps-per-epoch", "1", "--batch-size", "8", "--threads", "1",
-             "--out", str(tmp_path / "run2"))
+    # fine-tuned from the synthetic run (--init keeps its network and mean colour)
+    r = _cli("train", "grasp-map", "--folder", str(folder), "--val-folder", str(folder), "--init",
+             str(tmp_path / "run" / "best.pt"), "--epochs", "1", "--steps-per-epoch", "1", "--batch-size", "8",
+             "--threads", "1", "--out", str(tmp_path / "run2"))
     assert r.returncode == 0, r.stdout + r.stderr
+    first = torch.load(tmp_path / "run" / "best.pt", weights_only=True)
+    tuned = torch.load(tmp_path / "run2" / "best.pt", weights_only=True)
+    assert tuned["config"]["model"] == first["config"]["model"]
+    assert tuned["normalisation"] == first["normalisation"]
+    assert not torch.equal(tuned["model"]["conv8.weight"], first["model"]["conv8.weight"])
     r = _cli("eval", "grasp-map", "--model", str(tmp_path / "run2" / "grasp_map.onnx"), "--folder", str(folder))
     assert r.returncode == 0 and "accuracy" in r.stdout, r.stdout + r.stderr
     r = _cli("export", "grasp-map", "--checkpoint", str(tmp_path / "run" / "best.pt"), "--out",

@@ -36,6 +36,8 @@ def add_grasp_map_commands(train_sub, eval_sub, export_sub) -> None:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--alexnet-weights", type=Path, default=None,
                    help="local AlexNet state dict for conv1-5 (then frozen); never downloaded")
+    p.add_argument("--init", type=Path, default=None, metavar="CHECKPOINT",
+                   help="start from this GraspNet checkpoint (e.g. synthetic pre-training, then real trials)")
     p.add_argument("--encoding", choices=("rgb8", "bgr8"), default="rgb8",
                    help="what the camera publishes (the graph reorders bgr8)")
     p.add_argument("--seed", type=int, default=0)
@@ -112,7 +114,8 @@ def cmd_train(args) -> int:
         cfg = GraspTrainConfig(model=dataclasses.replace(CONFIGS[args.config], bins=args.bins),
                                epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
                                batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                               alexnet_weights=str(args.alexnet_weights or ""), num_threads=args.threads)
+                               alexnet_weights=str(args.alexnet_weights or ""),
+                               init_checkpoint=str(args.init or ""), num_threads=args.threads)
         print(f"training data: {attempts.summary()}")
         result = train_grasp_net(cfg, attempts, args.out, val_attempts=val)
         height, width = attempts.images[0].shape[:2]

@@ -28,7 +28,7 @@ from tacforce_ros.inference.runtime import OnnxModel
 from tacforce_ros.perception.grasp_map import ANGLE_CONVENTION, CELL_TO_PIXEL, OUTPUT, TASK
 
 from .export import OPSET, ExportError
-from .grasp_map_train import load_grasp_model
+from .grasp_map_train import load_grasp_model, read_checkpoint
 from .models.grasp_net import PATCH, STRIDE, GraspNet, success_probability
 from .preprocess import MeanPixelNormalise
 
@@ -76,7 +76,7 @@ def export_grasp_map(checkpoint_path, onnx_path, height: int, width: int, sample
 
     ``sample_images``: uint8 [N, H, W, 3] in RGB order, for the parity check."""
     onnx_path = Path(onnx_path)
-    ckpt = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+    ckpt = read_checkpoint(checkpoint_path)
     module, rows, cols = dense_module(ckpt, height, width, encoding, padded)
     samples = np.asarray(sample_images, np.uint8)
     if samples.ndim != 4 or samples.shape[1:] != (height, width, 3):

@@ -11,6 +11,7 @@ Checkpoints hold only tensors, dicts, lists, numbers and strings (``weights_only
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -41,6 +42,8 @@ class GraspTrainConfig:
     balance: bool = True          # half successes per batch (real trial sets are skewed)
     augment: bool = True          # k x 90 degree rotations and mirrors, label-exact
     alexnet_weights: str = ""     # local AlexNet file for conv1-5 (then frozen); "" = from scratch
+    init_checkpoint: str = ""     # start from a GraspNet checkpoint (e.g. synthetic pre-training
+                                  # before real trials); its network config and mean colour are kept
     seed: int = 0
     num_threads: int = 0
 
@@ -66,6 +69,15 @@ def split_images(count: int, val_fraction: float, seed: int) -> tuple[list[int],
     order = np.random.default_rng(seed).permutation(count)
     n_val = max(1, round(count * val_fraction)) if count > 1 else 0
     return sorted(order[n_val:].tolist()), sorted(order[:n_val].tolist())
+
+
+def read_checkpoint(path) -> dict:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise ValueError(f"{path}: checkpoint not found") from None
+    except Exception as exc:  # torch.load raises many types for a bad file
+        raise ValueError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {exc})") from None
 
 
 def load_grasp_model(checkpoint: dict) -> tuple[GraspNet, MeanPixelNormalise]:
@@ -134,8 +146,13 @@ def train_grasp_net(cfg: GraspTrainConfig, attempts: GraspAttempts, out_dir, *,
         raise ValueError(f"GraspNet trains on RGB images, got shapes {sorted(shapes)}")
 
     mean = mean_rgb(train_set.images)
-    normalise = MeanPixelNormalise(mean, NORMALISE_STD)
     model = GraspNet(cfg.model)
+    if cfg.init_checkpoint:
+        start = read_checkpoint(cfg.init_checkpoint)
+        model, _ = load_grasp_model(start)
+        mean = start["normalisation"]["mean_rgb"]
+        cfg = dataclasses.replace(cfg, model=model.cfg)  # the network is the checkpoint's
+    normalise = MeanPixelNormalise(mean, NORMALISE_STD)
     if cfg.alexnet_weights:
         load_alexnet_features(model, cfg.alexnet_weights)
     train_sampler = PatchSampler(train_set, cfg.model.bins, mean)

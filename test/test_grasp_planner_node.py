@@ -1,0 +1,144 @@
+"""grasp_planner_node with real rclpy and DDS: the simulated RGB-D camera and the planner run as
+separate processes; this test process subscribes to the camera and the planner, calls the
+service and injects bad frames."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+rclpy = pytest.importorskip("rclpy")  # noqa: E402  (the ROS wheels are part of the test set-up)
+from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+from geometry_msgs.msg import PoseArray, PoseStamped  # noqa: E402
+from sensor_msgs.msg import Image  # noqa: E402
+from std_srvs.srv import Trigger  # noqa: E402
+
+from rosutil import ROOT, probe_node, spin_until, start_node, stop  # noqa: E402
+from tacforce_ros.perception.image import encode_image_fields  # noqa: E402
+from tacforce_ros.ros.qos import output_qos, sensor_qos  # noqa: E402
+from tacforce_ros.sim.grasp_scenes import SceneConfig, generate_scene  # noqa: E402
+
+MODEL = ROOT / "models" / "grasp_map.onnx"
+NODE = "tacforce_ros.nodes.grasp_planner_node"
+CAMERA = "tacforce_ros.nodes.sim_camera_node"
+OUT = "/grasp_planner_node"
+
+
+@pytest.fixture
+def ros(request):
+    domain = 150 + (abs(hash(request.node.name)) % 30)
+    with probe_node(domain, "grasp_probe") as node:
+        yield domain, node
+
+
+def subscribe(node):
+    got = {"camera": [], "best": [], "candidates": [], "map": [], "overlay": [], "diagnostics": []}
+    node.create_subscription(Image, "/camera/color/image_raw", got["camera"].append, sensor_qos(depth=50))
+    node.create_subscription(PoseStamped, f"{OUT}/best_pose", got["best"].append, output_qos(100))
+    node.create_subscription(PoseArray, f"{OUT}/candidates", got["candidates"].append, output_qos(100))
+    node.create_subscription(Image, f"{OUT}/map", got["map"].append, output_qos(100))
+    node.create_subscription(Image, f"{OUT}/overlay", got["overlay"].append, output_qos(100))
+    node.create_subscription(DiagnosticArray, "/diagnostics", got["diagnostics"].append, 20)
+    return got
+
+
+def call(node, name: str):
+    client = node.create_client(Trigger, name)
+    assert client.wait_for_service(timeout_sec=20)
+    future = client.call_async(Trigger.Request())
+    assert spin_until(node, future.done, 30)
+    return future.result()
+
+
+def stamp(msg) -> tuple[int, int]:
+    return msg.header.stamp.sec, msg.header.stamp.nanosec
+
+
+def bad_frames():
+    good = np.zeros((480, 640, 3), np.uint8).tobytes()
+    frames = [dict(encoding="32FC1", step=640 * 4, data=good[:480 * 640 * 4 // 3 * 3]),
+              dict(encoding="rgb8", step=640 * 3, data=good[:1000]),              # truncated
+              dict(encoding="rgb8", step=100, data=good),                         # step < width * 3
+              dict(encoding="rgb8", step=320 * 3, data=good[:320 * 240 * 3], height=240, width=320)]  # size
+    out = []
+    for k, fields in enumerate(frames):
+        msg = Image(height=fields.pop("height", 480), width=fields.pop("width", 640), **fields)
+        msg.header.stamp.sec, msg.header.frame_id = 5000 + k, "bad"
+        out.append(msg)
+    return out
+
+
+def test_grasps_poses_maps_and_overlays_carry_the_camera_stamp(ros):
+    domain, node = ros
+    got = subscribe(node)
+    camera = start_node(CAMERA, domain, {"rate": 4.0, "scene_period": 1.0})
+    planner = start_node(NODE, domain, {"model_path": str(MODEL), "min_probability": 0.0, "top_k": 3,
+                                        "diagnostics_period": 0.5})
+    try:
+        assert spin_until(node, lambda: len(got["best"]) >= 8 and len(got["overlay"]) >= 8, 90, [camera, planner])
+        stop(camera)  # the node keeps only the newest frame: let nothing overtake the bad ones
+        pub = node.create_publisher(Image, "/camera/color/image_raw", sensor_qos(depth=5))
+        for msg in bad_frames():
+            pub.publish(msg)
+            spin_until(node, lambda: False, 0.3)
+        good = Image(**encode_image_fields(generate_scene(SceneConfig(seed=3)).image, "rgb8"))
+        good.header.stamp.sec, good.header.frame_id = 6000, "camera_color_optical_frame"
+        got["camera"].append(good)
+        pub.publish(good)
+        assert spin_until(node, lambda: stamp(got["best"][-1]) == (6000, 0), 30, [planner])  # still serving
+        answer = call(node, f"{OUT}/plan")
+        spin_until(node, lambda: len(got["diagnostics"]) >= 4, 5)
+        assert planner.poll() is None, "planner died on bad input"
+    finally:
+        log = stop(planner)
+        stop(camera)
+    sent = {stamp(m) for m in got["camera"]}
+    assert (5000, 0) not in {stamp(m) for m in got["best"]}
+    for key in ("best", "candidates", "map", "overlay"):
+        assert got[key] and {stamp(m) for m in got[key]} <= sent, key  # output stamp = input stamp
+        assert {m.header.frame_id for m in got[key]} == {"camera_color_optical_frame"}, key
+    m = got["map"][0]
+    assert (m.height, m.width, m.encoding, m.step) == (15, 20, "32FC18", 20 * 18 * 4)
+    prob = np.frombuffer(bytes(m.data), "<f4").reshape(15, 20, 18)
+    assert ((prob >= 0) & (prob <= 1)).all()
+    o = got["overlay"][0]
+    assert (o.height, o.width, o.encoding) == (480, 640, "rgb8")
+    for msg in got["best"]:
+        p, q = msg.pose.position, msg.pose.orientation
+        # from the aligned depth: on an object top (0.525..0.57 m) or the table (0.6 m), in view
+        assert 0.52 <= p.z <= 0.6 + 1e-6 and abs(p.x) < 0.33 and abs(p.y) < 0.25
+        assert q.x == q.y == 0 and math.isclose(q.z ** 2 + q.w ** 2, 1.0, rel_tol=1e-6)
+    assert all(1 <= len(c.poses) <= 3 for c in got["candidates"])
+    assert answer.success and "best grasp" in answer.message and "position" in answer.message, answer.message
+    assert "frame rejected" in log
+    values = {kv.key: kv.value for d in got["diagnostics"] for s in d.status for kv in s.values}
+    assert int(values["errors_image"]) + int(values.get("errors_shape", 0)) == 4, values
+    assert float(values["rate_hz"]) > 0 and "provider" in values
+
+
+def test_on_demand_planning_without_depth_uses_the_table_plane(ros):
+    domain, node = ros
+    got = subscribe(node)
+    camera = start_node(CAMERA, domain, {"rate": 4.0})
+    planner = start_node(NODE, domain, {"model_path": str(MODEL), "continuous": False, "depth_topic": "''",
+                                        "min_probability": 0.0, "table_plane": "[0.0, 0.0, 1.0, 0.6]"})
+    try:
+        assert spin_until(node, lambda: len(got["camera"]) >= 6, 60, [camera, planner])
+        assert got["best"] == []  # nothing planned until asked
+        answer = call(node, f"{OUT}/plan")
+        assert spin_until(node, lambda: len(got["best"]) == 1, 10)
+    finally:
+        stop(planner)
+        stop(camera)
+    assert answer.success and "best grasp" in answer.message
+    assert got["best"][0].pose.position.z == pytest.approx(0.6)   # on the table plane
+    assert stamp(got["best"][0]) in {stamp(m) for m in got["camera"]}
+
+
+def test_model_of_another_task_is_refused_at_start_up():
+    proc = start_node(NODE, 181, {"model_path": str(ROOT / "models" / "tactile_force.onnx")})
+    proc.wait(60)
+    log = stop(proc)
+    assert proc.returncode != 0
+    assert "this is a 'tactile_force' model; this node needs a 'grasp_map' model" in log
