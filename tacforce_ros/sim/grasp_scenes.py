@@ -359,11 +359,13 @@ def sample_attempts(scene: Scene, n: int, rng: np.random.Generator, config: Scen
                     positive_fraction: float = 0.5) -> list[tuple[float, float, float, bool]]:
     """``n`` labelled trials (u, v, theta, success), like a self-supervised robot's.
 
-    Proposals come in three kinds: half are *targeted* (a random object's centre, jittered by
+    Proposals come in four kinds: 35% are *targeted* (a random object's centre, jittered by
     15% of its width across and 15% of its length along the major axis, angle across the minor
-    axis, i.e. orientation + pi/2, +- 10 degrees), 40% *exploratory* (uniform within 0.6 object
-    lengths + 10 px of a random object's centre, uniform angle) and 10% anywhere on the table.
-    Targeted proposals succeed often, the rest mostly fail. All proposals are labelled with
+    axis, i.e. orientation + pi/2, +- 10 degrees), 25% *boundary* (the targeted angle, centre
+    uniform over +-0.7 of the object's length and width, so as many land just off the object
+    as on it: where a grasp turns empty is learnt where it matters), 30% *exploratory* (uniform
+    within 0.6 object lengths + 10 px of a random object's centre, uniform angle) and 10%
+    anywhere on the table. Targeted proposals succeed often, the others mostly fail. All proposals are labelled with
     ``grasp_outcomes`` and the returned set takes round(n * positive_fraction) successes and the
     rest failures, drawing more rounds when one kind is short. If the scene cannot supply enough
     of one outcome (e.g. nothing graspable) the other fills in, so the fraction is a target,
@@ -382,8 +384,8 @@ def sample_attempts(scene: Scene, n: int, rng: np.random.Generator, config: Scen
     for _ in range(6):
         if n_pos >= want_pos and n_neg >= n - want_pos:
             break
-        n_target, n_explore = pool // 2, (pool * 2) // 5
-        n_random = pool - n_target - n_explore
+        n_target, n_boundary, n_explore = (pool * 7) // 20, pool // 4, (pool * 3) // 10
+        n_random = pool - n_target - n_boundary - n_explore
         parts = [np.stack([rng.uniform(0, w, n_random), rng.uniform(0, h, n_random),
                            rng.uniform(0, math.pi, n_random)], axis=1)]
         if scene.objects:
@@ -398,6 +400,13 @@ def sample_attempts(scene: Scene, n: int, rng: np.random.Generator, config: Scen
             tv = centres[k, 1] + a * np.sin(orient[k]) + b * np.cos(orient[k])
             tt = orient[k] + math.pi / 2 + np.radians(rng.normal(0, 10, n_target))
             parts.append(np.stack([tu, tv, tt], axis=1))
+            k = rng.integers(0, len(scene.objects), n_boundary)
+            a = rng.uniform(-0.7, 0.7, n_boundary) * lengths[k]
+            b = rng.uniform(-0.7, 0.7, n_boundary) * widths[k]
+            parts.append(np.stack([centres[k, 0] + a * np.cos(orient[k]) - b * np.sin(orient[k]),
+                                   centres[k, 1] + a * np.sin(orient[k]) + b * np.cos(orient[k]),
+                                   orient[k] + math.pi / 2 + np.radians(rng.normal(0, 10, n_boundary))],
+                                  axis=1))
             k = rng.integers(0, len(scene.objects), n_explore)
             r = np.sqrt(rng.uniform(0, 1, n_explore)) * (0.6 * lengths[k] + 10)
             phi = rng.uniform(0, 2 * math.pi, n_explore)
