@@ -86,6 +86,7 @@ class GraspPlannerNode(Node):
             f"{model.metadata.input.height} {model.metadata.input.encoding}; map {layout.rows}x{layout.cols}"
             f"x{layout.bins}")
         self.intrinsics: Intrinsics | None = None
+        self.info_size = (0, 0)  # CameraInfo width, height (0: not given)
         self.depth: tuple[float, np.ndarray] | None = None  # (stamp s, metres)
         self.latest = None  # (msg, decode) of the newest colour frame
         self.last_result = "no frame planned yet"
@@ -113,6 +114,7 @@ class GraspPlannerNode(Node):
     def on_camera_info(self, msg: CameraInfo) -> None:
         try:
             self.intrinsics = Intrinsics.from_k(msg.k)
+            self.info_size = (int(msg.width), int(msg.height))
         except ValueError as exc:
             self.stats.error("camera_info")
             self.get_logger().warning(f"CameraInfo rejected: {exc}", throttle_duration_sec=2.0)
@@ -159,7 +161,7 @@ class GraspPlannerNode(Node):
         header = msg.header
         frame_id = self.frame_id or header.frame_id
         depth = self._depth_for(header.stamp)
-        poses = self._poses(grasps, depth)
+        poses = self._poses(grasps, depth, image.shape)
         if poses and poses[0] is not None:
             self.pub_best.publish(PoseStamped(header=_header(header, frame_id), pose=poses[0]))
         self.pub_candidates.publish(PoseArray(header=_header(header, frame_id),
@@ -186,14 +188,18 @@ class GraspPlannerNode(Node):
             return None
         return self.depth[1]
 
-    def _poses(self, grasps: list[Grasp], depth: np.ndarray | None) -> list[Pose | None]:
+    def _poses(self, grasps: list[Grasp], depth: np.ndarray | None, shape) -> list[Pose | None]:
         if not grasps:
             return []
-        if self.intrinsics is None:
-            self.stats.error("no_camera_info")
-            self.get_logger().warning("no CameraInfo yet: grasps found, poses not published",
-                                      throttle_duration_sec=5.0)
+        if self.intrinsics is None or self.info_size not in ((0, 0), (shape[1], shape[0])):
+            self.stats.error("no_camera_info" if self.intrinsics is None else "camera_info_size")
+            why = ("no CameraInfo yet" if self.intrinsics is None else
+                   f"CameraInfo is for {self.info_size[0]}x{self.info_size[1]}, the image is {shape[1]}x{shape[0]}")
+            self.get_logger().warning(f"{why}: grasps found, poses not published", throttle_duration_sec=5.0)
             return [None] * len(grasps)
+        if depth is not None and depth.shape != tuple(shape[:2]):
+            self.stats.error("depth_size")
+            depth = None
         poses = []
         for g in grasps:
             xyz = grasp_position(g, self.intrinsics, depth, self.table_plane)
