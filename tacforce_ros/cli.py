@@ -6,6 +6,7 @@
     tacforce record --out DIR      record topics to an MCAP bag
     tacforce collect --sim --bag DIR   GenForce indentation run with simulated hardware
     tacforce train|eval|export tactile-force ...   (PyTorch; imported only for these)
+    tacforce train|eval|export grasp-success ...   (is the object held after a grasp?)
 """
 from __future__ import annotations
 
@@ -132,9 +133,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     if len(sys.argv) > 1 and sys.argv[1] in ("train", "eval", "export"):
         from training.commands import add_commands
-        add_commands(sub.add_parser("train", help="train a model").add_subparsers(dest="model", required=True),
-                     sub.add_parser("eval", help="evaluate a model").add_subparsers(dest="model", required=True),
-                     sub.add_parser("export", help="export a checkpoint to ONNX").add_subparsers(dest="model", required=True))
+        subs = (sub.add_parser("train", help="train a model").add_subparsers(dest="model", required=True),
+                sub.add_parser("eval", help="evaluate a model").add_subparsers(dest="model", required=True),
+                sub.add_parser("export", help="export a checkpoint to ONNX").add_subparsers(dest="model", required=True))
+        add_commands(*subs)
+        from training.grasp_success_commands import add_commands as add_grasp_success_commands
+        add_grasp_success_commands(*subs)
     else:
         for name in ("train", "eval", "export"):
             sub.add_parser(name, help=f"{name} a model (see `tacforce {name} --help`)")

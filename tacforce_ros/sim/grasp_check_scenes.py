@@ -402,3 +402,27 @@ def write_folder_dataset(root: str | Path, count: int, seed: int, split: str = "
             raise OSError(f"cannot write {path}")
         written[name] += 1
     return written
+
+
+def main(argv=None) -> int:
+    """python -m tacforce_ros.sim.grasp_check_scenes --out DIR --count N [--split test] [--seed S]
+    writes a folder data set in the seeds' layout (success/, failure/)."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m tacforce_ros.sim.grasp_check_scenes", description=main.__doc__)
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--count", type=int, default=1000)
+    p.add_argument("--split", choices=SPLITS, default="train",
+                   help="test = held-out viewpoints, half held-out shapes")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--size", default="160x120", help="WIDTHxHEIGHT")
+    args = p.parse_args(argv)
+    w, h = (int(v) for v in args.size.lower().split("x"))
+    written = write_folder_dataset(args.out, args.count, args.seed, args.split, CheckSceneConfig(height=h, width=w))
+    print(f"{args.out}: {written['success']} success, {written['failure']} failure ({args.split} split, "
+          f"seed {args.seed}, {w}x{h})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
