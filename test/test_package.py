@@ -13,7 +13,7 @@ import yaml
 
 from rosutil import ROOT
 
-NODES = ("tactile_force_node", "sim_sensors_node", "recorder_node", "netft_node")
+NODES = ("tactile_force_node", "sim_sensors_node", "recorder_node", "netft_node", "grasp_success_node")
 
 
 def entry_points() -> dict[str, str]:

@@ -175,7 +175,7 @@ class Augment:
         m = np.array([[c, -s], [s, c]]) @ np.array([[1.0, shear], [0.0, 1.0]]) * zoom
         if self.flip and rng.random() < 0.5:
             m = m @ np.array([[-1.0, 0.0], [0.0, 1.0]])
-        centre = np.array([w / 2, h / 2])
+        centre = np.array([(w - 1) / 2, (h - 1) / 2])   # pixel centres: a flip maps x to w-1-x
         offset = centre - m @ centre + (tx, ty)
         out = cv2.warpAffine(image, np.hstack([m, offset[:, None]]).astype(np.float32), (w, h),
                              flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)

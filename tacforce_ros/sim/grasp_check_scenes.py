@@ -85,9 +85,9 @@ class CheckSceneConfig:
         if len(self.failure_weights) != len(FAILURE_KINDS) or min(self.failure_weights) < 0 \
                 or sum(self.failure_weights) <= 0:
             raise ValueError(f"failure_weights needs {len(FAILURE_KINDS)} non-negative weights")
-        unknown = set(self.train_shapes) | set(self.held_out_shapes) - set(SHAPES)
-        if unknown - set(SHAPES):
-            raise ValueError(f"unknown shapes {sorted(unknown - set(SHAPES))} (known: {SHAPES})")
+        unknown = (set(self.train_shapes) | set(self.held_out_shapes)) - set(SHAPES)
+        if unknown:
+            raise ValueError(f"unknown shapes {sorted(unknown)} (known: {SHAPES})")
         if set(self.train_shapes) & set(self.held_out_shapes):
             raise ValueError("a held-out shape is also a training shape")
         if self.height < 48 or self.width < 48:
