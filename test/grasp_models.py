@@ -8,7 +8,9 @@ from onnx import TensorProto, helper
 from tacforce_ros.inference.contract import METADATA_KEY, InputSpec, ModelMetadata
 
 
-def brightness_model(path, height: int = 48, width: int = 64, encoding: str = "rgb8", task: str = "grasp_success"):
+def brightness_model(path, height: int = 48, width: int = 64, encoding: str = "rgb8", task: str = "grasp_success",
+                     full_scale: float = 255.0):
+    """P(held) = mean pixel / full_scale (a full_scale under 255 makes bright frames exceed 1)."""
     channels = 1 if encoding == "mono8" else 3
     nodes = [
         helper.make_node("Cast", ["image"], ["f"], to=TensorProto.FLOAT),
@@ -16,7 +18,7 @@ def brightness_model(path, height: int = 48, width: int = 64, encoding: str = "r
         helper.make_node("Div", ["m", "full"], ["p4"]),
         helper.make_node("Reshape", ["p4", "shape"], ["probability"]),
     ]
-    inits = [helper.make_tensor("full", TensorProto.FLOAT, [], [255.0]),
+    inits = [helper.make_tensor("full", TensorProto.FLOAT, [], [full_scale]),
              helper.make_tensor("shape", TensorProto.INT64, [2], [1, 1])]
     graph = helper.make_graph(
         nodes, "brightness",
