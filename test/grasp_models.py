@@ -9,8 +9,10 @@ from tacforce_ros.inference.contract import METADATA_KEY, InputSpec, ModelMetada
 
 
 def brightness_model(path, height: int = 48, width: int = 64, encoding: str = "rgb8", task: str = "grasp_success",
-                     full_scale: float = 255.0):
-    """P(held) = mean pixel / full_scale (a full_scale under 255 makes bright frames exceed 1)."""
+                     full_scale: float = 255.0, channel: int | None = None):
+    """P(held) = mean pixel / full_scale (a full_scale under 255 makes bright frames exceed 1);
+    with ``channel`` only that input channel is averaged (0 = red for rgb8), so a test sees
+    whether the node hands the model the channel order it was made for."""
     channels = 1 if encoding == "mono8" else 3
     nodes = [
         helper.make_node("Cast", ["image"], ["f"], to=TensorProto.FLOAT),
@@ -18,7 +20,11 @@ def brightness_model(path, height: int = 48, width: int = 64, encoding: str = "r
         helper.make_node("Div", ["m", "full"], ["p4"]),
         helper.make_node("Reshape", ["p4", "shape"], ["probability"]),
     ]
-    inits = [helper.make_tensor("full", TensorProto.FLOAT, [], [full_scale]),
+    if channel is not None:
+        nodes.insert(0, helper.make_node("Gather", ["image", "channel"], ["picked"], axis=3))
+        nodes[1] = helper.make_node("Cast", ["picked"], ["f"], to=TensorProto.FLOAT)
+    inits = [helper.make_tensor("channel", TensorProto.INT64, [1], [channel or 0]),
+             helper.make_tensor("full", TensorProto.FLOAT, [], [full_scale]),
              helper.make_tensor("shape", TensorProto.INT64, [2], [1, 1])]
     graph = helper.make_graph(
         nodes, "brightness",

@@ -24,7 +24,8 @@ BRIGHT, DARK = 230 / 255, 25 / 255
 
 @pytest.fixture
 def ros(request):
-    domain = {"test_probability_and_debounced_decision": 91, "test_bad_frames_are_counted_and_the_node_keeps_serving": 92,
+    domain = {"test_camera_encodings_reach_the_model_in_its_channel_order": 90,
+              "test_probability_and_debounced_decision": 91, "test_bad_frames_are_counted_and_the_node_keeps_serving": 92,
               "test_shipped_model_on_held_out_synthetic_frames": 93}[request.node.name.split("[")[0]]
     with probe_node(domain, "grasp_probe") as node:
         yield domain, node
@@ -101,13 +102,6 @@ def test_bad_frames_are_counted_and_the_node_keeps_serving(ros, tmp_path):
         spin_until(node, lambda: len(diagnostics) >= 3, 5, [server])
         assert server.poll() is None, "node died on bad input"
         answer = call(node, "check")
-        # bgr8 and mono8 cameras are converted to the model's rgb8
-        for encoding in ("bgr8", "mono8"):
-            before = len(probs)
-            pub = publish(domain, "dark:5", 15.0, "--encoding", encoding)
-            spin_until(node, lambda: pub.poll() is not None and len(probs) >= before + 5, 30, [server])
-            pub.communicate(timeout=30)
-            assert probs[-1] == pytest.approx(DARK), encoding
     finally:
         log = stop(server)
     assert "sent 36 good 12 bad" in out, out
@@ -120,7 +114,31 @@ def test_bad_frames_are_counted_and_the_node_keeps_serving(ros, tmp_path):
     assert answer.success and answer.message.startswith("held: p=0.902")
 
 
-@pytest.mark.skipif(not SHIPPED.is_file(), reason="models/grasp_success.onnx not built")
+@pytest.mark.parametrize("transport", ["raw", "compressed"])
+def test_camera_encodings_reach_the_model_in_its_channel_order(ros, tmp_path, transport):
+    """The model averages the red channel only: rgb8, bgr8 and PNG frames of a red scene must
+    all give 230/255 (a swapped order would give 25/255)."""
+    domain, node = ros
+    model = brightness_model(tmp_path / "red.onnx", channel=0)
+    probs, _ = subscribe(node)
+    server = start_node(NODE, domain, {"model_path": str(model), "image_transport": transport})
+    seen = {}
+    try:
+        assert spin_until(node, lambda: node.count_publishers("/grasp_success/held") > 0, 60, [server])
+        for encoding in ("rgb8", "bgr8"):
+            before = len(probs)
+            flags = ["--encoding", encoding] + (["--compressed"] if transport == "compressed" else [])
+            pub = publish(domain, "red:6", 15.0, *flags)
+            spin_until(node, lambda: pub.poll() is not None and len(probs) >= before + 6, 30, [server])
+            assert "sent 6 good 0 bad" in pub.communicate(timeout=30)[0]
+            seen[encoding] = probs[before:]
+    finally:
+        log = stop(server)
+    for encoding, values in seen.items():
+        assert len(values) >= 4, log
+        assert all(v == pytest.approx(BRIGHT) for v in values), (encoding, values)
+
+
 def test_shipped_model_on_held_out_synthetic_frames(ros):
     domain, node = ros
     probs, held = subscribe(node)
