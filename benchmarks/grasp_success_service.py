@@ -37,7 +37,8 @@ def inference_times(model_path: str, count: int = 200) -> np.ndarray:
     from tacforce_ros.sim.grasp_check_scenes import CheckSceneConfig, generate
     clf = GraspSuccessClassifier(OnnxModel(model_path, "grasp_success", providers=["cpu"]))
     spec = clf.model.metadata.input
-    images, _, _, _ = generate(count, seed=0, split="test", config=CheckSceneConfig(height=spec.height, width=spec.width))
+    config = CheckSceneConfig(height=spec.height, width=spec.width)
+    images, _, _, _ = generate(count, seed=0, split="test", config=config)
     times = []
     for image in images:
         t = time.perf_counter()

@@ -25,14 +25,16 @@ BRIGHT, DARK = 230 / 255, 25 / 255
 @pytest.fixture
 def ros(request):
     domain = {"test_camera_encodings_reach_the_model_in_its_channel_order": 90,
-              "test_probability_and_debounced_decision": 91, "test_bad_frames_are_counted_and_the_node_keeps_serving": 92,
+              "test_probability_and_debounced_decision": 91,
+              "test_bad_frames_are_counted_and_the_node_keeps_serving": 92,
               "test_shipped_model_on_held_out_synthetic_frames": 93}[request.node.name.split("[")[0]]
     with probe_node(domain, "grasp_probe") as node:
         yield domain, node
 
 
 def publish(domain: int, pattern: str, rate: float, *flags: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, str(ROOT / "test" / "publish_grasp_frames.py"), pattern, str(rate), *flags],
+    script = str(ROOT / "test" / "publish_grasp_frames.py")
+    return subprocess.Popen([sys.executable, script, pattern, str(rate), *flags],
                             env=ros_env(domain), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 

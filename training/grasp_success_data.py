@@ -112,12 +112,15 @@ def load_bags(bags, image_topic: str, label_topic: str, frame_size: tuple[int, i
 
 
 def load_synthetic(count: int, seed: int, split: str, frame_size: tuple[int, int]) -> FrameSet:
-    from tacforce_ros.sim.grasp_check_scenes import CheckSceneConfig, generate
+    from tacforce_ros.sim.grasp_check_scenes import HELD_OUT_SHAPES, CheckSceneConfig, generate
 
     w, h = frame_size
     images, labels, kinds, shapes = generate(count, seed, split, CheckSceneConfig(height=h, width=w))
     names = [f"synthetic/{split}/{seed}/{k}:{kind}:{shape}" for k, (kind, shape) in enumerate(zip(kinds, shapes))]
-    return FrameSet(images, labels, names, f"synthetic {split} split, seed {seed}")
+    what = ("held-out viewpoints (camera roll, keystone or distance outside the training ranges), "
+            f"half the objects of held-out shapes ({', '.join(HELD_OUT_SHAPES)})" if split == "test"
+            else "training viewpoints and shapes")
+    return FrameSet(images, labels, names, f"synthetic {split} split, seed {seed}: {what}")
 
 
 def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

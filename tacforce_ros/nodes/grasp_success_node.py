@@ -41,10 +41,12 @@ class GraspSuccessNode(Node):
         probability_topic = declare(self, "probability_topic", "/grasp_success/probability",
                                     "std_msgs/Float32 output: P(held) of every processed frame")
         decision_topic = declare(self, "decision_topic", "/grasp_success/held",
-                                 "std_msgs/Bool output: debounced decision (majority over the last `window` frames)")
+                                 "std_msgs/Bool output: debounced decision (majority over the last "
+                                 "`window` frames)")
         window = declare(self, "window", 10, "Frames in the majority vote")
         threshold = declare(self, "threshold", 0.5, "A frame votes 'held' when P(held) >= threshold")
-        min_frames = declare(self, "min_frames", 3, "No decision is published before this many frames are in the window")
+        min_frames = declare(self, "min_frames", 3,
+                             "No decision is published before this many frames are in the window")
         self.max_age = declare(self, "max_age", 1.0,
                                "Seconds: the service only counts frames received this recently")
         providers = declare(self, "providers", list(DEFAULT_PROVIDERS),
