@@ -164,6 +164,17 @@ def test_fit_frame_and_sizes():
         parse_size("160")
 
 
+def test_synthetic_frames_carry_their_groups_through_subsets():
+    frames = load_synthetic(10, seed=0, split="test", frame_size=(64, 48))
+    assert set(frames.groups) == {"kind", "shape", "viewpoint"}
+    assert all((k == "held") == bool(y) for k, y in zip(frames.groups["kind"], frames.labels))
+    sub = frames.subset([1, 3])
+    assert sub.groups["shape"] == [frames.groups["shape"][1], frames.groups["shape"][3]]
+    from training.grasp_success_metrics import accuracy_by_group
+    by = accuracy_by_group([1, 0, 1], [0.9, 0.8, 0.2], {"kind": ["a", "a", "b"]})
+    assert by == {"kind": {"a": {"n": 2, "accuracy": 0.5}, "b": {"n": 1, "accuracy": 0.0}}}
+
+
 def test_metrics_on_known_scores(tmp_path):
     labels = np.array([1, 1, 1, 0, 0, 0, 0, 1])
     scores = np.array([0.9, 0.8, 0.4, 0.1, 0.2, 0.6, 0.3, 0.7])

@@ -153,6 +153,9 @@ def test_cli_eval_on_synthetic_held_out_frames_and_bags(trained, tmp_path, capsy
                 "--json", "--plot", str(tmp_path / "rel.png")]) == 0
     metrics = json.loads(capsys.readouterr().out)
     assert metrics["n"] == 12 and "test split" in metrics["data"]
+    by = metrics["by_group"]
+    assert sum(v["n"] for v in by["kind"].values()) == 12
+    assert all(name.startswith("held-out ") for name in by["viewpoint"])
     assert (tmp_path / "rel.png").is_file()
     from tacforce_ros.bag_labels import write_labelled_bag
     write_labelled_bag(tmp_path / "bag", va.images, va.labels, "/cam", "/label", label_type="string")

@@ -166,7 +166,7 @@ def cmd_train(args) -> int:
 def cmd_eval(args) -> int:
     from .grasp_success_data import parse_size
     from .grasp_success_evaluate import evaluate_grasp_success, model_frame_size
-    from .grasp_success_metrics import format_table, save_reliability_plot
+    from .grasp_success_metrics import format_groups, format_table, save_reliability_plot
 
     if not args.model.is_file():
         return _fail(FileNotFoundError(f"{args.model}: model file not found"))
@@ -183,14 +183,17 @@ def cmd_eval(args) -> int:
                                              f"ECE {metrics['reliability']['ece']:.3f}")
     except _user_errors() as exc:
         return _fail(exc)
+    table = format_table(metrics)
+    if metrics.get("by_group"):
+        table += "\n" + format_groups(metrics["by_group"])
     if args.json:
         print(json.dumps(metrics))
     else:
         print(f"{args.model}: {frames.source}")
-        print(format_table(metrics))
+        print(table)
         print(f"reliability plot: {plot}")
     if args.card:
-        _record_in_card(args.card, metrics, frames.source, format_table(metrics))
+        _record_in_card(args.card, metrics, frames.source, table)
     return 0
 
 

@@ -30,6 +30,7 @@ class FrameSet:
     labels: np.ndarray           # int64 [N], 1 = held
     names: list                  # where each frame came from
     source: str = ""
+    groups: dict | None = None   # optional: group name -> one value per frame (synthetic kinds, shapes)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -44,7 +45,8 @@ class FrameSet:
 
     def subset(self, index) -> "FrameSet":
         index = np.asarray(index, np.int64)
-        return FrameSet(self.images[index], self.labels[index], [self.names[i] for i in index], self.source)
+        groups = None if self.groups is None else {k: [v[i] for i in index] for k, v in self.groups.items()}
+        return FrameSet(self.images[index], self.labels[index], [self.names[i] for i in index], self.source, groups)
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -112,15 +114,25 @@ def load_bags(bags, image_topic: str, label_topic: str, frame_size: tuple[int, i
 
 
 def load_synthetic(count: int, seed: int, split: str, frame_size: tuple[int, int]) -> FrameSet:
-    from tacforce_ros.sim.grasp_check_scenes import HELD_OUT_SHAPES, CheckSceneConfig, generate
+    """``count`` generator frames; ``groups`` records each frame's kind, object shape and (test
+    split) which viewpoint factor lies outside the training ranges, for per-group scores."""
+    from tacforce_ros.sim.grasp_check_scenes import HELD_OUT_SHAPES, CheckSceneConfig, frames
 
     w, h = frame_size
-    images, labels, kinds, shapes = generate(count, seed, split, CheckSceneConfig(height=h, width=w))
-    names = [f"synthetic/{split}/{seed}/{k}:{kind}:{shape}" for k, (kind, shape) in enumerate(zip(kinds, shapes))]
+    images = np.empty((count, h, w, 3), np.uint8)
+    labels = np.empty(count, np.int64)
+    groups = {"kind": [], "shape": [], "viewpoint": []}
+    for k, frame in enumerate(frames(count, seed, split, CheckSceneConfig(height=h, width=w))):
+        images[k], labels[k] = frame.image, frame.label
+        groups["kind"].append(frame.kind)
+        groups["shape"].append(frame.shape)
+        groups["viewpoint"].append(f"held-out {frame.view['held_out']}" if frame.view["held_out"] else "training")
+    names = [f"synthetic/{split}/{seed}/{k}:{kind}:{shape}"
+             for k, (kind, shape) in enumerate(zip(groups["kind"], groups["shape"]))]
     what = ("held-out viewpoints (camera roll, keystone or distance outside the training ranges), "
             f"half the objects of held-out shapes ({', '.join(HELD_OUT_SHAPES)})" if split == "test"
             else "training viewpoints and shapes")
-    return FrameSet(images, labels, names, f"synthetic {split} split, seed {seed}: {what}")
+    return FrameSet(images, labels, names, f"synthetic {split} split, seed {seed}: {what}", groups)
 
 
 def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -8,7 +8,7 @@ from tacforce_ros.inference.runtime import OnnxModel
 from tacforce_ros.perception.grasp_success import TASK, GraspSuccessClassifier
 from tacforce_ros.perception.image import to_model_channels
 
-from .grasp_success_metrics import classification_metrics
+from .grasp_success_metrics import accuracy_by_group, classification_metrics
 
 ORDER = {"mono8": "gray", "rgb8": "rgb", "bgr8": "bgr"}
 
@@ -27,4 +27,6 @@ def evaluate_grasp_success(model_path, frames, threshold: float = 0.5, providers
     order = ORDER[classifier.model.metadata.input.encoding]
     probs = np.array([classifier.probability(to_model_channels(image, "rgb", order)) for image in frames.images])
     metrics = classification_metrics(frames.labels, probs, threshold)
+    if frames.groups:
+        metrics["by_group"] = accuracy_by_group(frames.labels, probs, frames.groups, threshold)
     return {**metrics, "model": str(model_path), "data": frames.source}, probs

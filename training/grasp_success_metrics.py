@@ -95,6 +95,26 @@ def format_table(m: dict) -> str:
     ])
 
 
+def accuracy_by_group(labels, scores, groups: dict, threshold: float = 0.5) -> dict:
+    """{group: {value: {"n", "accuracy"}}} for per-frame group values (e.g. synthetic kinds)."""
+    y = np.asarray(labels).astype(np.int64)
+    pred = (np.asarray(scores, np.float64) >= threshold).astype(np.int64)
+    out = {}
+    for group, values in groups.items():
+        values = np.asarray(values)
+        out[group] = {str(v): {"n": int((values == v).sum()), "accuracy": float((pred == y)[values == v].mean())}
+                      for v in sorted(set(values.tolist()))}
+    return out
+
+
+def format_groups(by_group: dict) -> str:
+    lines = []
+    for group, values in by_group.items():
+        parts = [f"{v} {r['accuracy']:.4f} (n={r['n']})" for v, r in values.items()]
+        lines.append(f"accuracy by {group}: " + ", ".join(parts))
+    return "\n".join(lines)
+
+
 def save_reliability_plot(m: dict, path: str | Path, title: str = "") -> Path:
     """Reliability diagram (observed fraction held vs mean predicted P(held) per bin) with the
     count of frames per bin, as PNG."""
