@@ -133,6 +133,8 @@ def write_labelled_bag(path: Path | str, images, labels, image_topic: str, label
 
     if label_type not in ("bool", "string"):
         raise ValueError("label_type must be 'bool' or 'string'")
+    if len(images) != len(labels):
+        raise ValueError(f"{len(images)} images but {len(labels)} labels")
     with BagWriter(path) as writer:
         types = writer.typestore.types
         writer.add_topic(image_topic, IMAGE)

@@ -97,7 +97,6 @@ def load_folder(root: str | Path, frame_size: tuple[int, int], max_per_class: in
         raise ValueError(f"{root}: needs one folder per class, e.g. success/ and failure/ (found: {found})")
     if not images:
         raise ValueError(f"{root}: no images ({', '.join(IMAGE_SUFFIXES)}) in the class folders")
-    w, h = frame_size
     return FrameSet(np.stack(images), np.asarray(labels, np.int64), names, str(root))
 
 
