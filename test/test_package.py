@@ -14,7 +14,7 @@ import yaml
 from rosutil import ROOT
 
 NODES = ("tactile_force_node", "sim_sensors_node", "recorder_node", "netft_node", "grasp_planner_node",
-         "sim_camera_node")
+         "sim_camera_node", "grasp_success_node")
 
 
 def entry_points() -> dict[str, str]:
@@ -76,7 +76,7 @@ def test_config_parameters_are_declared_by_the_nodes():
     perception = yaml.safe_load((ROOT / "config" / "perception.yaml").read_text())
     sim_nodes = yaml.safe_load((ROOT / "config" / "sim.yaml").read_text())
     for doc, node in ((perception, "tactile_force_node"), (perception, "grasp_planner_node"),
-                      (sim_nodes, "sim_camera_node")):
+                      (perception, "grasp_success_node"), (sim_nodes, "sim_camera_node")):
         assert set(doc[node]["ros__parameters"]) == _declared(node), node
 
 
@@ -91,7 +91,9 @@ def test_runtime_never_imports_torch_and_training_never_imports_rclpy():
                "for m in pkgutil.walk_packages(tacforce_ros.__path__, 'tacforce_ros.'):\n"
                "    importlib.import_module(m.name)\n"
                "assert 'rclpy' in sys.modules and 'torch' not in sys.modules, 'tacforce_ros imported torch'\n")
-    training = ("import sys, training.train, training.export, training.commands, training.evaluate\n"
+    training = ("import sys, training.train, training.export, training.commands, training.evaluate, "
+                "training.grasp_map_commands, training.grasp_map_export, training.grasp_map_eval, "
+                "training.grasp_success_commands\n"
                 "assert 'torch' in sys.modules and 'rclpy' not in sys.modules, 'training imported rclpy'\n")
     for code in (runtime, training):
         subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)

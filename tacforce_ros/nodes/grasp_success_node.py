@@ -1,0 +1,139 @@
+"""grasp_success_node: after-grasp camera frames in; is the object held?
+
+decode (perception.image) -> P(held) (GraspSuccessClassifier over OnnxModel) -> publish
+std_msgs/Float32 per frame and the debounced std_msgs/Bool (majority over the last ``window``
+frames, perception.grasp_success.MajorityDebouncer). The Trigger service ``~/check`` answers
+from the latest frames without running the model: success = the object is held, the message
+gives the probabilities. Only the newest frame is processed (depth-1 sensor QoS).
+"""
+from __future__ import annotations
+
+import sys
+import time
+
+from rclpy.node import Node
+from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import Bool, Float32
+from std_srvs.srv import Trigger
+
+from ..inference.contract import ModelError
+from ..inference.runtime import DEFAULT_PROVIDERS, OnnxModel
+from ..paths import resolve
+from ..perception.grasp_success import TASK, GraspSuccessClassifier, MajorityDebouncer, NonFiniteOutput, answer
+from ..perception.image import ImageError, decode_compressed, decode_image, image_order, to_model_channels
+from ..perception.stats import StageStats
+from ..ros.diagnostics import DiagnosticsPublisher
+from ..ros.params import declare
+from ..ros.qos import output_qos, sensor_qos
+
+MODEL_ORDER = {"mono8": "gray", "rgb8": "rgb", "bgr8": "bgr"}
+
+
+class GraspSuccessNode(Node):
+    def __init__(self, **kwargs):
+        super().__init__("grasp_success_node", **kwargs)
+        self.model_path = str(resolve("models", declare(
+            self, "model_path", "grasp_success.onnx",
+            "ONNX grasp_success model: a file name in the package's models/ or a path")))
+        image_topic = declare(self, "image_topic", "/grasp_camera/image_raw", "After-grasp camera image topic")
+        self.transport = declare(self, "image_transport", "raw",
+                                 "'raw' (sensor_msgs/Image) or 'compressed' (CompressedImage on <image_topic>/compressed)")
+        probability_topic = declare(self, "probability_topic", "/grasp_success/probability",
+                                    "std_msgs/Float32 output: P(held) of every processed frame")
+        decision_topic = declare(self, "decision_topic", "/grasp_success/held",
+                                 "std_msgs/Bool output: debounced decision (majority over the last "
+                                 "`window` frames)")
+        window = declare(self, "window", 10, "Frames in the majority vote")
+        threshold = declare(self, "threshold", 0.5, "A frame votes 'held' when P(held) >= threshold")
+        min_frames = declare(self, "min_frames", 3,
+                             "No decision is published before this many frames are in the window")
+        self.max_age = declare(self, "max_age", 1.0,
+                               "Seconds: the service only counts frames received this recently")
+        providers = declare(self, "providers", list(DEFAULT_PROVIDERS),
+                            "ONNX Runtime execution providers in order of preference (tensorrt, cuda, cpu)")
+        self.max_pixels = declare(self, "max_image_pixels", 4096 * 4096,
+                                  "Frames with more pixels are rejected before decoding")
+        diag_period = declare(self, "diagnostics_period", 1.0, "Seconds between /diagnostics reports")
+
+        self.stats = StageStats()
+        try:
+            self.debouncer = MajorityDebouncer(window, threshold, min_frames)
+        except ValueError as exc:
+            raise SystemExit(f"grasp_success_node: {exc}") from None
+        try:
+            self.classifier = GraspSuccessClassifier(OnnxModel(self.model_path, TASK, providers=providers))
+        except ModelError as exc:
+            raise SystemExit(f"grasp_success_node: {exc}") from None
+        model = self.classifier.model
+        self.model_order = MODEL_ORDER[model.metadata.input.encoding]
+        self.get_logger().info(f"model {self.model_path} on {model.provider}; input "
+                               f"{model.metadata.input.width}x{model.metadata.input.height} "
+                               f"{model.metadata.input.encoding}")
+        self.prob_pub = self.create_publisher(Float32, probability_topic, output_qos())
+        self.held_pub = self.create_publisher(Bool, decision_topic, output_qos())
+        if self.transport == "compressed":
+            self.create_subscription(CompressedImage, image_topic + "/compressed", self.on_compressed, sensor_qos())
+        elif self.transport == "raw":
+            self.create_subscription(Image, image_topic, self.on_image, sensor_qos())
+        else:
+            raise SystemExit(f"grasp_success_node: image_transport must be 'raw' or 'compressed', "
+                             f"not {self.transport!r}")
+        self.create_service(Trigger, "~/check", self.on_check)
+        self.create_service(Trigger, "~/reset", self.on_reset)
+        self.diagnostics = DiagnosticsPublisher(
+            self, self.stats, hardware_id=self.model_path, period=diag_period,
+            extra={"provider": model.provider, "model": self.model_path})
+
+    def on_image(self, msg: Image) -> None:
+        self.process(msg, lambda m, max_pixels: to_model_channels(
+            decode_image(m, max_pixels=max_pixels), image_order(m.encoding), self.model_order))
+
+    def on_compressed(self, msg: CompressedImage) -> None:
+        self.process(msg, lambda m, max_pixels: self._compressed(m, max_pixels))
+
+    def _compressed(self, msg, max_pixels):
+        image = decode_compressed(msg, max_pixels=max_pixels)
+        return to_model_channels(image, "gray" if image.shape[2] == 1 else "bgr", self.model_order)
+
+    def process(self, msg, decode) -> None:
+        t0 = time.perf_counter()
+        try:
+            image = decode(msg, self.max_pixels)
+            t1 = time.perf_counter()
+            p = self.classifier.probability(image)
+        except (ImageError, ValueError) as exc:
+            kind = "image" if isinstance(exc, ImageError) else (
+                "non_finite" if isinstance(exc, NonFiniteOutput) else "shape")
+            self.stats.error(kind)
+            self.get_logger().warning(f"frame rejected: {exc}", throttle_duration_sec=2.0)
+            return
+        t2 = time.perf_counter()
+        vote = self.debouncer.push(p, time.monotonic())
+        self.prob_pub.publish(Float32(data=p))
+        if vote.held is not None:
+            self.held_pub.publish(Bool(data=vote.held))
+        t3 = time.perf_counter()
+        self.stats.record("decode", t1 - t0)
+        self.stats.record("inference", t2 - t1)
+        self.stats.record("publish", t3 - t2)
+        self.stats.record("total", t3 - t0)
+        self.stats.tick(t3)
+
+    def on_check(self, _request, response):
+        vote = self.debouncer.vote(time.monotonic(), self.max_age)
+        response.success, response.message = answer(vote, self.max_age)
+        return response
+
+    def on_reset(self, _request, response):
+        self.debouncer.reset()
+        response.success, response.message = True, "vote window cleared"
+        return response
+
+
+def main(args=None) -> None:
+    from .runner import spin_nodes
+    sys.exit(spin_nodes([GraspSuccessNode], args))
+
+
+if __name__ == "__main__":
+    main()

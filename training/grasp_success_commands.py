@@ -1,0 +1,227 @@
+"""`tacforce train|eval|export grasp-success`: argparse wiring (torch imported in the handlers;
+`eval` needs onnxruntime only). Each handler returns an exit code (0 ok, 1 error printed).
+
+Data, one of:
+    --data DIR                     the seeds' layout: DIR/success/*.png, DIR/failure/*.png
+    --bag DIR.. --image-topic T --label-topic L    label topic std_msgs/Bool or String
+    --synthetic N                  N frames of tacforce_ros.sim.grasp_check_scenes
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import shutil
+import sys
+from pathlib import Path
+
+from .commands import ENCODINGS
+
+DEFAULT_FRAME = "160x120"
+ARCHS = ("small_cnn", "tiny_cnn", "resnet34", "inception_v3_mixed7")   # = models.grasp_success.ARCHS (no torch here)
+
+
+def add_commands(train_sub, eval_sub, export_sub) -> None:
+    """Add a `grasp-success` sub-command to each of the three argparse subparsers objects."""
+    p = train_sub.add_parser("grasp-success", help="train a grasp-success classifier (is the object held?)",
+                             description="Train on a seeds-layout folder, labelled bags or synthetic frames, "
+                                         "then export OUT/grasp_success.onnx and its model card.")
+    _add_data_args(p, "training")
+    p.add_argument("--val-data", type=Path, default=None, help="validation folder (seeds layout)")
+    p.add_argument("--val-bag", action="extend", nargs="+", type=Path, default=None, metavar="DIR",
+                   help="validation bags (same topics)")
+    p.add_argument("--val-synthetic", type=int, default=None, metavar="N",
+                   help="validation: N synthetic frames (training viewpoints and shapes, another seed)")
+    p.add_argument("--val-fraction", type=float, default=0.15,
+                   help="held out of the training data per class when no validation set is given (default 0.15)")
+    p.add_argument("--out", required=True, type=Path, help="output folder (checkpoints, ONNX, model card)")
+    p.add_argument("--arch", choices=ARCHS, default="small_cnn", help="architecture (default: small_cnn)")
+    p.add_argument("--weights", type=Path, default=None,
+                   help="local pretrained weights (torchvision state_dict); freezes the early layers")
+    p.add_argument("--image-size", type=int, default=0, help="model input side (default: per architecture)")
+    p.add_argument("--epochs", type=int, default=15)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--epoch-size", type=int, default=0, help="frames per epoch (default: 2x the larger class)")
+    p.add_argument("--no-balance", action="store_true", help="do not balance the classes per epoch")
+    p.add_argument("--no-augment", action="store_true", help="no rotation/shift/shear/zoom/flip augmentation")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--encoding", choices=("rgb8", "bgr8"), default="rgb8",
+                   help="input encoding of the exported graph (default rgb8; bgr8 reorders in the graph)")
+    p.set_defaults(func=cmd_train)
+
+    p = eval_sub.add_parser("grasp-success", help="score a grasp_success ONNX model",
+                            description="Run every frame through the ONNX model as the node does; print accuracy, "
+                                        "per-class recall, confusion matrix, ROC-AUC; save a reliability plot.")
+    p.add_argument("--model", required=True, type=Path, help="grasp_success .onnx file")
+    _add_data_args(p, "evaluation")
+    p.add_argument("--split", choices=("train", "test"), default="test",
+                   help="with --synthetic: test = held-out viewpoints and shapes (default)")
+    p.add_argument("--threshold", type=float, default=0.5)
+    p.add_argument("--plot", type=Path, default=None, help="reliability plot PNG (default: reliability.png "
+                                                           "beside the model, or in --out)")
+    p.add_argument("--out", type=Path, default=None, help="folder for metrics.json and reliability.png")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    p.add_argument("--card", type=Path, default=None, help="model card (.md) to record these results in")
+    p.set_defaults(func=cmd_eval)
+
+    p = export_sub.add_parser("grasp-success", help="export a grasp-success checkpoint to ONNX",
+                              description="Re-export best.pt / last.pt; the validation frames stored in the "
+                                          "checkpoint drive the parity check.")
+    p.add_argument("--checkpoint", required=True, type=Path)
+    p.add_argument("--out", required=True, type=Path, help="output .onnx (a .md model card goes beside it)")
+    p.add_argument("--encoding", choices=ENCODINGS, default=None, help="default: the training encoding")
+    p.set_defaults(func=cmd_export)
+
+
+def _add_data_args(p: argparse.ArgumentParser, what: str) -> None:
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--data", type=Path, help=f"{what} folder in the seeds' layout (success/, failure/)")
+    src.add_argument("--bag", action="extend", nargs="+", type=Path, metavar="DIR", help=f"{what} bag folder(s)")
+    src.add_argument("--synthetic", type=int, metavar="N", help=f"{what} on N synthetic after-grasp frames")
+    p.add_argument("--image-topic", default=None, help="with --bag: sensor_msgs/Image or CompressedImage topic")
+    p.add_argument("--label-topic", default=None, help="with --bag: std_msgs/Bool (True = held) or std_msgs/String "
+                                                       "(success/failure) topic")
+    p.add_argument("--frame-size", default=None, metavar="WxH",
+                   help=f"frames are resized to this (the size the node's camera sends); train default "
+                        f"{DEFAULT_FRAME}, eval default: the model's input size")
+    p.add_argument("--data-seed", type=int, default=None, help="with --synthetic: generator seed")
+    p.add_argument("--max-frames", type=int, default=None, help="cap on frames loaded (per class for --data)")
+
+
+def _load(args, data=None, bags=None, synthetic=None, split="train", seed=0, frame_size=(160, 120)):
+    from .grasp_success_data import load_bags, load_folder, load_synthetic
+
+    if data is not None:
+        frames = load_folder(data, frame_size, args.max_frames)
+    elif bags:
+        if not args.image_topic or not args.label_topic:
+            raise ValueError("--bag needs --image-topic and --label-topic")
+        frames = load_bags(bags, args.image_topic, args.label_topic, frame_size, args.max_frames)
+    else:
+        if synthetic < 2:
+            raise ValueError("--synthetic needs at least 2 frames")
+        frames = load_synthetic(synthetic, seed, split, frame_size)
+    print(frames.summary(), file=sys.stderr if getattr(args, "json", False) else sys.stdout)
+    return frames
+
+
+def _command() -> str:
+    return shlex.join(["tacforce", *sys.argv[1:]])
+
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    from tacforce_ros.bags import BagError
+    from tacforce_ros.inference.contract import ModelError
+
+    return ValueError, KeyError, OSError, BagError, ModelError
+
+
+def _fail(exc: Exception) -> int:
+    print(f"error: {exc}", file=sys.stderr)
+    return 1
+
+
+def cmd_train(args) -> int:
+    import dataclasses
+
+    from .grasp_success_data import Augment, parse_size, stratified_split
+    from .grasp_success_export import export_grasp_success
+    from .grasp_success_metrics import format_table
+    from .grasp_success_train import GraspTrainConfig, train
+    from .models.grasp_success import GraspModelConfig
+
+    try:
+        size = parse_size(args.frame_size or DEFAULT_FRAME)
+        seed = args.seed if args.data_seed is None else args.data_seed
+        frames = _load(args, args.data, args.bag, args.synthetic, "train", seed, size)
+        if args.val_data or args.val_bag or args.val_synthetic:
+            val = _load(args, args.val_data, args.val_bag, args.val_synthetic, "train", seed + 1000, size)
+            train_set = frames
+        else:
+            tr, va = stratified_split(frames.labels, args.val_fraction, args.seed)
+            train_set, val = frames.subset(tr), frames.subset(va)
+            val.source = f"{frames.source} ({len(va)} frames held out, stratified, seed {args.seed})"
+        cfg = GraspTrainConfig(
+            model=GraspModelConfig(arch=args.arch, image_size=args.image_size),
+            epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, epoch_size=args.epoch_size,
+            balance=not args.no_balance, augment=None if args.no_augment else dataclasses.asdict(Augment()),
+            seed=args.seed, num_threads=args.threads, weights=str(args.weights) if args.weights else None)
+        result = train(cfg, train_set, val, args.out)
+        onnx_path = args.out / "grasp_success.onnx"
+        export_grasp_success(result.best_path, onnx_path, args.encoding, result.summary, result.metrics,
+                             command=_command())
+        shutil.copyfile(result.best_path, onnx_path.with_suffix(".pt"))
+    except _user_errors() as exc:
+        return _fail(exc)
+    print(f"\ntrained {result.summary['epochs']} epoch(s) on {len(train_set)} frames; best epoch "
+          f"{result.best_epoch}; validation ({len(val)} frames):")
+    print(format_table(result.metrics))
+    print(f"model: {onnx_path} (input {size[0]}x{size[1]} {args.encoding}; weights {onnx_path.with_suffix('.pt')}, "
+          f"card {onnx_path.with_suffix('.md')})\ncheckpoints: {result.best_path} (best), {result.last_path}")
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from .grasp_success_data import parse_size
+    from .grasp_success_evaluate import evaluate_grasp_success, model_frame_size
+    from .grasp_success_metrics import format_groups, format_table, save_reliability_plot
+
+    if not args.model.is_file():
+        return _fail(FileNotFoundError(f"{args.model}: model file not found"))
+    try:
+        size = parse_size(args.frame_size) if args.frame_size else model_frame_size(args.model)
+        seed = 12345 if args.data_seed is None else args.data_seed
+        frames = _load(args, args.data, args.bag, args.synthetic, args.split, seed, size)
+        metrics, probs = evaluate_grasp_success(args.model, frames, args.threshold)
+        plot = args.plot or ((args.out or args.model.parent) / "reliability.png")
+        if args.out:
+            args.out.mkdir(parents=True, exist_ok=True)
+            (args.out / "metrics.json").write_text(json.dumps(metrics, indent=1))
+        save_reliability_plot(metrics, plot, f"{args.model.name} on {len(frames)} frames: "
+                                             f"ECE {metrics['reliability']['ece']:.3f}")
+    except _user_errors() as exc:
+        return _fail(exc)
+    table = format_table(metrics)
+    if metrics.get("by_group"):
+        table += "\n" + format_groups(metrics["by_group"])
+    if args.json:
+        print(json.dumps(metrics))
+    else:
+        print(f"{args.model}: {frames.source}")
+        print(table)
+        print(f"reliability plot: {plot}")
+    if args.card:
+        _record_in_card(args.card, metrics, frames.source, table)
+    return 0
+
+
+HELD_OUT = "## Held-out evaluation"
+
+
+def _record_in_card(card: Path, metrics: dict, data: str, table: str) -> None:
+    text = card.read_text(encoding="utf-8") if card.is_file() else ""
+    text = text.split(HELD_OUT)[0].rstrip() + "\n\n"
+    text += (f"{HELD_OUT}\n\nData: {data}\n\n```\n{table}\n```\n\nMade by:\n\n```\n{_command()}\n```\n")
+    card.write_text(text, encoding="utf-8")
+
+
+def cmd_export(args) -> int:
+    from .grasp_success_export import export_grasp_success
+    from .grasp_success_metrics import format_table
+
+    try:
+        import torch
+        try:
+            ckpt = torch.load(args.checkpoint, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise ValueError(f"{args.checkpoint}: not a readable checkpoint ({type(exc).__name__}: {exc})") from None
+        metrics = ckpt["history"][-1]["metrics"]
+        summary = {**ckpt["summary"], "exported_from": str(args.checkpoint)}
+        export_grasp_success(args.checkpoint, args.out, args.encoding, summary, metrics, command=_command())
+    except _user_errors() as exc:
+        return _fail(exc)
+    print(f"exported {args.checkpoint} (epoch {ckpt['epoch']}) -> {args.out} (card {args.out.with_suffix('.md')})")
+    print(format_table(metrics))
+    return 0

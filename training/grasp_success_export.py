@@ -1,0 +1,178 @@
+"""Checkpoint -> grasp_success ONNX: in-graph preprocessing, the network, a sigmoid.
+
+    image uint8 [1, H, W, C] (as the ROS message holds it) -> probability float [1, 1] = P(held)
+
+Same exporter and checks as the tactile-force export: torch.onnx.export(dynamo=True), opset
+18, the model contract in the "tacforce" metadata key, and before the file is published it is
+loaded through OnnxModel (the node's wrapper) and run beside PyTorch on sample frames; a
+probability difference over ``tolerance`` is an ExportError and no file is left behind. A model
+card (.md) is written beside the .onnx.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+from torch import nn
+
+from tacforce_ros.inference.contract import ENCODING_CHANNELS, METADATA_KEY, InputSpec, ModelError, ModelMetadata
+from tacforce_ros.inference.runtime import OnnxModel
+
+from .grasp_success_metrics import format_table
+from .grasp_success_train import load_model
+from .models.grasp_success import GraspPreprocess, GraspSuccessNet
+
+TASK = "grasp_success"
+OPSET = 18
+OUTPUT = "probability"
+
+
+class ExportError(ModelError):
+    """The exported graph does not reproduce the PyTorch model."""
+
+
+class GraspSuccessGraph(nn.Module):
+    """What the node runs per frame: preprocessing + network + sigmoid -> P(held)."""
+
+    def __init__(self, model: GraspSuccessNet, encoding: str | None = None):
+        super().__init__()
+        self.net = model.net
+        cfg = model.config
+        encoding = encoding or cfg.encoding
+        if ENCODING_CHANNELS.get(encoding) != ENCODING_CHANNELS[cfg.encoding]:
+            raise ValueError(f"model was trained on {cfg.encoding} frames; cannot take {encoding}")
+        pre = model.preprocess
+        self.preprocess = GraspPreprocess(cfg.image_size, encoding, pre.mean.flatten().tolist(),
+                                          pre.std.flatten().tolist())
+        self.eval()
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.net(self.preprocess(image)))
+
+
+def export_grasp_success(checkpoint_path, onnx_path, encoding: str | None = None, training_summary=None,
+                         metrics=None, command: str = "", tolerance: float = 1e-4,
+                         sample_images: np.ndarray | None = None) -> ModelMetadata:
+    """Export ``checkpoint_path`` (best.pt / last.pt) to ``onnx_path`` + ``<name>.md``.
+
+    The graph takes frames of the size the model was trained on, in ``encoding`` (default: the
+    training encoding; rgb8 <-> bgr8 is allowed, the graph reorders). ``sample_images`` (default:
+    the validation frames stored in the checkpoint) drive the parity check."""
+    onnx_path = Path(onnx_path)
+    ckpt = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+    model = load_model(ckpt)
+    trained = ckpt["input"]
+    encoding = encoding or trained["encoding"]
+    graph = GraspSuccessGraph(model, encoding)
+    frames = ckpt["samples"].numpy() if sample_images is None else np.asarray(sample_images, np.uint8)
+    if trained["encoding"] != encoding and sample_images is None:
+        frames = frames[..., ::-1].copy()          # stored samples are in the training order
+    height, width, channels = (int(v) for v in frames.shape[1:])
+    if (height, width) != (trained["height"], trained["width"]):
+        raise ValueError(f"sample frames are {width}x{height}; the model was trained on "
+                         f"{trained['width']}x{trained['height']}")
+    with torch.no_grad():
+        program = torch.onnx.export(graph, (torch.from_numpy(frames[:1].copy()),), dynamo=True,
+                                    opset_version=OPSET, input_names=["image"], output_names=[OUTPUT],
+                                    verbose=False)
+    proto = program.model_proto
+    cfg = model.config
+    metadata = ModelMetadata(
+        task=TASK,
+        input=InputSpec(name="image", height=height, width=width, channels=channels, encoding=encoding),
+        outputs={OUTPUT: {"shape": [1, 1], "meaning": "probability that the object is held (grasp success)",
+                          "range": [0.0, 1.0], "classes": ["failure", "success"], "threshold": 0.5}},
+        state=None,
+        preprocessing=graph.preprocess.describe(height, width),
+        training={**(training_summary or ckpt.get("summary", {})), "arch": cfg.arch,
+                  "image_size": cfg.image_size, "checkpoint_epoch": int(ckpt["epoch"])},
+        metrics=metrics if metrics is not None else ckpt["history"][-1]["metrics"],
+    )
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = METADATA_KEY, metadata.to_json()
+    proto.producer_name = "tacforce training/grasp_success_export.py"
+    onnx.checker.check_model(proto)
+    onnx_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = onnx_path.with_name(onnx_path.name + ".tmp")
+    onnx.save(proto, tmp)
+    try:
+        diff = parity(graph, tmp, frames)
+        if diff > tolerance:
+            raise ExportError(f"ONNX and PyTorch probabilities differ by up to {diff:.2e} over "
+                              f"{len(frames)} frames (tolerance {tolerance:g}); not written")
+        os.replace(tmp, onnx_path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    write_model_card(onnx_path.with_suffix(".md"), metadata, command, diff, len(frames))
+    return metadata
+
+
+@torch.no_grad()
+def parity(graph: GraspSuccessGraph, onnx_file, frames: np.ndarray) -> float:
+    """Max |P(held) difference| between OnnxModel and PyTorch eager over ``frames``."""
+    runtime = OnnxModel(onnx_file, TASK, providers=["cpu"])
+    worst = 0.0
+    for frame in frames:
+        expected = graph(torch.from_numpy(frame[None].copy())).numpy()
+        outputs, _ = runtime.run(frame[None])
+        worst = max(worst, float(np.abs(outputs[OUTPUT] - expected).max()))
+    return worst
+
+
+ARCH_TEXT = {
+    "small_cnn": "small CIFAR-style CNN (stem + 4 conv blocks, global average pool, linear)",
+    "tiny_cnn": "tiny CIFAR-style CNN (smoke-test size)",
+    "resnet34": "ResNet-34 (seed 004), 1-output head",
+    "inception_v3_mixed7": "Inception-v3 cut at Keras mixed7 (= torchvision Mixed_6e) + Dense 1024, "
+                           "Dropout 0.2, Dense 1 (seed 002)",
+}
+HELD_OUT = "## Held-out evaluation"
+
+
+def write_model_card(path: Path, meta: ModelMetadata, command: str, parity_p: float, parity_frames: int) -> None:
+    inp, t = meta.input, meta.training
+    counts = t.get("train_counts", {})
+    lines = [
+        f"# {path.stem}.onnx — {meta.task}",
+        "",
+        f"{ARCH_TEXT.get(t.get('arch'), t.get('arch', '?'))}: one camera frame taken after the gripper closed "
+        "and lifted in, the probability that the object is held out.",
+        "",
+        "## Input",
+        f"- `{inp.name}`: uint8 [1, {inp.height}, {inp.width}, {inp.channels}] ({inp.encoding}, NHWC), the frame "
+        "as the ROS message holds it; frames of another size are rejected by the node",
+        f"- preprocessing inside the graph: {meta.preprocessing}",
+        "",
+        "## Output",
+        "- `probability`: float32 [1, 1], P(held); the node thresholds it at 0.5 and takes a majority "
+        "over its last frames",
+        "",
+        "## Training",
+        f"- frames: {t.get('frames', {}).get('train', '?')} train ({counts.get('success', '?')} success, "
+        f"{counts.get('failure', '?')} failure), {t.get('frames', {}).get('val', '?')} validation",
+        f"- train data: {t.get('train_source', '?')}",
+        f"- validation data: {t.get('val_source', '?')}",
+        f"- class-balanced epochs of {t.get('frames_per_epoch', '?')} frames, seed 002's augmentations; "
+        f"epochs {t.get('epochs', '?')}, best epoch {t.get('best_epoch', '?')}",
+        f"- parameters: {t.get('parameters', '?')} ({t.get('trainable_parameters', '?')} trained; frozen: "
+        f"{', '.join(t.get('frozen') or []) or 'none'})",
+        "",
+        "## Validation metrics (best epoch)",
+        "",
+        "```",
+        format_table(meta.metrics) if meta.metrics.get("confusion_matrix") else "none recorded",
+        "```",
+        "",
+        f"ONNX vs PyTorch: max |P(held) difference| {parity_p:.2e} over {parity_frames} frames.",
+        "",
+        "## Made by",
+        "",
+        "```",
+        command or "(command not recorded)",
+        "```",
+        "",
+    ]
+    path.write_text("\n".join(lines), encoding="utf-8")
