@@ -49,6 +49,11 @@ def spin_nodes(factories: Sequence[Callable], args: Sequence[str] | None = None,
             return 1
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except Exception:
+        if rclpy.ok():
+            raise
+        # Ctrl-C landed while the executor was inside rcl and it reported the context it was
+        # using as invalid (RCLError): that is a normal stop, and the nodes still close below.
     finally:
         for node in nodes:
             close = getattr(node, "close", None)
