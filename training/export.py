@@ -111,24 +111,47 @@ def export_tactile_force(checkpoint_path, onnx_path, sample_images, encoding: st
         training=training_summary,
         metrics=metrics,
     )
+    diff = save_checked(proto, metadata, onnx_path, "training/export.py",
+                        lambda tmp: parity(wrapper, tmp, frames), tolerance_n,
+                        f"forces (N) over {len(frames)} streamed frames")
+    write_model_card(onnx_path.with_suffix(".md"), metadata, command, parity_n=diff, parity_frames=len(frames))
+    return metadata
+
+
+def save_checked(proto, metadata: ModelMetadata, onnx_path: Path, producer: str,
+                 difference, tolerance: float, what: str) -> float:
+    """Write ``proto`` with ``metadata`` to ``onnx_path`` only if ``difference(tmp_file)`` (the
+    largest ONNX vs PyTorch output difference, measured on the written file through the
+    node's runtime) is within ``tolerance``; else ExportError and no file. Returns it."""
     entry = proto.metadata_props.add()
     entry.key, entry.value = METADATA_KEY, metadata.to_json()
-    proto.producer_name = "tacforce training/export.py"
+    proto.producer_name = f"tacforce {producer}"
     onnx.checker.check_model(proto)
-
     onnx_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = onnx_path.with_name(onnx_path.name + ".tmp")
     onnx.save(proto, tmp)
     try:
-        diff = parity(wrapper, tmp, frames)
-        if diff > tolerance_n:
-            raise ExportError(f"ONNX and PyTorch forces differ by up to {diff:.2e} N over "
-                              f"{len(frames)} streamed frames (tolerance {tolerance_n:g} N); not written")
+        diff = difference(tmp)
+        if diff > tolerance:
+            raise ExportError(f"ONNX and PyTorch {what} differ by up to {diff:.2e} "
+                              f"(tolerance {tolerance:g}); {onnx_path} not written")
         os.replace(tmp, onnx_path)
     finally:
         tmp.unlink(missing_ok=True)
-    write_model_card(onnx_path.with_suffix(".md"), metadata, command, parity_n=diff, parity_frames=len(frames))
-    return metadata
+    return diff
+
+
+@torch.no_grad()
+def output_difference(module: nn.Module, onnx_file, task: str, output: str, frames) -> float:
+    """Max |difference| of ``output`` between OnnxModel and ``module`` over single frames
+    (stateless models)."""
+    runtime = OnnxModel(onnx_file, task, providers=["cpu"])
+    worst = 0.0
+    for frame in frames:
+        expected = module(torch.from_numpy(frame[None].copy())).numpy()
+        outputs, _ = runtime.run(frame[None])
+        worst = max(worst, float(np.abs(outputs[output] - expected).max()))
+    return worst
 
 
 @torch.no_grad()

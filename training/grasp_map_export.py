@@ -15,19 +15,16 @@ images; a probability difference over ``tolerance`` is an ExportError and nothin
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import numpy as np
-import onnx
 import torch
 from torch import nn
 
-from tacforce_ros.inference.contract import METADATA_KEY, InputSpec, ModelMetadata
-from tacforce_ros.inference.runtime import OnnxModel
+from tacforce_ros.inference.contract import InputSpec, ModelMetadata
 from tacforce_ros.perception.grasp_map import ANGLE_CONVENTION, CELL_TO_PIXEL, OUTPUT, TASK
 
-from .export import OPSET, ExportError
+from .export import OPSET, output_difference, save_checked
 from .grasp_map_train import load_grasp_model, read_checkpoint
 from .models.grasp_net import PATCH, STRIDE, GraspNet, success_probability
 from .preprocess import MeanPixelNormalise
@@ -106,34 +103,11 @@ def export_grasp_map(checkpoint_path, onnx_path, height: int, width: int, sample
         training=training,
         metrics=metrics or ckpt["history"][-1]["metrics"],
     )
-    entry = proto.metadata_props.add()
-    entry.key, entry.value = METADATA_KEY, metadata.to_json()
-    proto.producer_name = "tacforce training/grasp_map_export.py"
-    onnx.checker.check_model(proto)
-    onnx_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = onnx_path.with_name(onnx_path.name + ".tmp")
-    onnx.save(proto, tmp)
-    try:
-        diff = _parity(module, tmp, samples)
-        if diff > tolerance:
-            raise ExportError(f"ONNX and PyTorch grasp maps differ by up to {diff:.2e} "
-                              f"(tolerance {tolerance:g}); not written")
-        os.replace(tmp, onnx_path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    diff = save_checked(proto, metadata, onnx_path, "training/grasp_map_export.py",
+                        lambda tmp: output_difference(module, tmp, TASK, OUTPUT, samples), tolerance,
+                        f"grasp maps over {len(samples)} images")
     write_grasp_card(onnx_path.with_suffix(".md"), metadata, command, diff, len(samples))
     return metadata
-
-
-@torch.no_grad()
-def _parity(module: DenseGraspMap, onnx_file, samples: np.ndarray) -> float:
-    runtime = OnnxModel(onnx_file, TASK, providers=["cpu"])
-    worst = 0.0
-    for image in samples:
-        expected = module(torch.from_numpy(image[None].copy())).numpy()
-        outputs, _ = runtime.run(image[None])
-        worst = max(worst, float(np.abs(outputs[OUTPUT] - expected).max()))
-    return worst
 
 
 def write_grasp_card(path: Path, meta: ModelMetadata, command: str, parity: float, frames: int) -> None:

@@ -10,28 +10,21 @@ card (.md) is written beside the .onnx.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
-import onnx
 import torch
 from torch import nn
 
-from tacforce_ros.inference.contract import ENCODING_CHANNELS, METADATA_KEY, InputSpec, ModelError, ModelMetadata
-from tacforce_ros.inference.runtime import OnnxModel
+from tacforce_ros.inference.contract import ENCODING_CHANNELS, InputSpec, ModelMetadata
 
+from .export import OPSET, output_difference, save_checked
 from .grasp_success_metrics import format_table
 from .grasp_success_train import load_model
 from .models.grasp_success import GraspPreprocess, GraspSuccessNet
 
 TASK = "grasp_success"
-OPSET = 18
 OUTPUT = "probability"
-
-
-class ExportError(ModelError):
-    """The exported graph does not reproduce the PyTorch model."""
 
 
 class GraspSuccessGraph(nn.Module):
@@ -91,35 +84,11 @@ def export_grasp_success(checkpoint_path, onnx_path, encoding: str | None = None
                   "image_size": cfg.image_size, "checkpoint_epoch": int(ckpt["epoch"])},
         metrics=metrics if metrics is not None else ckpt["history"][-1]["metrics"],
     )
-    entry = proto.metadata_props.add()
-    entry.key, entry.value = METADATA_KEY, metadata.to_json()
-    proto.producer_name = "tacforce training/grasp_success_export.py"
-    onnx.checker.check_model(proto)
-    onnx_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = onnx_path.with_name(onnx_path.name + ".tmp")
-    onnx.save(proto, tmp)
-    try:
-        diff = parity(graph, tmp, frames)
-        if diff > tolerance:
-            raise ExportError(f"ONNX and PyTorch probabilities differ by up to {diff:.2e} over "
-                              f"{len(frames)} frames (tolerance {tolerance:g}); not written")
-        os.replace(tmp, onnx_path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    diff = save_checked(proto, metadata, onnx_path, "training/grasp_success_export.py",
+                        lambda tmp: output_difference(graph, tmp, TASK, OUTPUT, frames), tolerance,
+                        f"probabilities over {len(frames)} frames")
     write_model_card(onnx_path.with_suffix(".md"), metadata, command, diff, len(frames))
     return metadata
-
-
-@torch.no_grad()
-def parity(graph: GraspSuccessGraph, onnx_file, frames: np.ndarray) -> float:
-    """Max |P(held) difference| between OnnxModel and PyTorch eager over ``frames``."""
-    runtime = OnnxModel(onnx_file, TASK, providers=["cpu"])
-    worst = 0.0
-    for frame in frames:
-        expected = graph(torch.from_numpy(frame[None].copy())).numpy()
-        outputs, _ = runtime.run(frame[None])
-        worst = max(worst, float(np.abs(outputs[OUTPUT] - expected).max()))
-    return worst
 
 
 ARCH_TEXT = {
