@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import shutil
 import sys
 from pathlib import Path
 
-from .commands import ENCODINGS
+from .commands import ENCODINGS, _command, _fail, _user_errors
 
 DEFAULT_FRAME = "160x120"
 ARCHS = ("small_cnn", "tiny_cnn", "resnet34", "inception_v3_mixed7")   # = models.grasp_success.ARCHS (no torch here)
@@ -105,22 +104,6 @@ def _load(args, data=None, bags=None, synthetic=None, split="train", seed=0, fra
         frames = load_synthetic(synthetic, seed, split, frame_size)
     print(frames.summary(), file=sys.stderr if getattr(args, "json", False) else sys.stdout)
     return frames
-
-
-def _command() -> str:
-    return shlex.join(["tacforce", *sys.argv[1:]])
-
-
-def _user_errors() -> tuple[type[Exception], ...]:
-    from tacforce_ros.bags import BagError
-    from tacforce_ros.inference.contract import ModelError
-
-    return ValueError, KeyError, OSError, BagError, ModelError
-
-
-def _fail(exc: Exception) -> int:
-    print(f"error: {exc}", file=sys.stderr)
-    return 1
 
 
 def cmd_train(args) -> int:
