@@ -112,11 +112,13 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    demo = sub.add_parser("demo", help="simulated indentation through the real nodes; prints and plots")
+    demo = sub.add_parser("demo", help="simulated indentation and table scenes through the real nodes; prints and plots")
     demo.add_argument("--out", default="out/demo", help="folder for the plot and the CSV")
     demo.add_argument("--indenter", default="cone", help="indenter for the scripted run (default: one held out from training)")
     demo.add_argument("--seconds", type=float, default=30.0, help="length of the run")
     demo.add_argument("--model", default="tactile_force.onnx", help="tactile_force model")
+    demo.add_argument("--grasp-model", default="grasp_map.onnx", help="grasp_map model")
+    demo.add_argument("--grasp-scenes", type=int, default=10, help="table scenes for the grasp part (0: skip it)")
     demo.set_defaults(func=cmd_demo)
 
     run = sub.add_parser("run", help="start the perception nodes in one process (no ros2 launch needed)")

@@ -142,3 +142,22 @@ def test_model_of_another_task_is_refused_at_start_up():
     log = stop(proc)
     assert proc.returncode != 0
     assert "this is a 'tactile_force' model; this node needs a 'grasp_map' model" in log
+
+
+def test_demo_grasp_part_runs_the_node_and_writes_the_overlay(tmp_path):
+    """`tacforce demo`'s grasp part: planner process, frames from the demo, poses projected back
+    to pixels and labelled, the overlay saved."""
+    import subprocess
+    import sys
+
+    import cv2
+
+    from rosutil import ros_env
+    code = ("import sys; from pathlib import Path; from tacforce_ros.demo import _grasp_demo; "
+            f"sys.exit(_grasp_demo(Path({str(tmp_path)!r}), {str(MODEL)!r}, 2))")
+    r = subprocess.run([sys.executable, "-c", code], env=ros_env(182), capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0, r.stdout + r.stderr
+    rows = [line for line in r.stdout.splitlines() if line.rstrip().endswith(("yes", "no"))]
+    assert len(rows) == 2 and "top-1 grasp would hold in" in r.stdout
+    overlay = cv2.imread(str(tmp_path / "grasp_overlay.png"))
+    assert overlay is not None and overlay.shape == (480, 640, 3)

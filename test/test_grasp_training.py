@@ -13,9 +13,10 @@ import torch
 from tacforce_ros.inference.contract import ModelError
 from tacforce_ros.inference.runtime import OnnxModel
 from tacforce_ros.perception.grasp_map import GraspMapLayout
-from tacforce_ros.sim.grasp_scenes import SceneConfig, generate_scene, grasp_outcomes, write_attempt_csv
-from training.grasp_map_data import (HELD_OUT_SHAPES, TRAIN_SHAPES, GraspAttempts, PatchSampler, augment,
-                                     load_attempt_folder, merge_attempts, synthetic_attempts)
+from tacforce_ros.sim.grasp_scenes import (HELD_OUT_SHAPES, TRAIN_SHAPES, SceneConfig, generate_scene, grasp_outcomes,
+                                           write_attempt_csv)
+from training.grasp_map_data import (GraspAttempts, PatchSampler, augment, load_attempt_folder, merge_attempts,
+                                     synthetic_attempts)
 from training.grasp_map_export import dense_padding, export_grasp_map
 from training.grasp_map_train import GraspTrainConfig, train_grasp_net
 from training.models.grasp_net import (CONFIGS, PATCH, STRIDE, GraspNet, GraspNetConfig, load_alexnet_features,

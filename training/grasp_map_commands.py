@@ -16,7 +16,8 @@ DEFAULT_SIZE = (480, 640)
 
 
 def add_grasp_map_commands(train_sub, eval_sub, export_sub) -> None:
-    from .grasp_map_data import HELD_OUT_SHAPES, TRAIN_SHAPES
+    from tacforce_ros.sim.grasp_scenes import HELD_OUT_SHAPES, TRAIN_SHAPES
+
     from .models.grasp_net import CONFIGS
 
     p = train_sub.add_parser("grasp-map", help="train the GraspNet dense grasp-angle FCN",

@@ -22,12 +22,10 @@ from tqdm import tqdm
 
 from tacforce_ros.inference.contract import MAX_SIDE
 from tacforce_ros.perception.grasp_angles import angle_to_bin, wrap_angle
-from tacforce_ros.sim.grasp_scenes import SHAPES, SceneConfig, generate_scene, read_attempt_csv, sample_attempts
+from tacforce_ros.sim.grasp_scenes import SceneConfig, generate_scene, read_attempt_csv, sample_attempts
 
 from .models.grasp_net import PATCH
 
-HELD_OUT_SHAPES = ("ring", "cross", "triangle")
-TRAIN_SHAPES = tuple(s for s in SHAPES if s not in HELD_OUT_SHAPES)
 
 
 @dataclass

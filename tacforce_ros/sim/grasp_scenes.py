@@ -30,6 +30,9 @@ import numpy as np
 from tacforce_ros.perception.grasp_angles import wrap_angle
 
 SHAPES = ("box", "cylinder", "ellipse", "bar", "triangle", "ring", "L", "cross", "hexagon")
+# never in the shipped grasp_map model's training scenes; its held-out evaluation uses only these
+HELD_OUT_SHAPES = ("ring", "cross", "triangle")
+TRAIN_SHAPES = tuple(s for s in SHAPES if s not in HELD_OUT_SHAPES)
 TEXTURES = ("plain", "stripes", "noise")
 TABLE_TEXTURES = ("plain", "grain", "noise")
 ATTEMPT_COLUMNS = ("image", "u", "v", "angle", "success")
