@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from tacforce_ros.perception.grasp_angles import angle_to_bin, bin_to_angle
-from tacforce_ros.perception.grasp_map import (Grasp, GraspMapError, GraspMapLayout, Intrinsics, check_map,
+from tacforce_ros.perception.grasp_map import (Grasp, GraspMapError, GraspMapLayout, Intrinsics, angle_score, check_map,
                                                decode_grasps, depth_at, grasp_position, grasp_quaternion,
                                                heatmap_overlay, table_point)
 from tacforce_ros.perception.image import ImageError, decode_depth
@@ -179,3 +179,16 @@ def test_simulated_camera_depth_and_intrinsics_are_consistent():
     assert np.linalg.norm(b - a) == pytest.approx(1 / config.pixels_per_metre)
     with pytest.raises(ValueError):
         camera_matrix(config, 0.0)
+
+
+def test_ranking_prefers_grasps_whose_neighbouring_angles_also_hold():
+    prob = np.zeros((15, 20, 18), np.float32)
+    prob[2, 2, 3] = 0.95                      # a lone sharp peak: one bin only
+    prob[9, 9, 7:10] = (0.9, 0.92, 0.9)       # robust: the neighbouring angles hold too
+    prob[12, 3, [17, 0, 1]] = (0.8, 0.85, 0.8)  # robust across the wrap at pi
+    best = decode_grasps(prob, LAYOUT, min_probability=0.5, top_k=3)
+    assert [(g.row, g.col, g.bin) for g in best] == [(9, 9, 8), (12, 3, 0), (2, 2, 3)]
+    assert best[0].probability == pytest.approx(0.92) and best[0].score == pytest.approx((0.9 + 2 * 0.92 + 0.9) / 4)
+    plain = decode_grasps(prob, LAYOUT, min_probability=0.5, top_k=1, angle_window=0)
+    assert (plain[0].row, plain[0].col, plain[0].bin) == (2, 2, 3)
+    np.testing.assert_allclose(angle_score(prob, 1).sum(), prob.sum(), rtol=1e-6)  # weights sum to 1

@@ -60,6 +60,9 @@ class GraspPlannerNode(Node):
         self.top_k = declare(self, "top_k", 5, "Grasp candidates published on ~candidates")
         self.nms_distance = declare(self, "nms_distance_px", 48.0,
                                     "A grasp closer than this (pixels) to a better one is suppressed")
+        self.angle_window = declare(self, "angle_window", 1,
+                                    "Rank grasps by P averaged over this many neighbouring angle bins "
+                                    "each side (1-2-1 weights); 0: by the bin's own P")
         self.jaw_opening = declare(self, "jaw_opening", 0.085,
                                    "Gripper opening in metres (drawn in the overlay; reported by ~/plan)")
         self.continuous = declare(self, "continuous", True,
@@ -157,7 +160,8 @@ class GraspPlannerNode(Node):
             self.get_logger().warning(self.last_result, throttle_duration_sec=2.0)
             return []
         t2 = time.perf_counter()
-        grasps = decode_grasps(prob, self.planner.layout, self.min_probability, self.top_k, self.nms_distance)
+        grasps = decode_grasps(prob, self.planner.layout, self.min_probability, self.top_k, self.nms_distance,
+                               self.angle_window)
         header = msg.header
         frame_id = self.frame_id or header.frame_id
         depth = self._depth_for(header.stamp)
