@@ -11,7 +11,7 @@ import pytest
 rclpy = pytest.importorskip("rclpy")  # noqa: E402  (the ROS wheels are part of the test set-up)
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from geometry_msgs.msg import PoseArray, PoseStamped  # noqa: E402
-from sensor_msgs.msg import Image  # noqa: E402
+from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 
 from rosutil import ROOT, probe_node, spin_until, start_node, stop  # noqa: E402
@@ -34,7 +34,9 @@ def ros(request):
 
 def subscribe(node):
     got = {"camera": [], "best": [], "candidates": [], "map": [], "overlay": [], "diagnostics": []}
-    node.create_subscription(Image, "/camera/color/image_raw", got["camera"].append, sensor_qos(depth=50))
+    # the camera's stamps, from its CameraInfo (same stamp as each frame, and small: a best-effort
+    # subscriber under load keeps up with it, where whole frames may be dropped)
+    node.create_subscription(CameraInfo, "/camera/color/camera_info", got["camera"].append, sensor_qos(depth=100))
     node.create_subscription(PoseStamped, f"{OUT}/best_pose", got["best"].append, output_qos(100))
     node.create_subscription(PoseArray, f"{OUT}/candidates", got["candidates"].append, output_qos(100))
     node.create_subscription(Image, f"{OUT}/map", got["map"].append, output_qos(100))
@@ -109,7 +111,9 @@ def test_grasps_poses_maps_and_overlays_carry_the_camera_stamp(ros):
         # from the aligned depth: on an object top (0.525..0.57 m) or the table (0.6 m), in view
         assert 0.52 <= p.z <= 0.6 + 1e-6 and abs(p.x) < 0.33 and abs(p.y) < 0.25
         assert q.x == q.y == 0 and math.isclose(q.z ** 2 + q.w ** 2, 1.0, rel_tol=1e-6)
-    assert all(1 <= len(c.poses) <= 3 for c in got["candidates"])
+    # top_k 3; empty only for frames planned before the CameraInfo arrived (no best pose then)
+    assert all(len(c.poses) <= 3 for c in got["candidates"])
+    assert sum(1 for c in got["candidates"] if c.poses) == len(got["best"])
     assert answer.success and "best grasp" in answer.message and "position" in answer.message, answer.message
     assert "frame rejected" in log
     values = {kv.key: kv.value for d in got["diagnostics"] for s in d.status for kv in s.values}

@@ -19,7 +19,7 @@ import time
 import numpy as np
 from geometry_msgs.msg import Pose, PoseArray, PoseStamped
 from rclpy.node import Node
-from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from sensor_msgs.msg import CameraInfo, Image
 from std_srvs.srv import Trigger
 
 from ..inference.contract import ModelError
@@ -31,6 +31,7 @@ from ..perception.grasp_map import (Grasp, GraspMapError, GraspPlanner, Intrinsi
 from ..perception.image import ImageError, decode_compressed, decode_depth, decode_image, image_order
 from ..perception.stats import StageStats
 from ..ros.diagnostics import DiagnosticsPublisher
+from ..ros.images import subscribe_image
 from ..ros.params import declare
 from ..ros.qos import output_qos, sensor_qos
 
@@ -98,13 +99,8 @@ class GraspPlannerNode(Node):
         self.pub_candidates = self.create_publisher(PoseArray, "~/candidates", output_qos())
         self.pub_overlay = self.create_publisher(Image, "~/overlay", output_qos())
         self.pub_map = self.create_publisher(Image, "~/map", output_qos())
-        if transport == "compressed":
-            self.create_subscription(CompressedImage, image_topic + "/compressed",
-                                     lambda m: self.on_colour(m, decode_compressed), sensor_qos())
-        elif transport == "raw":
-            self.create_subscription(Image, image_topic, lambda m: self.on_colour(m, decode_image), sensor_qos())
-        else:
-            raise SystemExit(f"grasp_planner_node: image_transport must be 'raw' or 'compressed', not {transport!r}")
+        subscribe_image(self, image_topic, transport, lambda m: self.on_colour(m, decode_image),
+                        lambda m: self.on_colour(m, decode_compressed))
         if depth_topic:
             self.create_subscription(Image, depth_topic, self.on_depth, sensor_qos())
         self.create_subscription(CameraInfo, info_topic, self.on_camera_info, sensor_qos())

@@ -23,8 +23,9 @@ from ..perception.grasp_success import TASK, GraspSuccessClassifier, MajorityDeb
 from ..perception.image import ImageError, decode_compressed, decode_image, image_order, to_model_channels
 from ..perception.stats import StageStats
 from ..ros.diagnostics import DiagnosticsPublisher
+from ..ros.images import subscribe_image
 from ..ros.params import declare
-from ..ros.qos import output_qos, sensor_qos
+from ..ros.qos import output_qos
 
 MODEL_ORDER = {"mono8": "gray", "rgb8": "rgb", "bgr8": "bgr"}
 
@@ -71,13 +72,7 @@ class GraspSuccessNode(Node):
                                f"{model.metadata.input.encoding}")
         self.prob_pub = self.create_publisher(Float32, probability_topic, output_qos())
         self.held_pub = self.create_publisher(Bool, decision_topic, output_qos())
-        if self.transport == "compressed":
-            self.create_subscription(CompressedImage, image_topic + "/compressed", self.on_compressed, sensor_qos())
-        elif self.transport == "raw":
-            self.create_subscription(Image, image_topic, self.on_image, sensor_qos())
-        else:
-            raise SystemExit(f"grasp_success_node: image_transport must be 'raw' or 'compressed', "
-                             f"not {self.transport!r}")
+        subscribe_image(self, image_topic, self.transport, self.on_image, self.on_compressed)
         self.create_service(Trigger, "~/check", self.on_check)
         self.create_service(Trigger, "~/reset", self.on_reset)
         self.diagnostics = DiagnosticsPublisher(

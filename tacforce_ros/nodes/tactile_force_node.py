@@ -21,8 +21,9 @@ from ..perception.force import TASK, NonFiniteOutput, TactileForceEstimator
 from ..perception.image import ImageError, decode_compressed, decode_image
 from ..perception.stats import StageStats
 from ..ros.diagnostics import DiagnosticsPublisher
+from ..ros.images import subscribe_image
 from ..ros.params import declare
-from ..ros.qos import output_qos, sensor_qos
+from ..ros.qos import output_qos
 
 
 class TactileForceNode(Node):
@@ -54,14 +55,7 @@ class TactileForceNode(Node):
                                f"input {model.metadata.input.width}x{model.metadata.input.height} "
                                f"{model.metadata.input.encoding}")
         self.pub = self.create_publisher(WrenchStamped, output_topic, output_qos())
-        if self.transport == "compressed":
-            self.create_subscription(CompressedImage, image_topic + "/compressed",
-                                     self.on_compressed, sensor_qos())
-        elif self.transport == "raw":
-            self.create_subscription(Image, image_topic, self.on_image, sensor_qos())
-        else:
-            raise SystemExit(f"tactile_force_node: image_transport must be 'raw' or 'compressed', "
-                             f"not {self.transport!r}")
+        subscribe_image(self, image_topic, self.transport, self.on_image, self.on_compressed)
         self.create_service(Trigger, "~/reset_state", self.on_reset)
         self.create_service(Trigger, "~/tare", self.on_tare)
         self.diagnostics = DiagnosticsPublisher(
