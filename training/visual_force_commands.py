@@ -45,7 +45,7 @@ def add_commands(train_sub, eval_sub, export_sub) -> None:
     p.add_argument("--outputs", type=int, choices=(1, 3), default=1,
                    help="1: force along the press axis (default); 3: Fx, Fy, Fz")
     p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--stride", type=int, default=2, help="a training window starts every STRIDE frames")
     p.add_argument("--val-fraction", type=float, default=0.2,

@@ -34,10 +34,11 @@ SAMPLE_WINDOWS = 4
 class VisualTrainConfig:
     model: VisualForceConfig = field(default_factory=VisualForceConfig)
     epochs: int = 10
-    batch_size: int = 16
+    batch_size: int = 8
     lr: float = 1e-3              # Adam (the seed: 1e-4 at batch 256 for ~100 epochs)
     weight_decay: float = 0.0
     stride: int = 2               # training windows start every `stride` frames
+    val_stride: int = 2           # validation windows end every `val_stride` frames
     seed: int = 0
     num_threads: int = 0          # torch.set_num_threads; 0 leaves torch's default
 
@@ -114,7 +115,7 @@ def train(cfg: VisualTrainConfig, train_set: EpisodeSet, val_set: EpisodeSet, ou
     preprocess = ImagePreprocess(mcfg.image_size, encoding, mcfg.in_channels, mean=0.0, std=1.0)
     train_cache, val_cache = FrameCache(train_set, preprocess), FrameCache(val_set, preprocess)
     train_index = windows(train_set, mcfg.frames, cfg.stride)
-    val_index = windows(val_set, mcfg.frames, 1)
+    val_index = windows(val_set, mcfg.frames, cfg.val_stride)
     y_train = torch.from_numpy(labels(train_set, train_index, mcfg.outputs))
     y_val = labels(val_set, val_index, mcfg.outputs)
     model = build(mcfg)

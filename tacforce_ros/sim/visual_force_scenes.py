@@ -50,11 +50,11 @@ LABEL_FILE = "labels.csv"
 # per object: stiffness k (N / px^1.5), viscosity c (N per px/frame), max depth range (px),
 # dent width (px), body size range (w, h), base colour (RGB)
 MATERIAL = {
-    "sponge": dict(k=0.12, c=1.2, depth=(6.0, 16.0), sigma=11.0, size=((50, 64), (30, 40)), colour=(215, 190, 60)),
-    "cup":    dict(k=0.90, c=0.5, depth=(2.0, 9.0), sigma=7.0, size=((34, 42), (40, 48)), colour=(235, 235, 230),
-                   buckle=(2.5, 4.0)),
-    "tube":   dict(k=0.45, c=0.8, depth=(3.0, 9.0), sigma=8.0, size=((54, 66), (20, 26)), colour=(70, 120, 200)),
-    "box":    dict(k=2.40, c=2.0, depth=(1.0, 3.5), sigma=6.0, size=((40, 50), (32, 40)), colour=(170, 125, 80)),
+    "sponge": dict(k=0.08, c=0.8, depth=(8.0, 20.0), sigma=11.0, size=((50, 64), (30, 40)), colour=(215, 190, 60)),
+    "cup":    dict(k=0.55, c=0.4, depth=(3.0, 12.0), sigma=8.0, size=((34, 42), (40, 48)), colour=(235, 235, 230),
+                   buckle=(4.0, 6.0)),
+    "tube":   dict(k=0.30, c=0.6, depth=(4.0, 12.0), sigma=8.0, size=((54, 66), (20, 26)), colour=(70, 120, 200)),
+    "box":    dict(k=0.80, c=1.0, depth=(3.0, 8.0), sigma=7.0, size=((40, 50), (32, 40)), colour=(170, 125, 80)),
 }
 LUX_GAIN = {350: 0.5, 550: 0.75, 750: 1.0}
 LUX_NOISE = {350: 6.0, 550: 4.0, 750: 3.0}
