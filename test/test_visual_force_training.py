@@ -143,3 +143,11 @@ def test_three_axis_model_and_bad_data_errors(tmp_path, capsys):
     capsys.readouterr()
     assert main(["train", "visual-force", "--data", str(tmp_path / "missing"), "--out", str(out)]) == 1
     assert "missing: not a folder" in capsys.readouterr().err
+    # --init continues from a checkpoint of the same model only
+    again = ["train", "visual-force", "--synthetic", "1", "--frame-size", "32x32", "--size", "tiny", "--epochs", "1",
+             "--threads", "1", "--init", str(out / "best.pt")]
+    assert main([*again, "--outputs", "1", "--out", str(tmp_path / "x")]) == 1
+    assert "not a visual-force checkpoint of this model configuration" in capsys.readouterr().err
+    assert main([*again, "--outputs", "3", "--out", str(tmp_path / "y")]) == 0
+    meta = OnnxModel(tmp_path / "y" / "visual_force.onnx", "visual_force", providers=["cpu"]).metadata
+    assert meta.training["initialised_from"] == str(out / "best.pt")

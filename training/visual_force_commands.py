@@ -51,6 +51,8 @@ def add_commands(train_sub, eval_sub, export_sub) -> None:
     p.add_argument("--val-fraction", type=float, default=0.2,
                    help="episodes of each training cell held out for the best-epoch choice")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--init", type=Path, default=None, metavar="CHECKPOINT",
+                   help="start from this checkpoint's weights (same model options), e.g. to train longer")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--encoding", choices=ENCODINGS, default="rgb8",
                    help="camera encoding of the exported graph (default rgb8)")
@@ -154,7 +156,8 @@ def cmd_train(args) -> int:
                                        ("width", args.width)) if v is not None}
         mcfg = config(args.size, arch=args.arch, outputs=args.outputs, **overrides)
         cfg = VisualTrainConfig(model=mcfg, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                                stride=args.stride, seed=args.seed, num_threads=args.threads)
+                                stride=args.stride, seed=args.seed, num_threads=args.threads,
+                                init=str(args.init) if args.init else None)
         print(f"training {train_set.summary()}\nvalidation {val.summary()}")
         result = train(cfg, train_set, val, args.out, encoding=args.encoding)
         onnx_path = args.out / "visual_force.onnx"

@@ -41,6 +41,7 @@ class VisualTrainConfig:
     val_stride: int = 2           # validation windows end every `val_stride` frames
     seed: int = 0
     num_threads: int = 0          # torch.set_num_threads; 0 leaves torch's default
+    init: str | None = None       # start from this checkpoint's weights (same model config)
 
     def to_dict(self) -> dict:
         return {**asdict(self), "model": self.model.to_dict()}
@@ -119,6 +120,11 @@ def train(cfg: VisualTrainConfig, train_set: EpisodeSet, val_set: EpisodeSet, ou
     y_train = torch.from_numpy(labels(train_set, train_index, mcfg.outputs))
     y_val = labels(val_set, val_index, mcfg.outputs)
     model = build(mcfg)
+    if cfg.init:
+        start = torch.load(cfg.init, map_location="cpu", weights_only=True)
+        if start.get("format") != CHECKPOINT_FORMAT or start["config"]["model"] != mcfg.to_dict():
+            raise ValueError(f"{cfg.init}: not a visual-force checkpoint of this model configuration")
+        model.load_state_dict(start["state_dict"])
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     milestones = [max(1, int(round(cfg.epochs * f))) for f in (0.5, 0.8)]
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones, 0.1)
@@ -130,6 +136,7 @@ def train(cfg: VisualTrainConfig, train_set: EpisodeSet, val_set: EpisodeSet, ou
         "train_source": train_set.source, "val_source": val_set.source,
         "frame_size": [int(w), int(h)], "parameters": int(sum(p.numel() for p in model.parameters())),
         "force_range_train": [float(y_train.min()), float(y_train.max())],
+        "initialised_from": cfg.init,
     }
     base = {"format": CHECKPOINT_FORMAT, "config": cfg.to_dict(),
             "input": {"height": int(h), "width": int(w), "channels": int(c), "encoding": encoding},
