@@ -28,6 +28,7 @@ setup(
             "tacforce = tacforce_ros.cli:main",
             "tactile_force_node = tacforce_ros.nodes.tactile_force_node:main",
             "grasp_success_node = tacforce_ros.nodes.grasp_success_node:main",
+            "visual_force_node = tacforce_ros.nodes.visual_force_node:main",
             "sim_sensors_node = tacforce_ros.nodes.sim_sensors_node:main",
             "recorder_node = tacforce_ros.nodes.recorder_node:main",
             "netft_node = tacforce_ros.nodes.netft_node:main",

@@ -5,7 +5,7 @@
     tacforce sim [--bag DIR]       simulated tactile sensor + Nano17: live topics, or a bag
     tacforce record --out DIR      record topics to an MCAP bag
     tacforce collect --sim --bag DIR   GenForce indentation run with simulated hardware
-    tacforce train|eval|export tactile-force|grasp-map|grasp-success ...   (PyTorch; imported only for these)
+    tacforce train|eval|export tactile-force|grasp-map|grasp-success|visual-force ...   (PyTorch; imported only for these)
 """
 from __future__ import annotations
 
@@ -158,12 +158,14 @@ def build_parser() -> argparse.ArgumentParser:
         from training.commands import add_commands
         from training.grasp_map_commands import add_grasp_map_commands
         from training.grasp_success_commands import add_commands as add_grasp_success_commands
+        from training.visual_force_commands import add_commands as add_visual_force_commands
         subs = (sub.add_parser("train", help="train a model").add_subparsers(dest="model", required=True),
                 sub.add_parser("eval", help="evaluate a model").add_subparsers(dest="model", required=True),
                 sub.add_parser("export", help="export a checkpoint to ONNX").add_subparsers(dest="model", required=True))
         add_commands(*subs)
         add_grasp_map_commands(*subs)
         add_grasp_success_commands(*subs)
+        add_visual_force_commands(*subs)
     else:
         for name in ("train", "eval", "export"):
             sub.add_parser(name, help=f"{name} a model (see `tacforce {name} --help`)")

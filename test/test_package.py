@@ -14,7 +14,7 @@ import yaml
 from rosutil import ROOT
 
 NODES = ("tactile_force_node", "sim_sensors_node", "recorder_node", "netft_node", "grasp_planner_node",
-         "sim_camera_node", "grasp_success_node")
+         "sim_camera_node", "grasp_success_node", "visual_force_node")
 
 
 def entry_points() -> dict[str, str]:
@@ -76,7 +76,8 @@ def test_config_parameters_are_declared_by_the_nodes():
     perception = yaml.safe_load((ROOT / "config" / "perception.yaml").read_text())
     sim_nodes = yaml.safe_load((ROOT / "config" / "sim.yaml").read_text())
     for doc, node in ((perception, "tactile_force_node"), (perception, "grasp_planner_node"),
-                      (perception, "grasp_success_node"), (sim_nodes, "sim_camera_node")):
+                      (perception, "grasp_success_node"), (perception, "visual_force_node"),
+                      (sim_nodes, "sim_camera_node")):
         assert set(doc[node]["ros__parameters"]) == _declared(node), node
 
 
@@ -93,7 +94,8 @@ def test_runtime_never_imports_torch_and_training_never_imports_rclpy():
                "assert 'rclpy' in sys.modules and 'torch' not in sys.modules, 'tacforce_ros imported torch'\n")
     training = ("import sys, training.train, training.export, training.commands, training.evaluate, "
                 "training.grasp_map_commands, training.grasp_map_export, training.grasp_map_eval, "
-                "training.grasp_success_commands\n"
+                "training.grasp_success_commands, training.visual_force_commands, training.visual_force_export, "
+                "training.visual_force_evaluate\n"
                 "assert 'torch' in sys.modules and 'rclpy' not in sys.modules, 'training imported rclpy'\n")
     for code in (runtime, training):
         subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)

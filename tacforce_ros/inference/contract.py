@@ -9,6 +9,8 @@ in one JSON document stored in the ONNX file's metadata under ``METADATA_KEY``:
       "task": "tactile_force",                      # one of TASKS
       "input": {"name": "image", "dtype": "uint8", "layout": "NHWC",
                 "height": 480, "width": 640, "channels": 1, "encoding": "mono8"},
+      # optional "frames": T for a model that takes the last T frames at once (uint8
+      # [1, T, H, W, C]; visual_force); absent for one frame a call
       "state": {"inputs": ["h_in"], "outputs": ["h_out"], "shapes": [[1, 32, 16, 16]]},
       "outputs": {"force": {"shape": [1, 3], "units": "N", "axes": ["x", "y", "z"],
                             "frame": "tactile sensor, z out of the elastomer; pressing gives Fz < 0"}},
@@ -45,6 +47,13 @@ class InputSpec:
     width: int | None
     channels: int
     encoding: str
+    frames: int | None = None     # None: one frame [1, H, W, C]; T: the last T frames [1, T, H, W, C]
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The graph input's shape (64x64 where the size is free)."""
+        frame = (self.height or 64, self.width or 64, self.channels)
+        return (1, *frame) if self.frames is None else (1, self.frames, *frame)
 
     def check_image(self, image_shape: tuple[int, ...]) -> None:
         """Raise ValueError when a decoded HxWxC image does not fit this input."""
@@ -78,7 +87,8 @@ class ModelMetadata:
             "task": self.task,
             "input": {"name": self.input.name, "dtype": "uint8", "layout": "NHWC",
                       "height": self.input.height, "width": self.input.width,
-                      "channels": self.input.channels, "encoding": self.input.encoding},
+                      "channels": self.input.channels, "encoding": self.input.encoding,
+                      **({} if self.input.frames is None else {"frames": self.input.frames})},
             "state": None if self.state is None else {
                 "inputs": list(self.state.inputs), "outputs": list(self.state.outputs),
                 "shapes": [list(s) for s in self.state.shapes]},
@@ -107,7 +117,8 @@ class ModelMetadata:
             state = doc.get("state")
             spec = InputSpec(name=str(inp["name"]), height=_side(inp.get("height")),
                              width=_side(inp.get("width")), channels=int(inp["channels"]),
-                             encoding=str(inp["encoding"]))
+                             encoding=str(inp["encoding"]),
+                             frames=None if inp.get("frames") is None else int(inp["frames"]))
             state_spec = None if state is None else StateSpec(
                 inputs=tuple(state["inputs"]), outputs=tuple(state["outputs"]),
                 shapes=tuple(tuple(int(d) for d in s) for s in state["shapes"]))
@@ -117,6 +128,8 @@ class ModelMetadata:
             raise ModelError(f"{source}: unknown task {task!r} (known: {', '.join(TASKS)})")
         if (spec.height is None) != (spec.width is None):
             raise ModelError(f"{source}: input height and width must both be set or both be null")
+        if spec.frames is not None and not 1 <= spec.frames <= 1000:
+            raise ModelError(f"{source}: input frames {spec.frames} outside 1..1000")
         if ENCODING_CHANNELS.get(spec.encoding) != spec.channels:
             raise ModelError(f"{source}: input encoding {spec.encoding!r} does not match "
                              f"{spec.channels} channel(s)")

@@ -48,7 +48,8 @@ def resolve_providers(preferred: Sequence[str], available: Sequence[str]) -> lis
 class OnnxModel:
     """A loaded, checked, warmed-up model.
 
-    ``run(image, state)`` takes one uint8 NHWC batch and the recurrent state (None for the
+    ``run(image, state)`` takes one uint8 NHWC batch (or, for a model whose input names
+    ``frames`` = T, the last T frames as uint8 [1, T, H, W, C]) and the recurrent state (None for the
     model's initial state) and returns ``(outputs, next_state)``: outputs as numpy arrays,
     the state as numpy on CPU or device-resident OrtValues on a GPU provider; either way it is
     only ever passed back to ``run``.
@@ -101,8 +102,7 @@ class OnnxModel:
             raise ModelError(f"{source}: graph outputs {sorted(outputs)} lack {sorted(wanted_out - outputs)}")
 
     def blank_input(self) -> np.ndarray:
-        spec = self.metadata.input
-        return np.zeros((1, spec.height or 64, spec.width or 64, spec.channels), np.uint8)
+        return np.zeros(self.metadata.input.shape, np.uint8)
 
     def initial_state(self) -> dict[str, np.ndarray]:
         state = self.metadata.state

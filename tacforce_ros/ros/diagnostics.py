@@ -11,7 +11,9 @@ class DiagnosticsPublisher:
     """Every ``period`` seconds publishes one DiagnosticStatus built from ``stats``.
 
     The level is ERROR when ``problem`` is set (e.g. no model), WARN when inputs were
-    rejected since the last report or no frame arrived, OK otherwise.
+    rejected since the last report, when ``notice`` is set (a one-off event such as a buffer
+    reset; cleared once reported) or no frame arrived, OK otherwise. ``extra`` values may be
+    updated between reports.
     """
 
     def __init__(self, node: Node, stats: StageStats, hardware_id: str, period: float = 1.0,
@@ -21,6 +23,7 @@ class DiagnosticsPublisher:
         self.hardware_id = hardware_id
         self.extra = dict(extra or {})
         self.problem = ""
+        self.notice = ""
         self._errors_seen = 0
         self._frames_seen = 0
         self._pub = node.create_publisher(DiagnosticArray, "/diagnostics", 10)
@@ -35,11 +38,14 @@ class DiagnosticsPublisher:
         elif errors > self._errors_seen:
             status.level = DiagnosticStatus.WARN
             status.message = f"{errors - self._errors_seen} input(s) rejected"
+        elif self.notice:
+            status.level, status.message = DiagnosticStatus.WARN, self.notice
         elif self.stats.frames == self._frames_seen:
             status.level, status.message = DiagnosticStatus.WARN, "no input"
         else:
             status.level, status.message = DiagnosticStatus.OK, "ok"
         self._errors_seen, self._frames_seen = errors, self.stats.frames
+        self.notice = ""
         values = {**self.extra, **self.stats.key_values()}
         status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
         msg = DiagnosticArray(status=[status])

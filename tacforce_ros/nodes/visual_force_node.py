@@ -1,0 +1,153 @@
+"""visual_force_node: camera frames in, the pressing force out, no force sensor (seed 000).
+
+decode (perception.image) -> ring buffer of the last T frames (perception.visual_force
+.FrameWindow; a stamp gap over ``max_frame_gap``, a stamp going backwards or a size change
+starts it over, counted and reported on /diagnostics) -> once full, every new frame runs the
+model on the last T frames (VisualForceEstimator over OnnxModel) -> WrenchStamped stamped with
+the newest frame's stamp. Only the newest frame is taken from the topic (depth-1 sensor QoS);
+frames dropped by a slow node show as stamp gaps.
+"""
+from __future__ import annotations
+
+import sys
+import time
+
+from geometry_msgs.msg import WrenchStamped
+from rclpy.node import Node
+from sensor_msgs.msg import CompressedImage, Image
+from std_srvs.srv import Trigger
+
+from ..inference.contract import ModelError
+from ..inference.runtime import DEFAULT_PROVIDERS, OnnxModel
+from ..paths import resolve
+from ..perception.image import ImageError, decode_compressed, decode_image, image_order, to_model_channels
+from ..perception.stats import StageStats
+from ..perception.visual_force import TASK, FrameWindow, NonFiniteOutput, VisualForceEstimator
+from ..ros.diagnostics import DiagnosticsPublisher
+from ..ros.params import declare
+from ..ros.qos import output_qos, sensor_qos
+from .tactile_force_node import build_wrench
+
+MODEL_ORDER = {"mono8": "gray", "rgb8": "rgb", "bgr8": "bgr"}
+
+
+class VisualForceNode(Node):
+    def __init__(self, **kwargs):
+        super().__init__("visual_force_node", **kwargs)
+        self.model_path = str(resolve("models", declare(
+            self, "model_path", "visual_force.onnx",
+            "ONNX visual_force model: a file name in the package's models/ or a path")))
+        image_topic = declare(self, "image_topic", "/camera/image_raw", "Camera image topic")
+        self.transport = declare(self, "image_transport", "raw",
+                                 "'raw' (sensor_msgs/Image) or 'compressed' (CompressedImage on <image_topic>/compressed)")
+        output_topic = declare(self, "output_topic", "/visual_force/estimated_wrench", "WrenchStamped output topic")
+        self.frame_id = declare(self, "frame_id", "camera",
+                                "frame_id of the output (empty: the input image's frame_id)")
+        press_axis = declare(self, "press_axis", "-z",
+                             "Axis (x, y, z, -x, -y, -z) the force of a 1-output model is published on")
+        max_gap = declare(self, "max_frame_gap", 0.2,
+                          "Seconds: a larger stamp gap between consecutive frames restarts the frame buffer")
+        providers = declare(self, "providers", list(DEFAULT_PROVIDERS),
+                            "ONNX Runtime execution providers in order of preference (tensorrt, cuda, cpu)")
+        self.max_pixels = declare(self, "max_image_pixels", 4096 * 4096,
+                                  "Frames with more pixels are rejected before decoding")
+        diag_period = declare(self, "diagnostics_period", 1.0, "Seconds between /diagnostics reports")
+
+        self.stats = StageStats()
+        try:
+            self.estimator = VisualForceEstimator(OnnxModel(self.model_path, TASK, providers=providers), press_axis)
+        except ModelError as exc:
+            raise SystemExit(f"visual_force_node: {exc}") from None
+        except ValueError as exc:
+            raise SystemExit(f"visual_force_node: {exc}") from None
+        try:
+            self.window = FrameWindow(self.estimator.frames, max_gap)
+        except ValueError as exc:
+            raise SystemExit(f"visual_force_node: {exc}") from None
+        model = self.estimator.model
+        spec = model.metadata.input
+        self.model_order = MODEL_ORDER[spec.encoding]
+        self.get_logger().info(f"model {self.model_path} on {model.provider}; input {spec.frames} x "
+                               f"{spec.width}x{spec.height} {spec.encoding}; {self.estimator.outputs} output(s)")
+        self.pub = self.create_publisher(WrenchStamped, output_topic, output_qos())
+        if self.transport == "compressed":
+            self.create_subscription(CompressedImage, image_topic + "/compressed", self.on_compressed, sensor_qos())
+        elif self.transport == "raw":
+            self.create_subscription(Image, image_topic, self.on_image, sensor_qos())
+        else:
+            raise SystemExit(f"visual_force_node: image_transport must be 'raw' or 'compressed', "
+                             f"not {self.transport!r}")
+        self.create_service(Trigger, "~/reset", self.on_reset)
+        self.diagnostics = DiagnosticsPublisher(
+            self, self.stats, hardware_id=self.model_path, period=diag_period,
+            extra={"provider": model.provider, "model": self.model_path, "window_frames": str(spec.frames)})
+        self._report_buffer()
+
+    def on_image(self, msg: Image) -> None:
+        self.process(msg, lambda m: to_model_channels(
+            decode_image(m, max_pixels=self.max_pixels), image_order(m.encoding), self.model_order))
+
+    def on_compressed(self, msg: CompressedImage) -> None:
+        def decode(m):
+            image = decode_compressed(m, max_pixels=self.max_pixels)
+            return to_model_channels(image, "gray" if image.shape[2] == 1 else "bgr", self.model_order)
+        self.process(msg, decode)
+
+    def process(self, msg, decode) -> None:
+        t0 = time.perf_counter()
+        try:
+            image = decode(msg)
+            self.estimator.check_frame(image)
+        except (ImageError, ValueError) as exc:
+            self.stats.error("image" if isinstance(exc, ImageError) else "shape")
+            self.get_logger().warning(f"frame rejected: {exc}", throttle_duration_sec=2.0)
+            return
+        stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+        pushed = self.window.push(image, stamp)
+        if pushed.reset:
+            self._report_buffer(f"frame buffer restarted ({pushed.reset})")
+            self.get_logger().warning(f"frame buffer restarted: {pushed.reset} before the frame stamped "
+                                      f"{stamp:.3f}", throttle_duration_sec=2.0)
+        if not pushed.ready:
+            self.diagnostics.extra["buffer_fill"] = f"{len(self.window)}/{self.window.frames}"
+            return
+        t1 = time.perf_counter()
+        try:
+            force = self.estimator.estimate(self.window.window())
+        except ValueError as exc:
+            self.stats.error("non_finite" if isinstance(exc, NonFiniteOutput) else "shape")
+            self.get_logger().warning(f"window rejected: {exc}", throttle_duration_sec=2.0)
+            return
+        t2 = time.perf_counter()
+        self.pub.publish(build_wrench(msg.header, self.frame_id, force))
+        t3 = time.perf_counter()
+        self.diagnostics.extra["buffer_fill"] = f"{len(self.window)}/{self.window.frames}"
+        self.stats.record("decode", t1 - t0)
+        self.stats.record("inference", t2 - t1)
+        self.stats.record("publish", t3 - t2)
+        self.stats.record("total", t3 - t0)
+        self.stats.tick(t3)
+
+    def _report_buffer(self, notice: str = "") -> None:
+        resets = self.window.resets
+        self.diagnostics.extra["buffer_resets"] = str(sum(resets.values()))
+        for reason, count in sorted(resets.items()):
+            self.diagnostics.extra[f"buffer_resets_{reason}"] = str(count)
+        self.diagnostics.extra["buffer_fill"] = f"{len(self.window)}/{self.window.frames}"
+        if notice:
+            self.diagnostics.notice = notice
+
+    def on_reset(self, _request, response):
+        self.window.reset()
+        self._report_buffer("frame buffer restarted (manual)")
+        response.success, response.message = True, f"frame buffer cleared; {self.window.frames} frames to refill"
+        return response
+
+
+def main(args=None) -> None:
+    from .runner import spin_nodes
+    sys.exit(spin_nodes([VisualForceNode], args))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,170 @@
+"""Checkpoint -> visual_force ONNX: the last T camera frames in, the force out.
+
+    image uint8 [1, T, H, W, C] (the node's ring buffer, oldest first, frames as the ROS
+    messages hold them) -> in-graph preprocessing per frame (gray, resize, /255)
+    -> SSAM or CNN-LSTM -> force float [1, outputs] in N (1: along the press axis; 3: x, y, z)
+
+Same exporter and checks as the other exports: torch.onnx.export(dynamo=True), opset 18, the
+model contract in the "tacforce" metadata key (input.frames = T), and before the file is
+published it is loaded through OnnxModel (the node's wrapper) and run beside PyTorch on the
+checkpoint's sample windows; a difference over ``tolerance_n`` is an ExportError and no file is
+left behind. A model card (.md) is written beside the .onnx.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+from torch import nn
+
+from tacforce_ros.inference.contract import ENCODING_CHANNELS, METADATA_KEY, InputSpec, ModelError, ModelMetadata
+from tacforce_ros.inference.runtime import OnnxModel
+
+from .models.ssam import VisualForceNet
+from .preprocess import ImagePreprocess
+from .visual_force_train import load_model
+
+TASK = "visual_force"
+OPSET = 18
+OUTPUT = "force"
+PRESS_FRAME = "along the probe's press axis, positive = pushing into the object"
+XYZ_FRAME = "camera frame of the training data: x right in the image, y towards the camera, z up"
+
+
+class ExportError(ModelError):
+    """The exported graph does not reproduce the PyTorch model."""
+
+
+class VisualForceGraph(nn.Module):
+    """What the node runs per window: uint8 [1, T, H, W, C] -> force [1, outputs]."""
+
+    def __init__(self, model: VisualForceNet, encoding: str):
+        super().__init__()
+        cfg = model.cfg
+        self.model = model
+        self.preprocess = ImagePreprocess(cfg.image_size, encoding, cfg.in_channels, mean=0.0, std=1.0)
+        self.eval()
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        t = self.model.cfg.frames
+        frames = self.preprocess(image.reshape(t, *image.shape[2:]))
+        return self.model(frames.unsqueeze(0))
+
+
+def graph_module(checkpoint: dict, encoding: str | None = None) -> VisualForceGraph:
+    trained = checkpoint["input"]
+    encoding = encoding or trained["encoding"]
+    if ENCODING_CHANNELS.get(encoding) != trained["channels"]:
+        raise ValueError(f"model was trained on {trained['encoding']} frames; cannot take {encoding}")
+    return VisualForceGraph(load_model(checkpoint), encoding)
+
+
+def output_spec(outputs: int) -> dict:
+    if outputs == 1:
+        return {OUTPUT: {"shape": [1, 1], "units": "N", "axes": ["press"], "frame": PRESS_FRAME}}
+    return {OUTPUT: {"shape": [1, 3], "units": "N", "axes": ["x", "y", "z"], "frame": XYZ_FRAME}}
+
+
+def export_visual_force(checkpoint_path, onnx_path, encoding: str | None = None, training_summary=None,
+                        metrics=None, command: str = "", tolerance_n: float = 1e-3) -> ModelMetadata:
+    onnx_path = Path(onnx_path)
+    ckpt = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+    wrapper = graph_module(ckpt, encoding)
+    encoding = encoding or ckpt["input"]["encoding"]
+    samples = ckpt["samples"].numpy()                   # [K, T, H, W, C]
+    cfg = wrapper.model.cfg
+    _, t, height, width, channels = samples.shape
+    with torch.no_grad():
+        program = torch.onnx.export(wrapper, (torch.from_numpy(samples[:1].copy()),), dynamo=True,
+                                    opset_version=OPSET, input_names=["image"], output_names=[OUTPUT],
+                                    verbose=False)
+    proto = program.model_proto
+    metadata = ModelMetadata(
+        task=TASK,
+        input=InputSpec(name="image", height=int(height), width=int(width), channels=int(channels),
+                        encoding=encoding, frames=int(t)),
+        outputs=output_spec(cfg.outputs),
+        state=None,
+        preprocessing=f"each of the {t} frames: " + wrapper.preprocess.describe(height, width),
+        training=dict(training_summary or {}, arch=cfg.arch, config=cfg.to_dict()),
+        metrics=dict(metrics or {}),
+    )
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = METADATA_KEY, metadata.to_json()
+    proto.producer_name = "tacforce training/visual_force_export.py"
+    onnx.checker.check_model(proto)
+    onnx_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = onnx_path.with_name(onnx_path.name + ".tmp")
+    onnx.save(proto, tmp)
+    try:
+        diff = parity(wrapper, tmp, samples)
+        if diff > tolerance_n:
+            raise ExportError(f"ONNX and PyTorch forces differ by up to {diff:.2e} N over {len(samples)} "
+                              f"windows (tolerance {tolerance_n:g} N); not written")
+        os.replace(tmp, onnx_path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    write_model_card(onnx_path.with_suffix(".md"), metadata, command, diff, len(samples))
+    return metadata
+
+
+@torch.no_grad()
+def parity(wrapper: VisualForceGraph, onnx_file, samples: np.ndarray) -> float:
+    runtime = OnnxModel(onnx_file, TASK, providers=["cpu"], warmup_runs=1)
+    worst = 0.0
+    for window in samples:
+        expected = wrapper(torch.from_numpy(window[None].copy())).numpy()
+        outputs, _ = runtime.run(window[None])
+        worst = max(worst, float(np.abs(outputs[OUTPUT] - expected).max()))
+    return worst
+
+
+def write_model_card(path: Path, meta: ModelMetadata, command: str, parity_n: float, parity_windows: int) -> None:
+    inp, t = meta.input, meta.training
+    cfg = t.get("config", {})
+    arch = "SSAM (sequential spatial + channel attention)" if t.get("arch") == "ssam" else "CNN-LSTM baseline"
+    out = meta.outputs[OUTPUT]
+    lines = [
+        f"# {path.stem}.onnx — {meta.task}",
+        "",
+        f"Seed 000 {arch}: the last {inp.frames} camera frames of an object being pressed in, the "
+        "pressing force out, no force sensor.",
+        "",
+        "## Inputs",
+        f"- `{inp.name}`: uint8 [1, {inp.frames}, {inp.height}, {inp.width}, {inp.channels}] ({inp.encoding}, "
+        "NHWC per frame), the node's ring buffer oldest first, frames as the ROS messages hold them",
+        f"- preprocessing inside the graph: {meta.preprocessing}",
+        "",
+        "## Outputs",
+        f"- `{OUTPUT}`: float32 {out['shape']} in N, axes {out['axes']} ({out['frame']}), for the newest frame",
+        "",
+        "## Model",
+        f"- {arch}; trunk width x{cfg.get('width')}, input {cfg.get('image_size')} px, T = {cfg.get('frames')}, "
+        f"{t.get('parameters', '?')} parameters",
+        "",
+        "## Training data",
+        f"- train: {t.get('train_source', '?')}: {t.get('episodes', {}).get('train', '?')} episodes, "
+        f"{t.get('windows', {}).get('train', '?')} windows",
+        f"- validation (best epoch): {t.get('val_source', '?')}: {t.get('windows', {}).get('val', '?')} windows",
+        f"- best epoch {t.get('best_epoch', '?')} of {t.get('epochs', '?')}; validation "
+        f"RMSE {meta.metrics.get('rmse', float('nan')):.3f} N, MAE {meta.metrics.get('mae', float('nan')):.3f} N",
+        "",
+        "## Export check",
+        f"- ONNX Runtime vs PyTorch over {parity_windows} validation windows: max |difference| {parity_n:.2e} N",
+        "",
+        "## Limits",
+        "- trained on synthetic renders (tacforce_ros/sim/visual_force_scenes.py); a real camera, other "
+        "objects or another viewpoint need new training data",
+        "- stiffness varies +-12 % within an object type and is invisible to a camera: an error floor",
+        "",
+        "Made by:",
+        "",
+        "```",
+        command or "(not recorded)",
+        "```",
+        "",
+    ]
+    path.write_text("\n".join(lines), encoding="utf-8")
