@@ -24,8 +24,9 @@ from ..perception.image import ImageError, decode_compressed, decode_image, imag
 from ..perception.stats import StageStats
 from ..perception.visual_force import TASK, FrameWindow, NonFiniteOutput, VisualForceEstimator
 from ..ros.diagnostics import DiagnosticsPublisher
+from ..ros.images import subscribe_image
 from ..ros.params import declare
-from ..ros.qos import output_qos, sensor_qos
+from ..ros.qos import output_qos
 from .tactile_force_node import build_wrench
 
 MODEL_ORDER = {"mono8": "gray", "rgb8": "rgb", "bgr8": "bgr"}
@@ -70,13 +71,7 @@ class VisualForceNode(Node):
         self.get_logger().info(f"model {self.model_path} on {model.provider}; input {spec.frames} x "
                                f"{spec.width}x{spec.height} {spec.encoding}; {self.estimator.outputs} output(s)")
         self.pub = self.create_publisher(WrenchStamped, output_topic, output_qos())
-        if self.transport == "compressed":
-            self.create_subscription(CompressedImage, image_topic + "/compressed", self.on_compressed, sensor_qos())
-        elif self.transport == "raw":
-            self.create_subscription(Image, image_topic, self.on_image, sensor_qos())
-        else:
-            raise SystemExit(f"visual_force_node: image_transport must be 'raw' or 'compressed', "
-                             f"not {self.transport!r}")
+        subscribe_image(self, image_topic, self.transport, self.on_image, self.on_compressed)
         self.create_service(Trigger, "~/reset", self.on_reset)
         self.diagnostics = DiagnosticsPublisher(
             self, self.stats, hardware_id=self.model_path, period=diag_period,
