@@ -181,34 +181,34 @@ def cmd_eval(args) -> int:
         print(f"{args.model}: {metrics['sequences']} sequence(s)")
         print(format_table(metrics))
     if args.card:
-        _record_in_card(args.card, metrics, pairs.summary(), format_table(metrics))
+        record_in_card(args.card, pairs.summary(), format_table(metrics),
+                       note=f"Fz RMSE is {metrics['fz_rmse_pct_range']:.2f}% of the set's Fz range.")
     return 0
 
 
-HELD_OUT = "## Held-out evaluation"
-
-
-def _record_in_card(card: Path, metrics: dict, data: str, table: str) -> None:
-    """Replace the card's held-out section with these results and the command that made them."""
+def record_in_card(card: Path, data: str, report: str, title: str = "Held-out evaluation",
+                   note: str = "") -> None:
+    """Replace (or append) the model card's ``## title`` section with these results, an optional
+    note and the command that made them; other sections stay as they are."""
     text = card.read_text(encoding="utf-8") if card.is_file() else ""
-    text = text.split(HELD_OUT)[0].rstrip() + "\n\n"
-    text += (f"{HELD_OUT}\n\nData: {data}\n\n```\n{table}\n```\n\n"
-             f"Fz RMSE is {metrics['fz_rmse_pct_range']:.2f}% of the set's Fz range.\n\n"
-             f"Made by:\n\n```\n{_command()}\n```\n")
+    heading = f"## {title}"
+    if heading in text:
+        before, rest = text.split(heading, 1)
+        after = rest.split("\n## ", 1)
+        text = before.rstrip() + ("\n\n## " + after[1] if len(after) == 2 else "")
+    text = text.rstrip() + "\n\n"
+    text += f"{heading}\n\nData: {data}\n\n```\n{report}\n```\n\n"
+    text += f"{note}\n\n" if note else ""
+    text += f"Made by:\n\n```\n{_command()}\n```\n"
     card.write_text(text, encoding="utf-8")
 
 
 def cmd_export(args) -> int:
-    import torch
-
-    from .export import export_tactile_force
+    from .export import export_tactile_force, read_checkpoint
     from .metrics import format_table
 
     try:
-        try:
-            ckpt = torch.load(args.checkpoint, map_location="cpu", weights_only=True)
-        except Exception as exc:   # torch.load raises KeyError, RuntimeError, UnpicklingError, ...
-            raise ValueError(f"{args.checkpoint}: not a readable checkpoint ({type(exc).__name__}: {exc})") from None
+        ckpt = read_checkpoint(args.checkpoint)
         trained_encoding = ckpt["input"]["encoding"]
         pairs = _load(args, args.bag)
         if not pairs.sequences:

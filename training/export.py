@@ -118,6 +118,17 @@ def export_tactile_force(checkpoint_path, onnx_path, sample_images, encoding: st
     return metadata
 
 
+def read_checkpoint(path) -> dict:
+    """A training checkpoint, loaded with weights_only=True; a missing or unreadable file is a
+    ValueError naming it."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise ValueError(f"{path}: checkpoint not found") from None
+    except Exception as exc:  # torch.load raises KeyError, RuntimeError, UnpicklingError, ...
+        raise ValueError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {exc})") from None
+
+
 def save_checked(proto, metadata: ModelMetadata, onnx_path: Path, producer: str,
                  difference, tolerance: float, what: str) -> float:
     """Write ``proto`` with ``metadata`` to ``onnx_path`` only if ``difference(tmp_file)`` (the

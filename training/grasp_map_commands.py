@@ -10,7 +10,7 @@ import argparse
 import json
 from pathlib import Path
 
-from .commands import _command, _fail, _user_errors
+from .commands import _command, _fail, _user_errors, record_in_card
 
 DEFAULT_SIZE = (480, 640)
 
@@ -152,18 +152,8 @@ def cmd_eval(args) -> int:
     table = format_grasp_metrics(metrics)
     print(json.dumps(metrics) if args.json else f"{args.model}: {what}\n{table}")
     if args.card:
-        _record(args.card, what, table)
+        record_in_card(args.card, what, table)
     return 0
-
-
-HELD_OUT = "## Held-out evaluation"
-
-
-def _record(card: Path, data: str, table: str) -> None:
-    text = card.read_text(encoding="utf-8") if card.is_file() else ""
-    text = text.split(HELD_OUT)[0].rstrip() + "\n\n"
-    text += f"{HELD_OUT}\n\nData: {data}\n\n```\n{table}\n```\n\nMade by:\n\n```\n{_command()}\n```\n"
-    card.write_text(text, encoding="utf-8")
 
 
 def cmd_export(args) -> int:

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from .export import read_checkpoint
 from .grasp_map_data import GraspAttempts, PatchSampler, mean_rgb
 from .models.grasp_net import GraspNet, GraspNetConfig, load_alexnet_features, masked_bin_loss
 from .preprocess import MeanPixelNormalise
@@ -69,15 +70,6 @@ def split_images(count: int, val_fraction: float, seed: int) -> tuple[list[int],
     order = np.random.default_rng(seed).permutation(count)
     n_val = max(1, round(count * val_fraction)) if count > 1 else 0
     return sorted(order[n_val:].tolist()), sorted(order[:n_val].tolist())
-
-
-def read_checkpoint(path) -> dict:
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise ValueError(f"{path}: checkpoint not found") from None
-    except Exception as exc:  # torch.load raises many types for a bad file
-        raise ValueError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {exc})") from None
 
 
 def load_grasp_model(checkpoint: dict) -> tuple[GraspNet, MeanPixelNormalise]:

@@ -14,7 +14,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from .commands import ENCODINGS, _command, _fail, _user_errors
+from .commands import ENCODINGS, _command, _fail, _user_errors, record_in_card
 
 DEFAULT_FRAME = "160x120"
 ARCHS = ("small_cnn", "tiny_cnn", "resnet34", "inception_v3_mixed7")   # = models.grasp_success.ARCHS (no torch here)
@@ -176,30 +176,18 @@ def cmd_eval(args) -> int:
         print(table)
         print(f"reliability plot: {plot}")
     if args.card:
-        _record_in_card(args.card, metrics, frames.source, table)
+        record_in_card(args.card, frames.source, table)
     return 0
-
-
-HELD_OUT = "## Held-out evaluation"
-
-
-def _record_in_card(card: Path, metrics: dict, data: str, table: str) -> None:
-    text = card.read_text(encoding="utf-8") if card.is_file() else ""
-    text = text.split(HELD_OUT)[0].rstrip() + "\n\n"
-    text += (f"{HELD_OUT}\n\nData: {data}\n\n```\n{table}\n```\n\nMade by:\n\n```\n{_command()}\n```\n")
-    card.write_text(text, encoding="utf-8")
 
 
 def cmd_export(args) -> int:
     from .grasp_success_export import export_grasp_success
     from .grasp_success_metrics import format_table
 
+    from .export import read_checkpoint
+
     try:
-        import torch
-        try:
-            ckpt = torch.load(args.checkpoint, map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise ValueError(f"{args.checkpoint}: not a readable checkpoint ({type(exc).__name__}: {exc})") from None
+        ckpt = read_checkpoint(args.checkpoint)
         metrics = ckpt["history"][-1]["metrics"]
         summary = {**ckpt["summary"], "exported_from": str(args.checkpoint)}
         export_grasp_success(args.checkpoint, args.out, args.encoding, summary, metrics, command=_command())

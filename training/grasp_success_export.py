@@ -98,7 +98,6 @@ ARCH_TEXT = {
     "inception_v3_mixed7": "Inception-v3 cut at Keras mixed7 (= torchvision Mixed_6e) + Dense 1024, "
                            "Dropout 0.2, Dense 1 (seed 002)",
 }
-HELD_OUT = "## Held-out evaluation"
 
 
 def write_model_card(path: Path, meta: ModelMetadata, command: str, parity_p: float, parity_frames: int) -> None:

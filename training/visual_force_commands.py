@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import shutil
 import sys
 from pathlib import Path
 
-from .commands import ENCODINGS
+from .commands import ENCODINGS, _command, _fail, _user_errors, record_in_card
 
 DEFAULT_FRAME = "128x128"
 ARCHS = ("ssam", "cnn_lstm")              # = models.ssam.ARCHS (no torch here)
@@ -120,22 +119,6 @@ def _load(args, size):
     return data
 
 
-def _command() -> str:
-    return shlex.join(["tacforce", *sys.argv[1:]])
-
-
-def _user_errors() -> tuple[type[Exception], ...]:
-    from tacforce_ros.bags import BagError
-    from tacforce_ros.inference.contract import ModelError
-
-    return ValueError, KeyError, OSError, BagError, ModelError
-
-
-def _fail(exc: Exception) -> int:
-    print(f"error: {exc}", file=sys.stderr)
-    return 1
-
-
 def cmd_train(args) -> int:
     from .models.ssam import config
     from .visual_force_data import episode_split, held_out_split, parse_size
@@ -206,33 +189,18 @@ def cmd_eval(args) -> int:
         print(f"{args.model}: {data.source}")
         print(report)
     if args.card:
-        _record_in_card(args.card, args.card_title or f"Held-out evaluation: {args.model.name}",
-                        data.source, report)
+        record_in_card(args.card, data.source, report,
+                       title=args.card_title or f"Held-out evaluation: {args.model.name}")
     return 0
-
-
-def _record_in_card(card: Path, title: str, data: str, report: str) -> None:
-    """Replace (or append) the section ``## title`` of the card."""
-    text = card.read_text(encoding="utf-8") if card.is_file() else ""
-    heading = f"## {title}"
-    if heading in text:
-        before, rest = text.split(heading, 1)
-        after = rest.split("\n## ", 1)
-        text = before.rstrip() + ("\n\n## " + after[1] if len(after) == 2 else "")
-    text = text.rstrip() + "\n\n"
-    text += f"{heading}\n\nData: {data}\n\n```\n{report}\n```\n\nMade by:\n\n```\n{_command()}\n```\n"
-    card.write_text(text, encoding="utf-8")
 
 
 def cmd_export(args) -> int:
     from .visual_force_export import export_visual_force
 
+    from .export import read_checkpoint
+
     try:
-        import torch
-        try:
-            ckpt = torch.load(args.checkpoint, map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise ValueError(f"{args.checkpoint}: not a readable checkpoint ({type(exc).__name__}: {exc})") from None
+        ckpt = read_checkpoint(args.checkpoint)
         metrics = ckpt["history"][-1]["metrics"]
         summary = {**ckpt["summary"], "exported_from": str(args.checkpoint)}
         export_visual_force(args.checkpoint, args.out, args.encoding, summary, metrics, command=_command())
