@@ -70,7 +70,8 @@ def test_bad_frames_are_rejected_and_good_ones_still_served(ros, transport):
                                        "image_transport": transport})
     try:
         assert spin_until(node, lambda: node.count_publishers("/estimated_wrench") > 0, 60, [server])
-        pub = publish(domain, 80, 30.0, "--bad", *(["--compressed"] if transport == "compressed" else []))
+        # 15 Hz: every good frame must come back, so leave the node slack on a loaded machine
+        pub = publish(domain, 80, 15.0, "--bad", *(["--compressed"] if transport == "compressed" else []))
         spin_until(node, lambda: pub.poll() is not None and len(got) >= 60, 60, [server])
         out = pub.communicate(timeout=30)[0]
         spin_until(node, lambda: len(diagnostics) >= 3, 5, [server])
