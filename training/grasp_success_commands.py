@@ -181,10 +181,9 @@ def cmd_eval(args) -> int:
 
 
 def cmd_export(args) -> int:
+    from .export import read_checkpoint
     from .grasp_success_export import export_grasp_success
     from .grasp_success_metrics import format_table
-
-    from .export import read_checkpoint
 
     try:
         ckpt = read_checkpoint(args.checkpoint)

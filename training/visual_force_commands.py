@@ -195,9 +195,8 @@ def cmd_eval(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from .visual_force_export import export_visual_force
-
     from .export import read_checkpoint
+    from .visual_force_export import export_visual_force
 
     try:
         ckpt = read_checkpoint(args.checkpoint)
