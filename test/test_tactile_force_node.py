@@ -41,7 +41,8 @@ def collect(node):
 def test_every_frame_gets_a_wrench_with_its_stamp(ros):
     domain, node = ros
     got = collect(node)
-    server = start_node(NODE, domain, {"model_path": str(MODEL), "frame_id": "tactile_pad"})
+    # a short input queue: a momentary stall under CI load must not drop a frame (1 = newest only)
+    server = start_node(NODE, domain, {"model_path": str(MODEL), "frame_id": "tactile_pad", "queue_depth": 5})
     try:
         assert spin_until(node, lambda: node.count_publishers("/estimated_wrench") > 0, 60, [server])
         pub = publish(domain, 200, 30.0)

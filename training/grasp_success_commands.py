@@ -149,7 +149,11 @@ def cmd_train(args) -> int:
 def cmd_eval(args) -> int:
     from .grasp_success_data import parse_size
     from .grasp_success_evaluate import evaluate_grasp_success, model_frame_size
-    from .grasp_success_metrics import format_groups, format_table, save_reliability_plot
+    from .grasp_success_metrics import (
+        format_groups,
+        format_table,
+        save_reliability_plot,
+    )
 
     if not args.model.is_file():
         return _fail(FileNotFoundError(f"{args.model}: model file not found"))

@@ -35,6 +35,8 @@ class TactileForceNode(Node):
         image_topic = declare(self, "image_topic", "/tactile/image_raw", "Tactile image topic")
         self.transport = declare(self, "image_transport", "raw",
                                  "'raw' (sensor_msgs/Image) or 'compressed' (CompressedImage on <image_topic>/compressed)")
+        queue_depth = declare(self, "queue_depth", 1,
+                              "Input frames kept while the node is busy (1: newest frame only)")
         output_topic = declare(self, "output_topic", "/estimated_wrench", "WrenchStamped output topic")
         self.frame_id = declare(self, "frame_id", "tactile_sensor",
                                 "frame_id of the output (empty: the input image's frame_id)")
@@ -55,7 +57,7 @@ class TactileForceNode(Node):
                                f"input {model.metadata.input.width}x{model.metadata.input.height} "
                                f"{model.metadata.input.encoding}")
         self.pub = self.create_publisher(WrenchStamped, output_topic, output_qos())
-        subscribe_image(self, image_topic, self.transport, self.on_image, self.on_compressed)
+        subscribe_image(self, image_topic, self.transport, self.on_image, self.on_compressed, queue_depth)
         self.create_service(Trigger, "~/reset_state", self.on_reset)
         self.create_service(Trigger, "~/tare", self.on_tare)
         self.diagnostics = DiagnosticsPublisher(
