@@ -5,7 +5,10 @@
     tacforce sim [--bag DIR]       simulated tactile sensor + Nano17: live topics, or a bag
     tacforce record --out DIR      record topics to an MCAP bag
     tacforce collect --sim --bag DIR   GenForce indentation run with simulated hardware
-    tacforce train|eval|export tactile-force|grasp-map|grasp-success|visual-force ...   (PyTorch; imported only for these)
+    tacforce pairs --out F.npz     location-paired marker masks of two or more sensors (m2m data)
+    tacforce fit material-curve    force-depth curves of a sensor from a material-curve run
+    tacforce train|eval|export tactile-force|grasp-map|grasp-success|visual-force|m2m|transfer ...
+                                   (PyTorch; imported only for these)
 """
 from __future__ import annotations
 
@@ -47,6 +50,9 @@ def cmd_sim(args: argparse.Namespace) -> int:
             config.indenters = tuple(args.indenters)
         if args.seed is not None:
             config.seed = args.seed
+        if args.style:
+            config.style = args.style
+            config.validate()
         summary = write_sim_bag(args.bag, config, compressed=not args.raw_images,
                                 max_seconds=args.seconds)
         print(summary)
@@ -64,12 +70,52 @@ def cmd_record(args: argparse.Namespace) -> int:
     return spin_nodes([RecorderNode], ros_args)
 
 
+def cmd_pairs(args: argparse.Namespace) -> int:
+    from .bags import BagError
+    try:
+        if args.sim:
+            from .sim.paired_contacts import render_paired_contacts
+            from .sim.tactile import SEEN_INDENTERS
+            pairs = render_paired_contacts(args.styles, tuple(args.indenters or SEEN_INDENTERS), args.contacts,
+                                           args.frames, seed=args.seed)
+        else:
+            from .marker_pairs import pairs_from_bags
+            if not (args.source_bag and args.target_bag and len(args.styles) == 2):
+                raise ValueError("pairs from bags need --source-bag, --target-bag and --styles SOURCE TARGET")
+            pairs = pairs_from_bags(args.source_bag, args.target_bag, tuple(args.styles), args.image_topic,
+                                    args.wrench_topic, args.episode_topic, args.frames)
+        pairs.save(args.out)
+    except (ValueError, OSError, BagError) as exc:
+        print(f"tacforce pairs: {exc}", file=sys.stderr)
+        return 1
+    print(f"{args.out}: {len(pairs)} pairs of {', '.join(pairs.sensors)}")
+    return 0
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    from .bags import BagError
+    from .material import fit_material_curve
+    try:
+        curve = fit_material_curve(args.bag, args.surface_z, args.sensor, degree=args.degree,
+                                   pose_topic=args.pose_topic, wrench_topic=args.wrench_topic,
+                                   episode_topic=args.episode_topic)
+        curve.save(args.out)
+    except (ValueError, OSError, BagError) as exc:
+        print(f"tacforce fit: {exc}", file=sys.stderr)
+        return 1
+    print(curve.describe())
+    print(f"written to {args.out}")
+    return 0
+
+
 def cmd_collect(args: argparse.Namespace) -> int:
     from .hardware.collection_config import CollectionConfig
     from .hardware.protocol import describe, plan
     config = CollectionConfig.from_yaml(resolve("config", args.config))
     if args.indenter:
         config.protocol.indenter = args.indenter
+    if args.style:
+        config.style = args.style
     if args.dry_run:
         print(describe(plan(config.protocol)))
         return 0
@@ -134,6 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--bag", help="write the scripted run to this bag directory instead of publishing")
     sim.add_argument("--indenters", nargs="+", help="override the indenters of the config")
     sim.add_argument("--seed", type=int, help="override the seed of the config")
+    sim.add_argument("--style", help="override the sensor style of the config (see tacforce_ros/sim/tactile.py)")
     sim.add_argument("--seconds", type=float, help="stop the bag after this much simulated time")
     sim.add_argument("--raw-images", action="store_true",
                      help="record sensor_msgs/Image instead of PNG CompressedImage")
@@ -151,13 +198,47 @@ def build_parser() -> argparse.ArgumentParser:
     collect.add_argument("--sim", action="store_true", help="simulated robot and sensors")
     collect.add_argument("--bag", help="bag directory to create")
     collect.add_argument("--indenter", help="override the indenter of the config")
+    collect.add_argument("--style", help="override the simulated sensor style of the config (--sim)")
     collect.add_argument("--dry-run", action="store_true", help="print the planned waypoints and exit")
     collect.set_defaults(func=cmd_collect)
+
+    pairs = sub.add_parser("pairs", help="location-paired marker masks of sensors (m2m training data)",
+                           description="--sim: render random contacts on every --styles sensor; else pair "
+                                       "the same protocol run recorded on two sensors (--source-bag, --target-bag).")
+    pairs.add_argument("--out", required=True, help="output .npz (bit-packed masks)")
+    pairs.add_argument("--styles", nargs="+", required=True, help="sensor styles (--sim) or SOURCE TARGET names")
+    pairs.add_argument("--sim", action="store_true", help="render the contacts with the simulator")
+    pairs.add_argument("--contacts", type=int, default=500, help="random contacts (--sim)")
+    pairs.add_argument("--frames", type=int, default=4, help="frames per contact (per episode from bags)")
+    pairs.add_argument("--indenters", nargs="+", help="indenters (--sim; default: the seen ones)")
+    pairs.add_argument("--seed", type=int, default=0)
+    pairs.add_argument("--source-bag", help="run on the source sensor")
+    pairs.add_argument("--target-bag", help="the same run on the target sensor")
+    pairs.add_argument("--image-topic", default="/tactile/image_raw/compressed")
+    pairs.add_argument("--wrench-topic", default="/ft_sensor/wrench")
+    pairs.add_argument("--episode-topic", default="/tactile/episode")
+    pairs.set_defaults(func=cmd_pairs)
+
+    fit = sub.add_parser("fit", help="fit sensor characteristics").add_subparsers(dest="what", required=True)
+    curve = fit.add_parser("material-curve", help="loading/unloading force-depth polynomials of a sensor",
+                           description="From a material-curve collection run (material_curve: true): depth = "
+                                       "surface_z - TCP z, |Fz| from the F/T sensor, press = loading, "
+                                       "release = unloading.")
+    curve.add_argument("--bag", required=True, help="material-curve run bag")
+    curve.add_argument("--surface-z", required=True, type=float, help="TCP z at which the indenter touches, m")
+    curve.add_argument("--sensor", required=True, help="sensor name recorded in the curve file")
+    curve.add_argument("--out", required=True, help="output .json")
+    curve.add_argument("--degree", type=int, default=3, help="polynomial degree (no constant term)")
+    curve.add_argument("--pose-topic", default="/tcp_pose")
+    curve.add_argument("--wrench-topic", default="/ft_sensor/wrench")
+    curve.add_argument("--episode-topic", default="/tactile/episode")
+    curve.set_defaults(func=cmd_fit)
 
     if len(sys.argv) > 1 and sys.argv[1] in ("train", "eval", "export"):
         from training.commands import add_commands
         from training.grasp_map_commands import add_grasp_map_commands
         from training.grasp_success_commands import add_commands as add_grasp_success_commands
+        from training.transfer_commands import add_commands as add_transfer_commands
         from training.visual_force_commands import add_commands as add_visual_force_commands
         subs = (sub.add_parser("train", help="train a model").add_subparsers(dest="model", required=True),
                 sub.add_parser("eval", help="evaluate a model").add_subparsers(dest="model", required=True),
@@ -166,6 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
         add_grasp_map_commands(*subs)
         add_grasp_success_commands(*subs)
         add_visual_force_commands(*subs)
+        add_transfer_commands(*subs)
     else:
         for name in ("train", "eval", "export"):
             sub.add_parser(name, help=f"{name} a model (see `tacforce {name} --help`)")

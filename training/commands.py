@@ -36,6 +36,9 @@ def add_commands(train_sub, eval_sub, export_sub) -> None:
     p.add_argument("--encoding", choices=ENCODINGS, default=None,
                    help="input encoding of the exported model (default: the bag's; give bgr8 for a "
                         "colour camera that publishes bgr8, the bag reader hands training RGB)")
+    p.add_argument("--segment-markers", action="store_true",
+                   help="segment marker images first (threshold and polarity from the first frame of the "
+                        "first bag), as cross-sensor models do; see `tacforce train transfer`")
     p.set_defaults(func=cmd_train)
 
     p = eval_sub.add_parser("tactile-force", help="score a tactile_force ONNX model on bags",
@@ -137,6 +140,12 @@ def cmd_train(args) -> int:
         model_cfg = CONFIGS[args.config]
         if args.image_size:
             model_cfg = dataclasses.replace(model_cfg, image_size=args.image_size)
+        if args.segment_markers:
+            from tacforce_ros.marker_pairs import first_frame
+            from tacforce_ros.perception.markers import MarkerSegmentation
+            segmentation = MarkerSegmentation.from_reference(first_frame(args.bag[0], args.image_topic))
+            model_cfg = dataclasses.replace(model_cfg, marker_threshold=segmentation.threshold,
+                                            dark_markers=segmentation.dark_markers)
         cfg = TrainConfig(model=model_cfg, seed=args.seed, num_threads=args.threads)
         if args.epochs is not None:
             cfg = dataclasses.replace(cfg, epochs=args.epochs)

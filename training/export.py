@@ -66,7 +66,8 @@ def streaming_module(checkpoint: dict, encoding: str | None = None) -> TactileFo
     encoding = encoding or trained["encoding"]
     if ENCODING_CHANNELS.get(encoding) != trained["channels"]:
         raise ValueError(f"model was trained on {trained['encoding']} images; cannot take {encoding}")
-    preprocess = ImagePreprocess(model.cfg.image_size, encoding, model.cfg.in_channels)
+    preprocess = ImagePreprocess(model.cfg.image_size, encoding, model.cfg.in_channels,
+                                 marker_threshold=model.cfg.marker_threshold, dark_markers=model.cfg.dark_markers)
     return TactileForceStep(preprocess, model).eval()
 
 

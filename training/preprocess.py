@@ -16,6 +16,11 @@ dots) carry the force in where the dots are, not in their colour, so rgb8/bgr8 f
 reduced to luma (ITU-R BT.601 weights, in the order the encoding names). A 3-channel model is
 also supported: mono8 is repeated and bgr8 is flipped to rgb.
 
+Marker segmentation (cross-sensor models, training/transfer.py): the grey image is first cut
+into a binary marker mask (markers 255, skin 0) at the sensor's threshold and polarity, the
+representation marker-to-marker translation works in, so the model sees the same thing on
+translated training images and on the live sensor.
+
 Resize: an integer box average first (e.g. 3x5 for 480x640 -> 128), then bilinear
 (half-pixel centres, no antialias) to the exact size. Plain bilinear at a 4-5x reduction
 samples only 2 of every 5 pixels, so a dot a few pixels wide flickers as it moves by one
@@ -38,8 +43,13 @@ class ImagePreprocess(nn.Module):
     """uint8 [N, H, W, C] in ``encoding`` -> float [N, out_channels, image_size, image_size]."""
 
     def __init__(self, image_size: int, encoding: str = "mono8", out_channels: int = 1,
-                 mean: float = 0.5, std: float = 0.5):
+                 mean: float = 0.5, std: float = 0.5, marker_threshold: float | None = None,
+                 dark_markers: bool = False):
         super().__init__()
+        if marker_threshold is not None and not 0.0 <= marker_threshold < 255.0:
+            raise ValueError(f"marker_threshold must be a grey level in [0, 255), got {marker_threshold}")
+        self.marker_threshold = None if marker_threshold is None else float(marker_threshold)
+        self.dark_markers = bool(dark_markers)
         if encoding not in ENCODING_CHANNELS:
             raise ValueError(f"unsupported encoding {encoding!r} (use {', '.join(ENCODING_CHANNELS)})")
         if out_channels not in (1, 3):
@@ -58,6 +68,9 @@ class ImagePreprocess(nn.Module):
                              f"got {list(image.shape)}")
         x = image.permute(0, 3, 1, 2).float()
         x = self._channels(x)
+        if self.marker_threshold is not None:  # binary marker mask, markers at 255
+            markers = x <= self.marker_threshold if self.dark_markers else x > self.marker_threshold
+            x = markers.float() * 255.0
         size = self.image_size
         kh, kw = max(1, x.shape[-2] // size), max(1, x.shape[-1] // size)
         if kh > 1 or kw > 1:
@@ -83,6 +96,9 @@ class ImagePreprocess(nn.Module):
             steps.append("luma (BT.601)" if self.out_channels == 1 else "repeat to 3 channels")
         elif self.encoding == "bgr8":
             steps.append("bgr -> rgb")
+        if self.marker_threshold is not None:
+            side = "<=" if self.dark_markers else ">"
+            steps.append(f"marker mask (grey {side} {self.marker_threshold:g} -> 255, else 0)")
         if kh > 1 or kw > 1:
             steps.append(f"box average {kh}x{kw}")
         if (height // kh, width // kw) != (size, size):

@@ -235,7 +235,8 @@ def train(cfg: TrainConfig, sequences, out_dir, *, val_sequences=None, encoding:
         raise ValueError(f"encoding {encoding!r} does not match {channels}-channel images")
     input_spec = {"height": int(height), "width": int(width), "channels": int(channels), "encoding": encoding}
 
-    preprocess = ImagePreprocess(cfg.model.image_size, encoding, cfg.model.in_channels)
+    preprocess = ImagePreprocess(cfg.model.image_size, encoding, cfg.model.in_channels,
+                                 marker_threshold=cfg.model.marker_threshold, dark_markers=cfg.model.dark_markers)
     train_data = CachedSequences(train_seqs, preprocess, "training")
     val_data = CachedSequences(val_seqs, preprocess, "validation")
     if val_data.frame_shape != train_data.frame_shape:

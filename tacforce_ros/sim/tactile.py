@@ -111,6 +111,15 @@ SENSOR_STYLES: dict[str, SensorStyle] = {
                        dot_radius_px=4.5, layout_seed=1),
     "array1_soft": replace(_ARRAY1, name="array1_soft", youngs_modulus_pa=_ARRAY1.youngs_modulus_pa / 8),
 }
+# Cross-sensor transfer targets: diamond1 with an elastomer 8 times softer (GenForce's modulus
+# ratios run 6..18), and a TacTip-like sensor, a very different pattern: large dark pins on a
+# bright skin in a coarse hexagonal array.
+SENSOR_STYLES["diamond1_soft"] = replace(SENSOR_STYLES["diamond1"], name="diamond1_soft",
+                                         youngs_modulus_pa=_ARRAY1.youngs_modulus_pa / 8)
+SENSOR_STYLES["tactip1"] = replace(_ARRAY1, name="tactip1", marker_layout="hex", marker_spacing_mm=2.6,
+                                   dot_radius_px=13.0, dot_growth_per_mm=0.4, background_level=205.0,
+                                   marker_level=35.0, lighting_gradient=0.3, lighting_angle_deg=-45.0,
+                                   noise_std=4.0)
 
 
 # --------------------------------------------------------------------------- indenters

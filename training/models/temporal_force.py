@@ -42,6 +42,8 @@ class TemporalForceConfig:
     feature_channels: int = 32                         # encoder output (1x1 conv) = GRU input
     hidden_channels: int = 32                          # ConvGRU state channels
     head_channels: tuple[int, ...] = (64, 128)         # stride-2 residual blocks after the GRU
+    marker_threshold: float | None = None              # segment markers first (cross-sensor models)
+    dark_markers: bool = False                         # markers darker than the threshold
 
     @classmethod
     def from_dict(cls, d: dict) -> "TemporalForceConfig":
