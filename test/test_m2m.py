@@ -104,6 +104,17 @@ def test_translate_shape_and_determinism(trained):
     assert len(info["checkpoint_sha256"]) == 64
 
 
+def test_threshold_is_calibrated_to_the_true_marker_area(trained):
+    out, summary, (val_source, val_target) = trained
+    translator = M2MTranslator.load(out / "m2m.pt")
+    assert 0.0 < translator.threshold < 1.0 and translator.info()["threshold"] == translator.threshold
+    assert torch.load(out / "m2m.pt", weights_only=True)["threshold"] == translator.threshold
+    translator.calibrate(val_source, val_target)
+    area = translator.translate(val_source).mean()
+    assert area == pytest.approx(val_target.mean(), rel=0.01)
+    assert "val_iou_at_0.5" in summary
+
+
 def test_load_rejects_other_files(tmp_path):
     garbage = tmp_path / "garbage.pt"
     garbage.write_bytes(b"not a checkpoint")

@@ -14,7 +14,8 @@ augmented pair would teach a layout the target sensor does not have.
 
 ``M2MTranslator`` runs a checkpoint: noise from a seeded generator at t = T - 1 (one step) or
 DDIM on an evenly spaced subsequence of timesteps (few steps), both with x0 prediction; the
-marker probability is upsampled to the sensor's size and thresholded at 0.5.
+marker probability is upsampled to the sensor's size and thresholded where the translated
+markers of the validation pairs cover the true targets' area (`M2MTranslator.calibrate`).
 """
 from __future__ import annotations
 
@@ -51,7 +52,7 @@ class M2MTrainConfig:
     perceptual term, since no pretrained VGG / LPIPS weights can be downloaded here."""
 
     model: str = "cpu"            # key of training.models.m2m_unet.CONFIGS
-    steps: int = 1200             # "cpu" model: ~0.5-1 s/step on 2 cores -> 10-20 min
+    steps: int = 1200             # "cpu" model: ~0.4 s/step on 2 cores -> under 10 min (RECIPES)
     batch_size: int = 8
     crop: int = 96                # training crop side in working pixels (multiple of 2**levels)
     lr: float = 1e-3              # AdamW, cosine decay to lr / 10
@@ -84,6 +85,14 @@ class M2MTrainConfig:
     @classmethod
     def from_dict(cls, d: dict) -> M2MTrainConfig:
         return cls(**d)
+
+
+# Per model config: what `tacforce train m2m --config NAME` trains with.
+RECIPES = {
+    "default": {"steps": 20000, "batch_size": 16, "crop": 128, "gan_warmup": 2000},  # GPU: --device cuda
+    "cpu": {"steps": 1200, "batch_size": 8, "crop": 96, "gan_warmup": 300},
+    "tiny": {"steps": 60, "batch_size": 4, "crop": 32, "gan_warmup": 30},
+}
 
 
 def _check_masks(masks: np.ndarray, name: str, shape: tuple[int, ...] | None = None) -> np.ndarray:
@@ -146,8 +155,9 @@ class M2MTranslator:
     """A trained m2m checkpoint: source-sensor marker masks -> target-sensor marker masks."""
 
     def __init__(self, model: M2MUNet, source_ref: np.ndarray, target_ref: np.ndarray,
-                 source_name: str, target_name: str, metadata: dict | None = None):
+                 source_name: str, target_name: str, metadata: dict | None = None, threshold: float = 0.5):
         self.model = model.eval()
+        self.threshold = float(threshold)
         device = next(model.parameters()).device
         self.sensor_size = tuple(source_ref.shape)
         self.working_size = model.cfg.working_size(*self.sensor_size)
@@ -170,30 +180,45 @@ class M2MTranslator:
                     "checkpoint": str(path),
                     "checkpoint_sha256": hashlib.sha256(Path(path).read_bytes()).hexdigest()}
         return cls(model, ckpt["source_ref"].numpy().astype(bool), ckpt["target_ref"].numpy().astype(bool),
-                   ckpt["source_name"], ckpt["target_name"], metadata)
+                   ckpt["source_name"], ckpt["target_name"], metadata, float(ckpt.get("threshold", 0.5)))
 
     def info(self) -> dict:
         h, w = self.working_size
         return {**self.metadata, "source": self.source_name, "target": self.target_name,
-                "sensor_size": list(self.sensor_size), "working_size": [h, w]}
+                "sensor_size": list(self.sensor_size), "working_size": [h, w], "threshold": self.threshold}
 
-    @torch.no_grad()
     def translate(self, source_masks: np.ndarray, steps: int = 1, batch_size: int = 16, seed: int = 0) -> np.ndarray:
         """bool (N, H, W) source masks at sensor resolution -> bool (N, H, W) target masks."""
         source_masks = _check_masks(source_masks, "source masks", self.sensor_size)
-        single = source_masks.ndim == 2
-        source_masks = source_masks[None] if single else source_masks
-        gen = torch.Generator().manual_seed(seed)
+        if source_masks.ndim == 2:
+            return self.translate(source_masks[None], steps, batch_size, seed)[0]
         out = np.empty(source_masks.shape, bool)
         for i in range(0, len(source_masks), batch_size):
-            src = as_signed(to_working(source_masks[i:i + batch_size], self.working_size)).to(self._refs[0].device)
-            n = len(src)
-            noise = torch.randn(src.shape, generator=gen).to(src.device)
-            prob = sample(self.model, src, self._refs[0].expand(n, -1, -1, -1),
-                          self._refs[1].expand(n, -1, -1, -1), noise, steps)
-            prob = F.interpolate(prob, size=self.sensor_size, mode="bilinear", align_corners=False)
-            out[i:i + n] = (prob[:, 0] > 0.5).cpu().numpy()
-        return out[0] if single else out
+            out[i:i + batch_size] = self.probabilities(source_masks[i:i + batch_size], steps, seed) > self.threshold
+        return out
+
+    @torch.no_grad()
+    def probabilities(self, source_masks: np.ndarray, steps: int = 1, seed: int = 0) -> np.ndarray:
+        """Marker probability (N, H, W) at sensor resolution. Every frame starts from the same
+        seeded noise, so the translation is a function of the source mask alone: a contact that
+        stands still translates identically in every frame of a run."""
+        src = as_signed(to_working(source_masks, self.working_size)).to(self._refs[0].device)
+        n = len(src)
+        noise = torch.randn((1, *src.shape[1:]), generator=torch.Generator().manual_seed(seed))
+        prob = sample(self.model, src, self._refs[0].expand(n, -1, -1, -1), self._refs[1].expand(n, -1, -1, -1),
+                      noise.to(src.device).expand(n, -1, -1, -1), steps)
+        return F.interpolate(prob, size=self.sensor_size, mode="bilinear", align_corners=False)[:, 0].cpu().numpy()
+
+    def calibrate(self, source_masks: np.ndarray, target_masks: np.ndarray, batch_size: int = 16) -> float:
+        """Set the threshold so the translated masks cover as much area as the true ones.
+
+        Upsampling the working-resolution probability and cutting at 0.5 shrinks small dots (a
+        few per cent of their area, which is how the force model reads pressing depth), so the
+        cut is placed where the mean marker area of the held-out pairs matches the target's."""
+        probs = np.concatenate([self.probabilities(source_masks[i:i + batch_size])
+                                for i in range(0, len(source_masks), batch_size)])
+        self.threshold = float(np.quantile(probs, 1.0 - float(np.mean(target_masks))))
+        return self.threshold
 
 
 def _crops(data: list[torch.Tensor], index: torch.Tensor, crop: int, gen: torch.Generator) -> list[torch.Tensor]:
@@ -292,9 +317,14 @@ def train_m2m(cfg: M2MTrainConfig, source_masks: np.ndarray, target_masks: np.nd
                "final_losses": {k: v for k, v in history[-1].items() if k != "step"},
                "history": history, "config": cfg.to_dict(), "model_config": mcfg.to_dict(),
                "threads": torch.get_num_threads(), "torch": str(torch.__version__)}
+    threshold = 0.5
     if val is not None:
         val_source, val_target = (_check_masks(m, "validation masks", sensor) for m in val)
-        pred = M2MTranslator(model, source_ref, target_ref, source_name, target_name).translate(val_source)
+        translator = M2MTranslator(model, source_ref, target_ref, source_name, target_name)
+        summary["val_iou_at_0.5"] = float(np.mean([mask_iou(p, q) for p, q in zip(translator.translate(val_source),
+                                                                                  val_target)]))
+        threshold = translator.calibrate(val_source, val_target)
+        pred = translator.translate(val_source)
         summary["val_pairs"] = len(val_source)
         summary["val_iou"] = float(np.mean([mask_iou(p, q) for p, q in zip(pred, val_target)]))
     summary["seconds"] = round(time.perf_counter() - t_start, 1)
@@ -303,7 +333,8 @@ def train_m2m(cfg: M2MTrainConfig, source_masks: np.ndarray, target_masks: np.nd
             "train_config": cfg.to_dict(), "source_name": source_name, "target_name": target_name,
             "source_ref": torch.from_numpy(source_ref.astype(np.uint8)),
             "target_ref": torch.from_numpy(target_ref.astype(np.uint8)),
-            "sensor_height": int(sensor[0]), "sensor_width": int(sensor[1]), "summary": summary}
+            "sensor_height": int(sensor[0]), "sensor_width": int(sensor[1]), "summary": summary,
+            "threshold": threshold}
     tmp = out_dir / "m2m.pt.tmp"
     torch.save(ckpt, tmp)
     tmp.replace(out_dir / "m2m.pt")

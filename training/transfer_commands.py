@@ -23,7 +23,8 @@ def add_commands(train_sub, eval_sub, export_sub) -> None:
     p.add_argument("--source", required=True, help="source sensor name in the pairs")
     p.add_argument("--target", required=True, help="target sensor name in the pairs")
     p.add_argument("--out", required=True, type=Path, help="output folder (m2m.pt, m2m_summary.json)")
-    p.add_argument("--config", default="cpu", help="model config: default (256 px, GPU), cpu (240 px), tiny")
+    p.add_argument("--config", default="default", choices=("default", "cpu", "tiny"),
+                   help="model config: default (256 px; a GPU, --device cuda), cpu (160 px, minutes on a CPU), tiny")
     p.add_argument("--steps", type=int, default=None, help="training steps (default: per config)")
     p.add_argument("--val-fraction", type=float, default=0.05, help="pairs held out for validation IoU")
     p.add_argument("--seed", type=int, default=0)
@@ -84,12 +85,13 @@ def cmd_train_m2m(args) -> int:
 
     from tacforce_ros.marker_pairs import MarkerPairs
 
-    from .m2m_train import M2MTrainConfig, train_m2m
+    from .m2m_train import RECIPES, M2MTrainConfig, train_m2m
 
     try:
         pairs = MarkerPairs.load(args.pairs)
         train_pairs, val_pairs = pairs.split(args.val_fraction, args.seed)
-        cfg = M2MTrainConfig(model=args.config, seed=args.seed, threads=args.threads, device=args.device)
+        cfg = M2MTrainConfig(model=args.config, seed=args.seed, threads=args.threads, device=args.device,
+                             **RECIPES[args.config])
         if args.steps:
             cfg = dataclasses.replace(cfg, steps=args.steps)
         summary = train_m2m(cfg, train_pairs.masks_of(args.source), train_pairs.masks_of(args.target),
