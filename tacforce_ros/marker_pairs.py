@@ -114,6 +114,13 @@ def first_frame(bag: str | Path, image_topic: str) -> np.ndarray:
     raise BagError(f"{bag}: no image on {image_topic}")
 
 
+def bag_reference(bag: str | Path, image_topic: str) -> tuple[MarkerSegmentation, np.ndarray]:
+    """A recorded sensor's segmentation and no-contact marker mask, from the bag's first frame."""
+    image = first_frame(bag, image_topic)
+    segmentation = MarkerSegmentation.from_reference(image)
+    return segmentation, segmentation.mask(image)
+
+
 def pairs_from_bags(source_bag: str | Path, target_bag: str | Path, names: tuple[str, str], image_topic: str,
                     wrench_topic: str, episode_topic: str, frames_per_episode: int = 4) -> MarkerPairs:
     """Pairs from the same protocol run on two sensors: in each episode both bags have, take
@@ -122,14 +129,12 @@ def pairs_from_bags(source_bag: str | Path, target_bag: str | Path, names: tuple
     from .bags import load_tactile_pairs
 
     masks: dict[str, list[np.ndarray]] = {names[0]: [], names[1]: []}
-    segmentation = {}
+    segmentation, references = {}, {}
     episodes = []
     for name, bag in zip(names, (source_bag, target_bag)):
-        seg = MarkerSegmentation.from_reference(first_frame(bag, image_topic))
-        segmentation[name] = seg
+        segmentation[name], references[name] = bag_reference(bag, image_topic)
         sequences = load_tactile_pairs(bag, image_topic, wrench_topic, episode_topic).sequences
         episodes.append({s.episode["episode"]: s for s in sequences if s.episode and s.phases})
-    references = {n: segmentation[n].mask(first_frame(b, image_topic)) for n, b in zip(names, (source_bag, target_bag))}
     contacts = []
     for number in sorted(set(episodes[0]) & set(episodes[1])):
         source, target = episodes[0][number], episodes[1][number]

@@ -141,11 +141,10 @@ def cmd_train(args) -> int:
         if args.image_size:
             model_cfg = dataclasses.replace(model_cfg, image_size=args.image_size)
         if args.segment_markers:
-            from tacforce_ros.marker_pairs import first_frame
-            from tacforce_ros.perception.markers import MarkerSegmentation
-            segmentation = MarkerSegmentation.from_reference(first_frame(args.bag[0], args.image_topic))
-            model_cfg = dataclasses.replace(model_cfg, marker_threshold=segmentation.threshold,
-                                            dark_markers=segmentation.dark_markers)
+            from tacforce_ros.marker_pairs import bag_reference
+
+            from .transfer import segmenting
+            model_cfg = segmenting(model_cfg, bag_reference(args.bag[0], args.image_topic)[0])
         cfg = TrainConfig(model=model_cfg, seed=args.seed, num_threads=args.threads)
         if args.epochs is not None:
             cfg = dataclasses.replace(cfg, epochs=args.epochs)

@@ -31,7 +31,7 @@ from tacforce_ros.inference.runtime import OnnxModel
 from .metrics import format_table
 from .models.temporal_force import TemporalForce
 from .preprocess import ImagePreprocess
-from .train import as_frames, load_model
+from .train import as_frames, load_model, model_preprocess
 
 TASK = "tactile_force"
 OPSET = 18
@@ -66,9 +66,7 @@ def streaming_module(checkpoint: dict, encoding: str | None = None) -> TactileFo
     encoding = encoding or trained["encoding"]
     if ENCODING_CHANNELS.get(encoding) != trained["channels"]:
         raise ValueError(f"model was trained on {trained['encoding']} images; cannot take {encoding}")
-    preprocess = ImagePreprocess(model.cfg.image_size, encoding, model.cfg.in_channels,
-                                 marker_threshold=model.cfg.marker_threshold, dark_markers=model.cfg.dark_markers)
-    return TactileForceStep(preprocess, model).eval()
+    return TactileForceStep(model_preprocess(model.cfg, encoding), model).eval()
 
 
 def load_streaming_module(checkpoint_path, encoding: str | None = None) -> TactileForceStep:

@@ -195,6 +195,12 @@ def make_optimizer(model: TemporalForce, cfg: TrainConfig) -> torch.optim.AdamW:
                               {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
 
 
+def model_preprocess(cfg: TemporalForceConfig, encoding: str) -> ImagePreprocess:
+    """The in-graph preprocessing a TemporalForce config asks for (training and export share it)."""
+    return ImagePreprocess(cfg.image_size, encoding, cfg.in_channels, marker_threshold=cfg.marker_threshold,
+                           dark_markers=cfg.dark_markers)
+
+
 def load_model(checkpoint: dict) -> TemporalForce:
     """A checkpoint dict (from torch.load(..., weights_only=True)) -> model in eval mode."""
     if checkpoint.get("format") != CHECKPOINT_FORMAT:
@@ -235,8 +241,7 @@ def train(cfg: TrainConfig, sequences, out_dir, *, val_sequences=None, encoding:
         raise ValueError(f"encoding {encoding!r} does not match {channels}-channel images")
     input_spec = {"height": int(height), "width": int(width), "channels": int(channels), "encoding": encoding}
 
-    preprocess = ImagePreprocess(cfg.model.image_size, encoding, cfg.model.in_channels,
-                                 marker_threshold=cfg.model.marker_threshold, dark_markers=cfg.model.dark_markers)
+    preprocess = model_preprocess(cfg.model, encoding)
     train_data = CachedSequences(train_seqs, preprocess, "training")
     val_data = CachedSequences(val_seqs, preprocess, "validation")
     if val_data.frame_shape != train_data.frame_shape:

@@ -18,6 +18,14 @@ from tacforce_ros.bags import Sequence
 from tacforce_ros.material import Compensation
 from tacforce_ros.perception.markers import MarkerSegmentation
 
+from .models.temporal_force import TemporalForceConfig
+
+
+def segmenting(model_cfg: TemporalForceConfig, segmentation: MarkerSegmentation) -> TemporalForceConfig:
+    """A force model config that segments markers in its graph as `segmentation` does."""
+    return dataclasses.replace(model_cfg, marker_threshold=segmentation.threshold,
+                               dark_markers=segmentation.dark_markers)
+
 
 def masks_to_images(masks: np.ndarray, segmentation: MarkerSegmentation) -> np.ndarray:
     """bool (N, H, W) marker masks -> mono8 (N, H, W, 1) that `segmentation` maps back to them."""

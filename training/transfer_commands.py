@@ -133,9 +133,8 @@ def cmd_train_transfer(args) -> int:
     import dataclasses
     import shutil
 
-    from tacforce_ros.marker_pairs import first_frame
+    from tacforce_ros.marker_pairs import bag_reference
     from tacforce_ros.material import Compensation, MaterialCurve
-    from tacforce_ros.perception.markers import MarkerSegmentation
 
     from .evaluate import evaluate_tactile_force
     from .export import export_tactile_force
@@ -143,14 +142,14 @@ def cmd_train_transfer(args) -> int:
     from .metrics import format_table
     from .models.temporal_force import CONFIGS
     from .train import TrainConfig, train
-    from .transfer import translate_sequences
+    from .transfer import segmenting, translate_sequences
 
     try:
         if (args.source_curve is None) != (args.target_curve is None):
             raise ValueError("material compensation needs both --source-curve and --target-curve")
         translator = M2MTranslator.load(args.m2m, device=args.device)
-        source_seg = MarkerSegmentation.from_reference(first_frame(args.bag[0], args.image_topic))
-        target_seg = MarkerSegmentation.from_reference(first_frame(args.target_reference, args.image_topic))
+        source_seg = bag_reference(args.bag[0], args.image_topic)[0]
+        target_seg = bag_reference(args.target_reference, args.image_topic)[0]
         compensation = None
         if args.source_curve:
             compensation = Compensation(MaterialCurve.load(args.source_curve), MaterialCurve.load(args.target_curve),
@@ -161,9 +160,7 @@ def cmd_train_transfer(args) -> int:
         sequences = translate_sequences(pairs.sequences, source_seg, translator, target_seg, compensation,
                                         steps=args.m2m_steps)
         del pairs.sequences[:]  # the source frames are no longer needed
-        model_cfg = dataclasses.replace(CONFIGS[args.config], marker_threshold=target_seg.threshold,
-                                        dark_markers=target_seg.dark_markers)
-        cfg = TrainConfig(model=model_cfg, seed=args.seed, num_threads=args.threads)
+        cfg = TrainConfig(model=segmenting(CONFIGS[args.config], target_seg), seed=args.seed, num_threads=args.threads)
         if args.epochs is not None:
             cfg = dataclasses.replace(cfg, epochs=args.epochs)
         result = train(cfg, sequences, args.out, encoding="mono8")

@@ -24,8 +24,9 @@ def render_paired_contacts(styles: list[str], indenters: tuple[str, ...] = SEEN_
         raise ValueError(f"need two or more known sensor styles, got {styles} (known: {', '.join(SENSOR_STYLES)})")
     rng = np.random.default_rng(seed)
     sims = {s: TactileSimulator(SENSOR_STYLES[s], grid=grid, seed=seed + k) for k, s in enumerate(styles)}
-    segmentation = {s: MarkerSegmentation.from_reference(sim.render(None)) for s, sim in sims.items()}
-    references = {s: segmentation[s].mask(sims[s].render(None)) for s in styles}
+    rest = {s: sim.render(None) for s, sim in sims.items()}
+    segmentation = {s: MarkerSegmentation.from_reference(image) for s, image in rest.items()}
+    references = {s: segmentation[s].mask(image) for s, image in rest.items()}
     masks: dict[str, list[np.ndarray]] = {s: [] for s in styles}
     described = []
     for _ in tqdm(range(contacts), desc="paired contacts", unit="contact", disable=not progress):
