@@ -25,6 +25,16 @@ CAMERA = "tacforce_ros.nodes.sim_camera_node"
 OUT = "/grasp_planner_node"
 
 
+def rejected(diagnostics) -> int:
+    """Frames the planner's newest diagnostics report as rejected (bad image or shape)."""
+    for array in reversed(diagnostics):
+        for status in array.status:
+            values = {kv.key: kv.value for kv in status.values}
+            if "rate_hz" in values:  # the planner's status (errors_<kind> appear once counted)
+                return int(values.get("errors_image", 0)) + int(values.get("errors_shape", 0))
+    return 0
+
+
 @pytest.fixture
 def ros(request):
     domain = 150 + (abs(hash(request.node.name)) % 30)
@@ -75,6 +85,9 @@ def test_grasps_poses_maps_and_overlays_carry_the_camera_stamp(ros):
     domain, node = ros
     got = subscribe(node)
     camera = start_node(CAMERA, domain, {"rate": 4.0, "scene_period": 1.0})
+    # the planner starts once this probe hears the camera, so it sees the stamps of every frame planned
+    if not spin_until(node, lambda: got["camera"], 60, [camera]):
+        raise AssertionError(f"no CameraInfo from the camera:\n{stop(camera)}")
     planner = start_node(NODE, domain, {"model_path": str(MODEL), "min_probability": 0.0, "top_k": 3,
                                         "diagnostics_period": 0.5})
     try:
@@ -82,9 +95,9 @@ def test_grasps_poses_maps_and_overlays_carry_the_camera_stamp(ros):
         stop(camera)  # the node keeps only the newest frame: let nothing overtake the bad ones
         pub = node.create_publisher(Image, "/camera/color/image_raw", sensor_qos(depth=5))
         assert spin_until(node, lambda: pub.get_subscription_count() > 0, 20, [planner])
-        for msg in bad_frames():
+        for count, msg in enumerate(bad_frames(), 1):  # one at a time: a newest-only queue drops overtaken frames
             pub.publish(msg)
-            spin_until(node, lambda: False, 0.3)
+            spin_until(node, lambda: rejected(got["diagnostics"]) >= count, 10, [planner])
         good = Image(**encode_image_fields(generate_scene(SceneConfig(seed=3)).image, "rgb8"))
         good.header.stamp.sec, good.header.frame_id = 6000, "camera_color_optical_frame"
         got["camera"].append(good)
