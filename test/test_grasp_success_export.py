@@ -14,7 +14,7 @@ from tacforce_ros.inference.runtime import OnnxModel
 from tacforce_ros.perception.grasp_success import GraspSuccessClassifier
 from tacforce_ros.sim.grasp_check_scenes import write_folder_dataset
 from training.grasp_success_data import load_synthetic
-from training.export import ExportError
+from training.export import ExportError, Tolerance
 from training.grasp_success_export import GraspSuccessGraph, export_grasp_success
 from training.grasp_success_train import GraspTrainConfig, load_model, train
 from training.models.grasp_success import GraspModelConfig
@@ -109,7 +109,7 @@ def test_bgr8_export_reorders_in_the_graph(trained, tmp_path):
 def test_parity_failure_leaves_no_file(trained, tmp_path):
     result, _ = trained
     with pytest.raises(ExportError, match="not written"):
-        export_grasp_success(result.best_path, tmp_path / "gs.onnx", tolerance=-1.0)
+        export_grasp_success(result.best_path, tmp_path / "gs.onnx", tolerance=Tolerance(-1.0, 0.0))
     assert not list(tmp_path.iterdir())
 
 

@@ -17,6 +17,13 @@ NODES = ("tactile_force_node", "sim_sensors_node", "recorder_node", "netft_node"
          "sim_camera_node", "grasp_success_node", "visual_force_node")
 
 
+# Python module -> its rosdep key (ros/rosdistro rosdep/python.yaml; "-pip" keys install with pip).
+ROSDEP_KEYS = {"numpy": "python3-numpy", "cv2": "python3-opencv", "yaml": "python3-yaml",
+               "ruamel": "python3-ruamel.yaml", "matplotlib": "python3-matplotlib", "tqdm": "python3-tqdm",
+               "onnxruntime": "python3-onnxruntime-pip", "rosbags": "python3-rosbags-pip",
+               "defusedxml": "python3-defusedxml", "launch": "launch", "launch_ros": "launch_ros"}
+
+
 def entry_points() -> dict[str, str]:
     tree = ast.parse((ROOT / "setup.py").read_text())
     found = {}
@@ -41,6 +48,10 @@ def test_package_xml_is_format_3_ament_python_with_runtime_depends():
                 imported.update(alias.name.split(".")[0] for alias in node.names)
     ros_packages = {m for m in imported if m.endswith(("_msgs", "_srvs")) or m in ("rclpy", "rcl_interfaces", "ament_index_python")}
     assert ros_packages <= depends, ros_packages - depends
+    # Every other runtime import needs a rosdep key, so `rosdep install` on a robot brings it.
+    third_party = imported - ros_packages - set(sys.stdlib_module_names) - {"tacforce_ros", "training"}
+    missing = {m: ROSDEP_KEYS.get(m) for m in third_party if ROSDEP_KEYS.get(m) not in depends}
+    assert not missing, f"imports without an exec_depend rosdep key: {missing}"
 
 
 def test_entry_points_resolve():

@@ -10,7 +10,8 @@ onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper  # noqa: E402
 
 from tacforce_ros.inference.contract import METADATA_KEY, InputSpec, ModelError, ModelMetadata, StateSpec  # noqa: E402
-from tacforce_ros.inference.runtime import OnnxModel, resolve_providers  # noqa: E402
+from tacforce_ros.inference.runtime import (  # noqa: E402
+    OnnxModel, RuntimeOptions, default_engine_cache, preload_gpu_libraries, resolve_providers)
 from tacforce_ros.perception.force import NonFiniteOutput, TactileForceEstimator  # noqa: E402
 
 
@@ -132,3 +133,64 @@ def test_provider_preference():
     assert resolve_providers(["cuda"], ["CPUExecutionProvider"]) == ["CPUExecutionProvider"]
     with pytest.raises(ValueError, match="unknown execution provider 'cdua'"):
         resolve_providers(["cdua"], available)
+
+
+def test_tensorrt_gets_an_engine_cache_and_fp16_option(tmp_path):
+    available = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+    opts = RuntimeOptions(trt_fp16=True, trt_engine_cache=str(tmp_path / "engines"))
+    trt, cuda, cpu = opts.provider_list(available)
+    assert trt[0] == "TensorrtExecutionProvider" and (cuda, cpu) == tuple(available[1:])
+    assert trt[1]["trt_engine_cache_enable"] == "True"
+    assert trt[1]["trt_engine_cache_path"] == str(tmp_path / "engines")
+    assert trt[1]["trt_fp16_enable"] == "True"
+    assert RuntimeOptions().provider_list(available)[0][1]["trt_fp16_enable"] == "False"
+
+
+def test_engine_cache_defaults_to_the_user_cache(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert default_engine_cache() == tmp_path / "tacforce" / "tensorrt"
+    trt = RuntimeOptions().provider_list(["TensorrtExecutionProvider", "CPUExecutionProvider"])[0]
+    assert trt[1]["trt_engine_cache_path"] == str(tmp_path / "tacforce" / "tensorrt")
+
+
+class FakeOrt:
+    def __init__(self, fail=False):
+        self.calls, self.fail = 0, fail
+
+    def preload_dlls(self):
+        self.calls += 1
+        if self.fail:
+            raise OSError("libcudnn.so.9: cannot open shared object file")
+
+
+def test_gpu_libraries_are_preloaded_only_for_a_gpu_provider(caplog):
+    ort = FakeOrt()
+    assert not preload_gpu_libraries(ort, ["CPUExecutionProvider"])
+    assert preload_gpu_libraries(ort, ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    assert preload_gpu_libraries(ort, [("TensorrtExecutionProvider", {}), "CPUExecutionProvider"])
+    assert ort.calls == 2
+    assert preload_gpu_libraries(FakeOrt(fail=True), ["CUDAExecutionProvider"])  # logged, not raised
+    assert "cannot open shared object" in caplog.text
+    assert not preload_gpu_libraries(object(), ["CUDAExecutionProvider"])  # onnxruntime < 1.21
+
+
+def test_bad_runtime_options_are_model_errors(tmp_path):
+    path = build(tmp_path / "m.onnx", metadata())
+    with pytest.raises(ModelError, match="providers: unknown execution provider 'foo'"):
+        OnnxModel(path, "tactile_force", options=RuntimeOptions(providers=("foo",)))
+    with pytest.raises(ModelError, match="threads must be >= 0"):
+        OnnxModel(path, "tactile_force", options=RuntimeOptions(threads=-1))
+
+
+def test_a_graph_smaller_than_its_metadata_fails_at_warm_up(tmp_path):
+    path = build(tmp_path / "m.onnx", metadata(input=InputSpec("image", 5, 6, 1, "mono8")))
+    with pytest.raises(ModelError, match=r"m\.onnx: warm-up run failed"):
+        OnnxModel(path, "tactile_force", providers=["cpu"])
+
+
+def test_session_threads_and_spinning(tmp_path):
+    path = build(tmp_path / "m.onnx", metadata())
+    model = OnnxModel(path, "tactile_force", options=RuntimeOptions(providers=("cpu",), threads=1))
+    options = model.session.get_session_options()
+    assert options.intra_op_num_threads == 1
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"

@@ -10,7 +10,7 @@ records stride, offset, bins and the angle convention (``tacforce_ros.perception
 ``benchmarks/grasp_map_dense.py`` uses to score cells patch by patch.
 
 Before the file is published it is run through the node's OnnxModel beside PyTorch on sample
-images; a probability difference over ``tolerance`` is an ExportError and nothing is written.
+images; a probability difference over the `Tolerance` is an ExportError and nothing is written.
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from torch import nn
 from tacforce_ros.inference.contract import InputSpec, ModelMetadata
 from tacforce_ros.perception.grasp_map import ANGLE_CONVENTION, CELL_TO_PIXEL, OUTPUT, TASK
 
-from .export import OPSET, output_difference, read_checkpoint, save_checked
+from .export import OPSET, PROBABILITY_TOLERANCE, Tolerance, output_difference, read_checkpoint, save_checked
 from .grasp_map_train import load_grasp_model
 from .models.grasp_net import PATCH, STRIDE, GraspNet, success_probability
 from .preprocess import MeanPixelNormalise
@@ -68,7 +68,7 @@ def dense_module(checkpoint: dict, height: int, width: int, encoding: str = "rgb
 
 def export_grasp_map(checkpoint_path, onnx_path, height: int, width: int, sample_images,
                      encoding: str = "rgb8", command: str = "", metrics: dict | None = None,
-                     padded: bool = True, tolerance: float = 1e-4) -> ModelMetadata:
+                     padded: bool = True, tolerance: Tolerance = PROBABILITY_TOLERANCE) -> ModelMetadata:
     """Export ``checkpoint_path`` for ``width`` x ``height`` frames in ``encoding`` (+ model card).
 
     ``sample_images``: uint8 [N, H, W, 3] in RGB order, for the parity check."""

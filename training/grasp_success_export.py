@@ -5,7 +5,7 @@
 Same exporter and checks as the tactile-force export: torch.onnx.export(dynamo=True), opset
 18, the model contract in the "tacforce" metadata key, and before the file is published it is
 loaded through OnnxModel (the node's wrapper) and run beside PyTorch on sample frames; a
-probability difference over ``tolerance`` is an ExportError and no file is left behind. A model
+probability difference over the `Tolerance` is an ExportError and no file is left behind. A model
 card (.md) is written beside the .onnx.
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ from torch import nn
 
 from tacforce_ros.inference.contract import ENCODING_CHANNELS, InputSpec, ModelMetadata
 
-from .export import OPSET, output_difference, save_checked
+from .export import OPSET, PROBABILITY_TOLERANCE, Tolerance, output_difference, save_checked
 from .grasp_success_metrics import format_table
 from .grasp_success_train import load_model
 from .models.grasp_success import GraspPreprocess, GraspSuccessNet
@@ -47,7 +47,7 @@ class GraspSuccessGraph(nn.Module):
 
 
 def export_grasp_success(checkpoint_path, onnx_path, encoding: str | None = None, training_summary=None,
-                         metrics=None, command: str = "", tolerance: float = 1e-4,
+                         metrics=None, command: str = "", tolerance: Tolerance = PROBABILITY_TOLERANCE,
                          sample_images: np.ndarray | None = None) -> ModelMetadata:
     """Export ``checkpoint_path`` (best.pt / last.pt) to ``onnx_path`` + ``<name>.md``.
 

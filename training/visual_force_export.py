@@ -7,21 +7,19 @@
 Same exporter and checks as the other exports: torch.onnx.export(dynamo=True), opset 18, the
 model contract in the "tacforce" metadata key (input.frames = T), and before the file is
 published it is loaded through OnnxModel (the node's wrapper) and run beside PyTorch on the
-checkpoint's sample windows; a difference over ``tolerance_n`` is an ExportError and no file is
+checkpoint's sample windows; a difference over the `Tolerance` is an ExportError and no file is
 left behind. A model card (.md) is written beside the .onnx.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-import numpy as np
-import onnx
 import torch
 from torch import nn
 
-from tacforce_ros.inference.contract import ENCODING_CHANNELS, METADATA_KEY, InputSpec, ModelError, ModelMetadata
-from tacforce_ros.inference.runtime import OnnxModel
+from tacforce_ros.inference.contract import ENCODING_CHANNELS, InputSpec, ModelMetadata
+
+from .export import FORCE_TOLERANCE, Tolerance, output_difference, save_checked
 
 from .models.ssam import VisualForceNet
 from .preprocess import ImagePreprocess
@@ -32,10 +30,6 @@ OPSET = 18
 OUTPUT = "force"
 PRESS_FRAME = "along the probe's press axis, positive = pushing into the object"
 XYZ_FRAME = "camera frame of the training data: x right in the image, y towards the camera, z up"
-
-
-class ExportError(ModelError):
-    """The exported graph does not reproduce the PyTorch model."""
 
 
 class VisualForceGraph(nn.Module):
@@ -69,7 +63,7 @@ def output_spec(outputs: int) -> dict:
 
 
 def export_visual_force(checkpoint_path, onnx_path, encoding: str | None = None, training_summary=None,
-                        metrics=None, command: str = "", tolerance_n: float = 1e-3) -> ModelMetadata:
+                        metrics=None, command: str = "", tolerance: Tolerance = FORCE_TOLERANCE) -> ModelMetadata:
     onnx_path = Path(onnx_path)
     ckpt = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
     wrapper = graph_module(ckpt, encoding)
@@ -92,34 +86,11 @@ def export_visual_force(checkpoint_path, onnx_path, encoding: str | None = None,
         training=dict(training_summary or {}, arch=cfg.arch, config=cfg.to_dict()),
         metrics=dict(metrics or {}),
     )
-    entry = proto.metadata_props.add()
-    entry.key, entry.value = METADATA_KEY, metadata.to_json()
-    proto.producer_name = "tacforce training/visual_force_export.py"
-    onnx.checker.check_model(proto)
-    onnx_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = onnx_path.with_name(onnx_path.name + ".tmp")
-    onnx.save(proto, tmp)
-    try:
-        diff = parity(wrapper, tmp, samples)
-        if diff > tolerance_n:
-            raise ExportError(f"ONNX and PyTorch forces differ by up to {diff:.2e} N over {len(samples)} "
-                              f"windows (tolerance {tolerance_n:g} N); not written")
-        os.replace(tmp, onnx_path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    diff = save_checked(proto, metadata, onnx_path, "training/visual_force_export.py",
+                        lambda tmp: output_difference(wrapper, tmp, TASK, OUTPUT, samples, warmup_runs=1),
+                        tolerance, f"forces over {len(samples)} windows")
     write_model_card(onnx_path.with_suffix(".md"), metadata, command, diff, len(samples))
     return metadata
-
-
-@torch.no_grad()
-def parity(wrapper: VisualForceGraph, onnx_file, samples: np.ndarray) -> float:
-    runtime = OnnxModel(onnx_file, TASK, providers=["cpu"], warmup_runs=1)
-    worst = 0.0
-    for window in samples:
-        expected = wrapper(torch.from_numpy(window[None].copy())).numpy()
-        outputs, _ = runtime.run(window[None])
-        worst = max(worst, float(np.abs(outputs[OUTPUT] - expected).max()))
-    return worst
 
 
 def write_model_card(path: Path, meta: ModelMetadata, command: str, parity_n: float, parity_windows: int) -> None:

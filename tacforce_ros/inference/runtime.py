@@ -4,11 +4,17 @@ It picks execution providers from a preference list (TensorRT -> CUDA -> CPU by 
 what this onnxruntime build has), reads and checks the model contract, warms up, and runs one
 frame with any recurrent state passed in and handed back explicitly.  On a GPU provider the
 inputs and outputs go through IO binding so the state can stay on the device between frames.
+
+GPU set-up lives here too, so every node gets it: the CUDA/cuDNN libraries that pip installs
+(nvidia-* wheels) are preloaded before a GPU session is made, and TensorRT keeps its engines in
+a cache folder (built once, not at every start) with FP16 on request.
 """
 from __future__ import annotations
 
 import logging
+import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -24,6 +30,42 @@ PROVIDER_NAMES = {
     "cpu": "CPUExecutionProvider",
 }
 DEFAULT_PROVIDERS = ("tensorrt", "cuda", "cpu")
+GPU_PROVIDERS = (PROVIDER_NAMES["tensorrt"], PROVIDER_NAMES["cuda"])
+
+
+def default_engine_cache() -> Path:
+    """Per-user cache for TensorRT engines ($XDG_CACHE_HOME/tacforce/tensorrt)."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "tacforce" / "tensorrt"
+
+
+@dataclass(frozen=True)
+class RuntimeOptions:
+    """How a model runs: provider preference, CPU threads and TensorRT settings.
+
+    ``threads`` 0 lets ONNX Runtime pick (one per core); ``spin`` lets its worker threads
+    busy-wait between runs, which costs a core per thread for little gain at camera rates.
+    ``trt_engine_cache`` empty means `default_engine_cache()`.
+    """
+
+    providers: tuple[str, ...] = DEFAULT_PROVIDERS
+    threads: int = 0
+    spin: bool = False
+    trt_fp16: bool = False
+    trt_engine_cache: str = ""
+
+    def provider_list(self, available: Sequence[str]) -> list:
+        """Providers for `InferenceSession`, TensorRT with its options; ModelError on a bad name."""
+        try:
+            chosen = resolve_providers(self.providers, available)
+        except ValueError as exc:
+            raise ModelError(f"providers: {exc}") from None
+        cache = str(Path(self.trt_engine_cache).expanduser() if self.trt_engine_cache
+                    else default_engine_cache())
+        trt = {"trt_engine_cache_enable": "True", "trt_engine_cache_path": cache,
+               "trt_timing_cache_enable": "True", "trt_timing_cache_path": cache,
+               "trt_fp16_enable": str(self.trt_fp16)}
+        return [(name, trt) if name == PROVIDER_NAMES["tensorrt"] else name for name in chosen]
 
 
 def resolve_providers(preferred: Sequence[str], available: Sequence[str]) -> list[str]:
@@ -45,6 +87,27 @@ def resolve_providers(preferred: Sequence[str], available: Sequence[str]) -> lis
     return chosen
 
 
+def gpu_requested(providers: Sequence) -> bool:
+    """Whether a session provider list (names or (name, options)) holds a GPU provider."""
+    return any((p[0] if isinstance(p, tuple) else p) in GPU_PROVIDERS for p in providers)
+
+
+def preload_gpu_libraries(ort, providers: Sequence) -> bool:
+    """Load the CUDA/cuDNN libraries of pip's nvidia-* wheels before a GPU session is made.
+
+    onnxruntime-gpu finds them only on the loader path otherwise; ``preload_dlls`` (onnxruntime
+    >= 1.21) looks in the nvidia site-packages first. A failure is logged, not raised: the
+    session then falls back to CPU and the provider in use says so. Returns whether it ran.
+    """
+    if not gpu_requested(providers) or not hasattr(ort, "preload_dlls"):
+        return False
+    try:
+        ort.preload_dlls()
+    except Exception as exc:  # a missing or mismatched library: CPU will serve
+        log.warning("could not preload CUDA/cuDNN libraries: %s", exc)
+    return True
+
+
 class OnnxModel:
     """A loaded, checked, warmed-up model.
 
@@ -57,20 +120,28 @@ class OnnxModel:
 
     def __init__(self, path: str | Path, expected_task: str,
                  providers: Sequence[str] = DEFAULT_PROVIDERS, threads: int = 0,
-                 warmup_runs: int = 2):
+                 warmup_runs: int = 2, options: RuntimeOptions | None = None):
         import onnxruntime as ort
 
         self.path = Path(path)
         source = str(self.path)
         if not self.path.is_file():
             raise ModelError(f"{source}: model file not found")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.log_severity_level = 3
-        provider_list = resolve_providers(providers, ort.get_available_providers())
+        opts = options or RuntimeOptions(tuple(providers), threads)
+        if opts.threads < 0:
+            raise ModelError(f"threads must be >= 0 (0: one per core), got {opts.threads}")
+        session_options = ort.SessionOptions()
+        session_options.intra_op_num_threads = opts.threads
+        session_options.add_session_config_entry("session.intra_op.allow_spinning", "1" if opts.spin else "0")
+        session_options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        session_options.log_severity_level = 3
+        provider_list = opts.provider_list(ort.get_available_providers())
+        for provider in provider_list:
+            if isinstance(provider, tuple):  # TensorRT: its engine cache must exist
+                Path(provider[1]["trt_engine_cache_path"]).mkdir(parents=True, exist_ok=True)
+        preload_gpu_libraries(ort, provider_list)
         try:
-            self.session = ort.InferenceSession(source, sess_options=options, providers=provider_list)
+            self.session = ort.InferenceSession(source, sess_options=session_options, providers=provider_list)
         except Exception as exc:  # onnxruntime raises several private exception types
             raise ModelError(f"{source}: cannot load model ({str(exc).splitlines()[0]})") from None
         custom = self.session.get_modelmeta().custom_metadata_map
@@ -84,8 +155,13 @@ class OnnxModel:
         self._on_gpu = self.provider != PROVIDER_NAMES["cpu"]
         self._output_names = [o.name for o in self.session.get_outputs()]
         log.info("%s: %s model on %s", source, self.metadata.task, self.provider)
-        for _ in range(warmup_runs):
-            self.run(self.blank_input())
+        if not self._on_gpu and gpu_requested(provider_list):
+            log.warning("%s: no GPU provider could start (driver, CUDA or cuDNN missing?); running on CPU", source)
+        try:
+            for _ in range(warmup_runs):
+                self.run(self.blank_input())
+        except Exception as exc:  # e.g. a graph whose fixed size differs from its metadata
+            raise ModelError(f"{source}: warm-up run failed ({str(exc).splitlines()[0]})") from None
 
     def _check_graph(self, source: str) -> None:
         inputs = {i.name: i for i in self.session.get_inputs()}
