@@ -1,5 +1,6 @@
 """Grasp map decoding, poses, overlay, depth decoding and the simulated RGB-D camera (no ROS, no torch)."""
 import math
+import re
 
 import numpy as np
 import pytest
@@ -7,7 +8,7 @@ import pytest
 from tacforce_ros.perception.grasp_angles import angle_to_bin, bin_to_angle
 from tacforce_ros.perception.grasp_map import (Grasp, GraspMapError, GraspMapLayout, Intrinsics, angle_score, check_map,
                                                decode_grasps, depth_at, grasp_position, grasp_quaternion,
-                                               heatmap_overlay, table_point)
+                                               heatmap_overlay, position_problem, table_point)
 from tacforce_ros.perception.image import ImageError, decode_depth
 from tacforce_ros.sim.grasp_camera import OBJECT_HEIGHTS_M, camera_matrix, depth_mm, table_plane
 from tacforce_ros.sim.grasp_scenes import SceneConfig, generate_scene, grasp_outcome
@@ -115,6 +116,26 @@ def test_positions_from_depth_and_from_the_table_plane():
     for bad in ([0, 0, 1, 0, 600, 1, 0, 0, 1], [1, 2, 3], [600, 0, float("nan"), 0, 600, 1, 0, 0, 1]):
         with pytest.raises(ValueError):
             Intrinsics.from_k(bad)
+
+
+def test_implausible_camera_info_and_positions_are_refused():
+    """fx = 1e-30 put a grasp 9.6e30 m to the side; a saturated 16UC1 depth (65535 mm) 65.5 m away."""
+    good = [600.0, 0, 319.5, 0, 600.0, 239.5, 0, 0, 1]
+    assert Intrinsics.from_camera_info(good, 640, 480) == Intrinsics(600.0, 600.0, 319.5, 239.5)
+    assert Intrinsics.from_camera_info([1e-30, *good[1:]], 0, 0).fx == 1e-30     # no size: K alone
+    for k, expected in (([1e-30, *good[1:]], "fx 1e-30"), ([600.0, 0, 319.5, 0, 1e6, *good[5:]], "fy 1e+06"),
+                        ([600.0, 0, 700.0, *good[3:]], "principal point (700, 239.5)"),
+                        ([*good[:5], -3.0, 0, 0, 1], "principal point (319.5, -3)")):
+        with pytest.raises(ValueError, match=re.escape(expected)):
+            Intrinsics.from_camera_info(k, 640, 480)
+    g = Grasp(u=0.0, v=239.5, angle=0.0, probability=0.9, row=0, col=0, bin=0)
+    far = grasp_position(g, Intrinsics.from_k([1e-30, *good[1:]]), None, table_plane(0.6))
+    assert "outside the camera's range" in position_problem(far, 0.1, 3.0)
+    saturated = grasp_position(g, Intrinsics.from_k(good), np.full((480, 640), 65.535, np.float32))
+    assert "outside the camera's range" in position_problem(saturated, 0.1, 3.0)
+    assert "outside the camera's range" in position_problem(np.array([0.0, 0.0, 0.05]), 0.1, 3.0)
+    assert position_problem(np.array([0.0, 0.0, np.nan]), 0.1, 3.0) == "position is not finite"
+    assert position_problem(grasp_position(g, Intrinsics.from_k(good), None, table_plane(0.6)), 0.1, 3.0) is None
 
 
 def test_orientation_is_the_grasp_angle_about_the_optical_axis():

@@ -17,6 +17,7 @@ from std_srvs.srv import Trigger  # noqa: E402
 from rosutil import ROOT, probe_node, spin_until, start_node, stop  # noqa: E402
 from tacforce_ros.perception.image import encode_image_fields  # noqa: E402
 from tacforce_ros.ros.qos import output_qos, sensor_qos  # noqa: E402
+from tacforce_ros.sim.grasp_camera import camera_matrix  # noqa: E402
 from tacforce_ros.sim.grasp_scenes import SceneConfig, generate_scene  # noqa: E402
 
 MODEL = ROOT / "models" / "grasp_map.onnx"
@@ -153,6 +154,68 @@ def test_on_demand_planning_without_depth_uses_the_table_plane(ros):
     assert answer.success and "best grasp" in answer.message
     assert got["best"][0].pose.position.z == pytest.approx(0.6)   # on the table plane
     assert stamp(got["best"][0]) in {stamp(m) for m in got["camera"]}
+
+
+def test_implausible_camera_info_and_depth_give_no_pose(ros):
+    """fx = 1e-30 (a grasp 1e30 m to the side) is refused and counted; a saturated depth (65535 mm,
+    65.5 m) drops the grasp and counts it; the same scene at 0.6 m then gets its pose."""
+    domain, node = ros
+    got = subscribe(node)
+    planner = start_node(NODE, domain, {"model_path": str(MODEL), "min_probability": 0.0, "top_k": 1,
+                                        "image_topic": "/t/image", "depth_topic": "/t/depth",
+                                        "camera_info_topic": "/t/info", "diagnostics_period": 0.2,
+                                        "publish_overlay": False, "publish_map": False})
+    pubs = {name: node.create_publisher(kind, f"/t/{name}", sensor_qos(depth=5))
+            for name, kind in (("image", Image), ("depth", Image), ("info", CameraInfo))}
+    scene = generate_scene(SceneConfig(seed=3))
+    k = camera_matrix(SceneConfig(), 0.6)
+
+    def send(sec: int, fx: float, depth_mm: int) -> None:
+        info = CameraInfo(height=480, width=640, k=[fx, *k[1:]])
+        depth = Image(height=480, width=640, encoding="16UC1", step=1280,
+                      data=np.full((480, 640), depth_mm, "<u2").tobytes())
+        image = Image(**encode_image_fields(scene.image, "rgb8"))
+        for msg in (info, depth, image):
+            msg.header.stamp.sec, msg.header.frame_id = sec, "camera_color_optical_frame"
+        pubs["info"].publish(info)
+        pubs["depth"].publish(depth)
+        spin_until(node, lambda: False, 0.2)  # the depth is in before the frame it belongs to
+        pubs["image"].publish(image)
+
+    def planned(sec: int) -> bool:
+        return any(stamp(m) == (sec, 0) for m in got["candidates"])
+    try:
+        assert spin_until(node, lambda: all(p.get_subscription_count() for p in pubs.values()), 60, [planner])
+        for sec in range(7000, 7010):  # best effort: send again until one is planned and counted
+            send(sec, 1e-30, 600)
+            if spin_until(node, lambda: errors(got["diagnostics"], "camera_info") >= 1, 3, [planner]):
+                break
+        for sec in range(7100, 7110):
+            send(sec, k[0], 65535)
+            if spin_until(node, lambda: errors(got["diagnostics"], "pose_range") >= 1 and planned(sec), 3, [planner]):
+                break
+        saturated = sec
+        for sec in range(7200, 7210):
+            send(sec, k[0], 600)
+            if spin_until(node, lambda: any(stamp(m) == (sec, 0) for m in got["best"]), 3, [planner]):
+                break
+    finally:
+        log = stop(planner)
+    assert errors(got["diagnostics"], "camera_info") >= 1, log
+    assert errors(got["diagnostics"], "pose_range") >= 1 and planned(saturated), log
+    assert not [m for m in got["best"] if stamp(m)[0] < 7200], "a pose from bad intrinsics or depth"
+    assert all(not m.poses for m in got["candidates"] if stamp(m)[0] < 7200)
+    good = [m for m in got["best"] if stamp(m)[0] >= 7200]
+    assert good and 0.52 <= good[-1].pose.position.z <= 0.6 + 1e-6, log
+
+
+def errors(diagnostics, kind: str) -> int:
+    """The planner's newest errors_<kind> on /diagnostics."""
+    for array in reversed(diagnostics):
+        for status in array.status:
+            if status.name.startswith("grasp_planner_node:"):
+                return int({kv.key: kv.value for kv in status.values}.get(f"errors_{kind}", 0))
+    return 0
 
 
 def test_model_of_another_task_is_refused_at_start_up():

@@ -7,7 +7,6 @@ The acceptance test (1 kHz for 30 s with loss, duplication and reordering) is
 
 from __future__ import annotations
 
-import random
 import socket
 import struct
 import time
@@ -22,7 +21,6 @@ from tacforce_ros.hardware.netft import (
     CMD_STOP,
     LBF_N,
     RECORD_SIZE,
-    Arrival,
     Calibration,
     CalibrationError,
     CalibrationServer,
@@ -34,7 +32,6 @@ from tacforce_ros.hardware.netft import (
     RdtEmulator,
     RdtError,
     RdtRecord,
-    SequenceTracker,
     calibration_xml,
     decode_record,
     decode_request,
@@ -189,7 +186,7 @@ def test_calibration_xml_round_trips():
     ("<netft><cfgcpf>abc</cfgcpf><cfgcpt>1</cfgcpt><cfgfu>2</cfgfu><cfgtu>3</cfgtu></netft>",
      "not a number"),
     ("<netft><cfgcpf>0</cfgcpf><cfgcpt>1</cfgcpt><cfgfu>2</cfgfu><cfgtu>3</cfgtu></netft>",
-     "positive"),
+     "between 1 and 1e\\+09"),
     ("<netft><cfgcpf>1</cfgcpf><cfgcpt>1</cfgcpt><cfgfu>9</cfgfu><cfgtu>3</cfgtu></netft>",
      "unit code"),
     ("<netft><cfgcpf>1</cfgcpf><cfgcpt>1</cfgcpt></netft>", "no force unit"),
@@ -200,6 +197,43 @@ def test_malformed_xml_is_calibration_error_naming_parameters(xml, match):
     with pytest.raises(CalibrationError, match=match) as info:
         parse_calibration_xml(xml)
     assert "counts_per_force" in str(info.value) and "counts_per_torque" in str(info.value)
+
+
+@pytest.mark.parametrize("counts", [1e-300, 0.5, 2e9, 1e300, float("inf")])
+def test_implausible_counts_per_unit_are_refused_naming_the_value(counts):
+    with pytest.raises(CalibrationError) as info:
+        parse_calibration_xml(calibration_xml(counts, 1_000_000))
+    message = str(info.value)
+    assert f"got {counts!r}" in message and "\n" not in message
+    with pytest.raises(CalibrationError, match="counts_per_torque"):
+        Calibration(1_000_000, counts)
+
+
+def test_counts_per_unit_bounds_are_inclusive_and_keep_to_si_finite():
+    for counts in (1, 1e9):
+        cal = Calibration(counts, counts, "klbf", "kNm")
+        assert np.isfinite(cal.to_si([2**31 - 1, -(2**31)] * 3)).all()
+
+
+BILLION_LAUGHS = ('<?xml version="1.0"?><!DOCTYPE netft [<!ENTITY a "aaaaaaaaaa">'
+                  + "".join(f'<!ENTITY {c} "{("&" + p + ";") * 10}">'
+                            for p, c in zip("abcdefgh", "bcdefghi"))
+                  + "]><netft><cfgcpf>&i;</cfgcpf></netft>")
+QUADRATIC = (f'<!DOCTYPE netft [<!ENTITY a "{"a" * 50_000}">]><netft><cfgcpf>'
+             + "&a;" * 10_000 + "</cfgcpf></netft>")
+EXTERNAL = ('<!DOCTYPE netft [<!ENTITY x SYSTEM "file:///etc/hostname">]>'
+            "<netft><cfgcpf>&x;</cfgcpf></netft>")
+HARMLESS_DTD = ('<!DOCTYPE netft [<!ENTITY cpf "1000000">]><netft><cfgcpf>&cpf;</cfgcpf>'
+                "<cfgcpt>&cpf;</cfgcpt><cfgfu>2</cfgfu><cfgtu>3</cfgtu></netft>")
+
+
+@pytest.mark.parametrize("xml", [BILLION_LAUGHS, QUADRATIC, EXTERNAL, HARMLESS_DTD],
+                         ids=["billion_laughs", "quadratic", "external", "harmless"])
+def test_a_dtd_is_refused_whatever_expat_would_do(xml):
+    """The box's page has no DTD; refusing any means no entity is ever expanded."""
+    with pytest.raises(CalibrationError, match="DTD") as info:
+        parse_calibration_xml(xml)
+    assert "counts_per_force" in str(info.value)
 
 
 def test_fetch_calibration_from_server():
@@ -235,105 +269,6 @@ def test_fetch_calibration_silent_server_times_out():
         with pytest.raises(CalibrationError, match="counts_per_force"):
             fetch_calibration(*listener.getsockname(), timeout=0.3)
         assert time.monotonic() - t0 < 1.5
-
-
-# --- sequence accounting -----------------------------------------------------------------------
-
-
-def check_invariant(t: SequenceTracker) -> None:
-    assert t.received_unique + t.lost == t.expected
-    assert t.received == t.received_unique + t.duplicated + t.too_old
-
-
-def test_tracker_in_order_and_gap():
-    t = SequenceTracker()
-    assert [t.feed(n) for n in (1, 2, 5)] == [Arrival.NEW] * 3
-    assert (t.received_unique, t.lost, t.expected, t.first, t.last) == (3, 2, 5, 1, 5)
-    check_invariant(t)
-
-
-def test_tracker_late_packet_is_uncounted_from_lost():
-    t = SequenceTracker()
-    for n in (1, 2, 5):
-        t.feed(n)
-    assert t.feed(3) is Arrival.LATE
-    assert (t.lost, t.out_of_order, t.received_unique) == (1, 1, 4)
-    check_invariant(t)
-    assert t.feed(3) is Arrival.DUPLICATE
-    assert t.feed(5) is Arrival.DUPLICATE
-    assert t.feed(4) is Arrival.LATE
-    assert (t.lost, t.out_of_order, t.duplicated, t.received, t.received_unique) == (0, 2, 2, 7, 5)
-    check_invariant(t)
-
-
-def test_tracker_reordered_ahead_of_first_extends_span():
-    t = SequenceTracker()
-    t.feed(10)
-    assert t.feed(8) is Arrival.LATE
-    assert (t.first, t.expected, t.lost, t.out_of_order) == (8, 3, 1, 1)
-    assert t.feed(9) is Arrival.LATE
-    assert t.lost == 0
-    check_invariant(t)
-
-
-def test_tracker_wrap_around():
-    t = SequenceTracker()
-    for n in (2**32 - 2, 2**32 - 1, 0, 2):
-        assert t.feed(n) is Arrival.NEW
-    assert (t.lost, t.expected, t.last) == (1, 5, 2)
-    assert t.feed(1) is Arrival.LATE
-    assert t.feed(2**32 - 1) is Arrival.DUPLICATE
-    assert (t.lost, t.out_of_order, t.duplicated) == (0, 1, 1)
-    check_invariant(t)
-    t.reset()
-    t.feed(1)
-    assert t.feed(2**32 - 1) is Arrival.LATE  # 1 then -1: reordered across the wrap
-    assert (t.expected, t.lost, t.first) == (3, 1, 2**32 - 1)
-
-
-def test_tracker_window_bounds_memory():
-    t = SequenceTracker(window=16)
-    t.feed(1)
-    assert t.feed(100) is Arrival.NEW
-    assert t.lost == 98
-    assert t.feed(90) is Arrival.LATE  # inside the window: still known to be missing
-    assert t.feed(80) is Arrival.TOO_OLD  # outside: neither lost nor received changes
-    assert (t.lost, t.received_unique, t.too_old) == (97, 3, 1)
-    check_invariant(t)
-    with pytest.raises(ValueError):
-        t.feed(-1)
-
-
-@pytest.mark.parametrize("seed", range(5))
-def test_tracker_matches_reference_under_loss_duplication_reordering(seed):
-    rng = random.Random(seed)
-    base = 2**32 - 2000  # crosses the wrap
-    stream = []
-    for n in range(base, base + 5000):
-        if rng.random() < 0.05:
-            continue
-        stream.append(n)
-        if rng.random() < 0.05:
-            stream.append(n)
-    for i in range(len(stream) - 3):  # local reordering, up to 3 places
-        if rng.random() < 0.05:
-            j = i + rng.randint(1, 3)
-            stream[i], stream[j] = stream[j], stream[i]
-    t = SequenceTracker()
-    seen, high, low, late = set(), None, None, 0
-    for n in stream:
-        expected = (Arrival.DUPLICATE if n in seen else
-                    Arrival.NEW if high is None or n > high else Arrival.LATE)
-        assert t.feed(n & 0xFFFFFFFF) is expected
-        late += expected is Arrival.LATE
-        seen.add(n)
-        high = n if high is None else max(high, n)
-        low = n if low is None else min(low, n)
-        assert (t.received_unique, t.lost, t.out_of_order) == (
-            len(seen), high - low + 1 - len(seen), late)
-        check_invariant(t)
-    assert t.duplicated == len(stream) - len(seen)
-    assert t.last == high & 0xFFFFFFFF
 
 
 # --- client against the emulator ---------------------------------------------------------------
@@ -391,7 +326,7 @@ def test_ACCEPTANCE_1khz_30s_loss_duplication_reordering():  # noqa: N802 - easy
     assert stats.received_unique + stats.lost == last - first + 1  # == sent_unique + injected
     assert stats.duplicated == len(emu.sent) - len(sent)
     assert stats.out_of_order == late_in_emission_order(emu) == sum(s.late for s in samples)
-    assert stats.malformed == 0 and stats.too_old == 0
+    assert stats.malformed == 0 and stats.out_of_range == 0
     assert stats.duplicated > 0 and stats.out_of_order > 0 and stats.lost > 0
 
     divisor = np.array(emu.counts_per_unit, dtype=np.float64)
@@ -434,7 +369,7 @@ def test_wrap_around_end_to_end():
     assert min(received) < 100 and max(received) > 2**32 - 700  # crossed the wrap
     assert stats.received_unique == len(received)
     assert stats.received_unique + stats.lost == len(received) + len(emu.dropped)
-    assert stats.too_old == 0
+    assert stats.out_of_range == 0
 
 
 def test_malformed_datagrams_are_ignored_and_counted():
@@ -447,6 +382,57 @@ def test_malformed_datagrams_are_ignored_and_counted():
     assert stats.malformed == 5
     assert stats.lost == 0 and stats.received_unique == len(samples)  # start's first included
     assert all(s.rdt_sequence > 0 for s in samples)
+
+
+def forged(sequence: int) -> bytes:
+    """A well-formed record numbered ``sequence`` (mod 2**32), as a forger would send it."""
+    return encode_record(RdtRecord(sequence & 0xFFFFFFFF, 0, 0, (2**31 - 1,) * 6))
+
+
+@pytest.mark.parametrize("jump", [100_000, 2**31 - 1])
+def test_one_forged_far_record_is_dropped_and_the_stream_goes_on(jump):
+    with RdtEmulator(rate_hz=1000) as emu, NetFTClient(*emu.address, calibration=CAL) as client:
+        client.start()
+        last = read_for(client, 0.05)[-1].rdt_sequence
+        emu.send_raw(forged(last + jump))
+        after = read_for(client, 0.2)
+        stats = client.stats
+    numbers = [s.rdt_sequence for s in after]
+    assert numbers == list(range(last + 1, last + 1 + len(numbers))) and len(numbers) > 100
+    assert (stats.out_of_range, stats.resyncs, stats.lost) == (1, 0, 0)
+
+
+def test_a_box_that_renumbers_is_followed_from_its_third_record():
+    with RdtEmulator(rate_hz=1000, first_sequence=2**31) as emu, \
+            NetFTClient(*emu.address, calibration=CAL) as client:
+        client.start()
+        read_for(client, 0.05)
+        emu.first_sequence = 1  # from now on the box numbers its records from ~50
+        after = read_for(client, 0.2)
+        stats = client.stats
+    renumbered = [r.rdt_sequence for r in emu.sent if r.rdt_sequence < 2**31]
+    got = [s.rdt_sequence for s in after if s.rdt_sequence < 2**31]
+    assert got == renumbered[2:2 + len(got)] and len(got) > 100
+    assert (stats.resyncs, stats.out_of_range) == (1, 2)
+
+
+def test_only_accepted_records_keep_the_stream_fresh():
+    """Forged, duplicated and malformed datagrams from a box that stopped streaming are
+    dropped and do not refresh the last-record time, so the stream is seen to be stale."""
+    with RdtEmulator(rate_hz=1000) as emu, NetFTClient(*emu.address, calibration=CAL) as client:
+        client.start()
+        last = read_for(client, 0.05)[-1].rdt_sequence
+        emu.silent = True
+        read_for(client, 0.05)  # whatever was already in flight
+        junk, deadline = 0, time.monotonic() + 0.3
+        while time.monotonic() < deadline:
+            junk += 1
+            for data in (forged(last + junk * 100_000), forged(last), bytes(7)):
+                emu.send_raw(data)
+            assert client.read(0.01) is None
+        assert client.seconds_since_last_packet() > 0.3
+        stats = client.stats
+    assert (stats.out_of_range, stats.duplicated, stats.malformed) == (junk, junk, junk)
 
 
 def test_emulator_ignores_bad_requests_and_honours_sample_count():
@@ -563,7 +549,7 @@ def test_client_stop_stops_the_emulator_stream():
         client.start()  # restart: numbering and accounting start again
         samples = [client.read(), *read_for(client, 0.05)]
         assert samples[0].rdt_sequence == 1
-        assert client.stats.lost == 0 and client.stats.too_old == 0
+        assert client.stats.lost == 0 and client.stats.out_of_range == 0
 
 
 def test_context_manager_stops_streaming_on_exit():

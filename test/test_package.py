@@ -21,7 +21,7 @@ NODES = ("tactile_force_node", "sim_sensors_node", "recorder_node", "netft_node"
 ROSDEP_KEYS = {"numpy": "python3-numpy", "cv2": "python3-opencv", "yaml": "python3-yaml",
                "ruamel": "python3-ruamel.yaml", "matplotlib": "python3-matplotlib", "tqdm": "python3-tqdm",
                "onnxruntime": "python3-onnxruntime-pip", "rosbags": "python3-rosbags-pip",
-               "defusedxml": "python3-defusedxml", "launch": "launch", "launch_ros": "launch_ros"}
+               "defusedxml": "python3-defusedxml", "simplejpeg": "python3-simplejpeg-pip", "launch": "launch", "launch_ros": "launch_ros"}
 
 
 def entry_points() -> dict[str, str]:
@@ -93,9 +93,16 @@ def test_config_parameters_are_declared_by_the_nodes():
 
 
 def _declared(node: str) -> set[str]:
-    source = (ROOT / "tacforce_ros" / "nodes" / f"{node}.py").read_text()
-    return {n.args[1].value for n in ast.walk(ast.parse(source))
-            if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "declare"}
+    """The node's own declare() calls and those of the shared ros/model_params.py helpers it calls."""
+    def calls(tree, name):
+        return [n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", "") == name]
+    tree = ast.parse((ROOT / "tacforce_ros" / "nodes" / f"{node}.py").read_text())
+    helpers = ast.parse((ROOT / "tacforce_ros" / "ros" / "model_params.py").read_text())
+    names = {n.args[1].value for n in calls(tree, "declare")}
+    for function in helpers.body:
+        if isinstance(function, ast.FunctionDef) and calls(tree, function.name):
+            names |= {n.args[1].value for n in calls(function, "declare")}
+    return names
 
 
 def test_runtime_never_imports_torch_and_training_never_imports_rclpy():

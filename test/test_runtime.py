@@ -194,3 +194,13 @@ def test_session_threads_and_spinning(tmp_path):
     options = model.session.get_session_options()
     assert options.intra_op_num_threads == 1
     assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+
+
+def test_a_gpu_provider_that_cannot_start_falls_back_to_cpu_and_says_so(tmp_path, monkeypatch, caplog):
+    """As onnxruntime-gpu on a machine without a driver: CUDA is listed but cannot start."""
+    import onnxruntime as ort
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    model = OnnxModel(build(tmp_path / "m.onnx", metadata()), "tactile_force", providers=["cuda", "cpu"],
+                      warmup_runs=0)
+    assert model.provider == "CPUExecutionProvider"
+    assert "no GPU provider could start" in caplog.text

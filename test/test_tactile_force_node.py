@@ -11,6 +11,7 @@ import pytest
 rclpy = pytest.importorskip("rclpy")  # noqa: E402  (the ROS wheels are part of the test set-up)
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from geometry_msgs.msg import WrenchStamped  # noqa: E402
+from sensor_msgs.msg import Image  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 
 from rosutil import ROOT, probe_node, ros_env, spin_until, start_node, stop  # noqa: E402
@@ -96,6 +97,42 @@ def test_bad_frames_are_rejected_and_good_ones_still_served(ros, transport):
     assert "provider" in values and float(values["rate_hz"]) > 0
     assert results[0].success and "tared" in results[0].message
     assert results[1].success
+
+
+def test_colour_frames_reach_a_mono8_model_as_grey(ros):
+    """README: mono8, rgb8 and bgr8 frames are all taken. A grey picture sent as rgb8 or bgr8
+    (three equal channels) must give exactly the force of the same picture as mono8."""
+    from tacforce_ros.perception.image import encode_image_fields
+    from tacforce_ros.ros.qos import sensor_qos
+    from tacforce_ros.sim.sensors import SimConfig, SimulatedSensors
+    domain, node = ros
+    got = collect(node)
+    grey = SimulatedSensors(SimConfig(indenters=("cone",), positions=1, shear_points=2)).image(1.5)[0]
+    frames = {"mono8": grey, "rgb8": np.repeat(grey[..., None], 3, 2), "bgr8": np.repeat(grey[..., None], 3, 2)}
+    server = start_node(NODE, domain, {"model_path": str(MODEL)})
+    forces = {}
+    try:
+        pub = node.create_publisher(Image, "/tactile/image_raw", sensor_qos(depth=5))
+        reset = node.create_client(Trigger, "/tactile_force_node/reset_state")
+        assert spin_until(node, lambda: pub.get_subscription_count() > 0, 60, [server])
+        assert reset.wait_for_service(timeout_sec=30)
+        for sec, (encoding, frame) in enumerate(frames.items(), 3000):
+            future = reset.call_async(Trigger.Request())   # the same recurrent state for each
+            assert spin_until(node, future.done, 10, [server])
+            msg = Image(**encode_image_fields(frame, encoding))
+            msg.header.stamp.sec = sec
+            answer = []
+            for _ in range(5):  # best effort: send again if it was lost
+                pub.publish(msg)
+                if spin_until(node, lambda: answer.extend(m for m in got if m.header.stamp.sec == sec) or answer,
+                              2, [server]):
+                    break
+            assert answer, encoding
+            forces[encoding] = [answer[0].wrench.force.x, answer[0].wrench.force.y, answer[0].wrench.force.z]
+    finally:
+        log = stop(server)
+    assert forces["rgb8"] == pytest.approx(forces["mono8"], abs=1e-6), log
+    assert forces["bgr8"] == pytest.approx(forces["mono8"], abs=1e-6), log
 
 
 @pytest.mark.parametrize("content, expected", [

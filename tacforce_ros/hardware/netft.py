@@ -1,4 +1,4 @@
-"""ATI Net F/T (Nano17) over RDT: client, calibration, sequence accounting and a loopback emulator.
+"""ATI Net F/T (Nano17) over RDT: client, calibration and a loopback emulator.
 
 Protocol (ATI Net F/T manual, "Raw Data Transfer"), all fields big-endian:
 
@@ -11,6 +11,7 @@ Protocol (ATI Net F/T manual, "Raw Data Transfer"), all fields big-endian:
   request, so the client resets its accounting on ``start()``); it wraps at 2**32. Each
   ``start()`` sends from a fresh UDP socket (new local port): records of the earlier stream
   still in flight go to the old port and cannot be mistaken for the new stream's numbers.
+  Accounting, and resynchronising after a jump, is ``rdt_sequence.SequenceTracker``'s.
 * calibration: ``http://<box>/netftapi2.xml`` holds ``cfgcpf``/``cfgcpt`` (counts per force /
   torque unit) and the units, as codes ``cfgfu``/``cfgtu`` and as text ``scfgfu``/``scfgtu``.
   Force codes 1..6 = lbf, N, klbf, kN, kgf, gf; torque codes 1..6 = lbf-in, lbf-ft, N-m, N-mm,
@@ -28,7 +29,6 @@ benchmarks need no hardware and touch no network.
 
 from __future__ import annotations
 
-import enum
 import http.client
 import math
 import random
@@ -43,7 +43,11 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable, NamedTuple, Sequence
 
+import defusedxml.ElementTree as SafeET
 import numpy as np
+from defusedxml import DefusedXmlException
+
+from .rdt_sequence import UINT32, Arrival, SequenceTracker
 
 RDT_PORT = 49152
 RDT_HEADER = 0x1234
@@ -57,7 +61,6 @@ REQUEST_SIZE = REQUEST.size  # 8
 RECORD_SIZE = RECORD.size  # 36
 
 CALIBRATION_PATH = "/netftapi2.xml"
-UINT32 = 0xFFFFFFFF
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 
 LBF_N = 4.4482216152605  # exact: 0.45359237 kg * 9.80665 m/s^2
@@ -85,6 +88,10 @@ CALIBRATION_HINT = (
     "if the box is not configured in N and Nm) from the sensor's calibration instead"
 )
 MAX_XML_BYTES = 1 << 20
+# Plausible counts per force/torque unit. ATI boxes report ~1e3..1e7; 1..1e9 leaves room for any
+# unit choice (e.g. counts per mN or per klbf) yet refuses pages that would make to_si overflow to
+# inf (1e-300 counts per N) or flush every reading to ~0 (1e300); from 1 up, to_si stays finite.
+COUNTS_PER_UNIT_RANGE = (1.0, 1e9)
 RCVBUF_BYTES = 4 << 20  # absorbs ~100 ms of 5 kHz records while Python is busy elsewhere
 
 
@@ -172,14 +179,16 @@ class Calibration:
     _factor: np.ndarray = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        low, high = COUNTS_PER_UNIT_RANGE
         for name in ("counts_per_force", "counts_per_torque"):
             value = getattr(self, name)
             try:
-                ok = math.isfinite(float(value)) and float(value) > 0
+                ok = low <= float(value) <= high  # False for nan
             except (TypeError, ValueError):
                 ok = False
             if not ok:
-                raise CalibrationError(f"{name} must be a positive finite number, got {value!r}")
+                raise CalibrationError(f"{name} must be between {low:g} and {high:g} counts per "
+                                       f"unit (ATI boxes report ~1e3..1e7), got {value!r}")
         force = FORCE_UNITS_N.get(_unit_key(self.force_unit))
         torque = TORQUE_UNITS_NM.get(_unit_key(self.torque_unit))
         if force is None:
@@ -233,12 +242,19 @@ def _xml_unit(root: ET.Element, code_tag: str, text_tag: str, codes: dict[int, s
 
 
 def parse_calibration_xml(data: str | bytes) -> Calibration:
-    """The ``Calibration`` in a netftapi2.xml page (parsed as data with xml.etree, never eval)."""
+    """The ``Calibration`` in a netftapi2.xml page (parsed as data, never eval).
+
+    The box's page has no DTD, so any is refused (defusedxml) as soon as the parser meets it:
+    entity-expansion bombs and external entities are never expanded, whatever expat's version.
+    """
     try:
-        root = ET.fromstring(data)
+        root = SafeET.fromstring(data, forbid_dtd=True)
     except ET.ParseError as e:
         raise CalibrationError(
             f"calibration page is not valid XML ({e}); {CALIBRATION_HINT}") from e
+    except DefusedXmlException as e:
+        raise CalibrationError(f"calibration page has a DTD or entities, refused ({e!r}); "
+                               f"{CALIBRATION_HINT}") from e
     values = {}
     for tag in ("cfgcpf", "cfgcpt"):
         text = _text(root, tag)
@@ -284,104 +300,6 @@ def fetch_calibration(host: str, port: int = 80, timeout: float = 1.0) -> Calibr
     return parse_calibration_xml(bytes(body))
 
 
-# --- sequence accounting -----------------------------------------------------------------------
-
-
-class Arrival(enum.Enum):
-    """What a sequence number was, relative to those already fed."""
-
-    NEW = "new"  # higher than all before (any numbers skipped are counted lost)
-    LATE = "late"  # lower, previously counted lost: now out_of_order instead
-    DUPLICATE = "duplicate"
-    TOO_OLD = "too_old"  # further back than the window: cannot tell, ignored
-
-
-class SequenceTracker:
-    """Counts received, lost, duplicated and out-of-order uint32 sequence numbers.
-
-    Numbers are unwrapped (each one is taken as the nearest to the highest so far, modulo
-    2**32), so wrap-around is seamless. Whether a number was seen is kept for the last
-    ``window`` numbers only (bounded memory); anything older is ``TOO_OLD`` and not counted.
-    Always: ``received_unique + lost == expected == highest - first + 1``.
-    """
-
-    def __init__(self, window: int = 65536):
-        if window < 2:
-            raise ValueError(f"window must be >= 2, got {window}")
-        self.window = window
-        self.reset()
-
-    def reset(self) -> None:
-        self._seen = bytearray(self.window)
-        self._first: int | None = None
-        self._high: int | None = None
-        self.received = 0  # every number fed, duplicates included
-        self.received_unique = 0
-        self.lost = 0
-        self.duplicated = 0
-        self.out_of_order = 0
-        self.too_old = 0
-
-    @property
-    def expected(self) -> int:
-        return 0 if self._high is None else self._high - self._first + 1
-
-    @property
-    def first(self) -> int | None:
-        return None if self._first is None else self._first & UINT32
-
-    @property
-    def last(self) -> int | None:
-        """The highest number so far (as received, i.e. wrapped)."""
-        return None if self._high is None else self._high & UINT32
-
-    def feed(self, sequence: int) -> Arrival:
-        if not 0 <= sequence <= UINT32:
-            raise ValueError(f"sequence number must fit uint32, got {sequence}")
-        self.received += 1
-        if self._high is None:
-            self._first = self._high = sequence
-            self._seen[sequence % self.window] = 1
-            self.received_unique = 1
-            return Arrival.NEW
-        delta = ((sequence - self._high + 2**31) & UINT32) - 2**31
-        n = self._high + delta
-        if delta > 0:
-            self._advance(n)
-            self.lost += delta - 1
-            self.received_unique += 1
-            return Arrival.NEW
-        if delta <= -self.window:
-            self.too_old += 1
-            return Arrival.TOO_OLD
-        slot = n % self.window
-        if n < self._first:  # reordered ahead of the first one: extend the span back to it
-            self.lost += self._first - n - 1
-            self._first = n
-        elif self._seen[slot]:
-            self.duplicated += 1
-            return Arrival.DUPLICATE
-        else:
-            self.lost -= 1
-        self._seen[slot] = 1
-        self.received_unique += 1
-        self.out_of_order += 1
-        return Arrival.LATE
-
-    def _advance(self, n: int) -> None:
-        """Mark high+1..n-1 unseen (they may still come late) and n seen."""
-        count = n - self._high
-        if count >= self.window:
-            self._seen = bytearray(self.window)
-        else:
-            start = (self._high + 1) % self.window
-            head = min(count, self.window - start)
-            self._seen[start:start + head] = bytes(head)
-            self._seen[:count - head] = bytes(count - head)
-        self._seen[n % self.window] = 1
-        self._high = n
-
-
 # --- client ------------------------------------------------------------------------------------
 
 
@@ -408,7 +326,8 @@ class ClientStats:
     lost: int
     duplicated: int
     out_of_order: int
-    too_old: int
+    out_of_range: int  # numbered far from the stream (forged, corrupt or a jump): dropped
+    resyncs: int  # jumps that enough consecutive records confirmed
     malformed: int
     last_status: int | None
     rate_hz: float
@@ -440,7 +359,9 @@ class NetFTClient:
     The UDP socket is connected to the box, so only its datagrams are delivered and a closed
     port surfaces as ``NetFTConnectionError`` (ICMP port unreachable) instead of silence.
     Every blocking call has a timeout. Duplicated records are dropped; late (reordered)
-    records are delivered with ``Sample.late`` set. ``read`` is meant for one thread at a
+    records are delivered with ``Sample.late`` set; records numbered far from the stream are
+    dropped unless a few in a row confirm a new numbering (``SequenceTracker``), so one forged
+    record cannot stop the stream. ``read`` is meant for one thread at a
     time (``NetFTStream``); ``stop``, ``bias``, ``tare``, ``stats`` may be called from others.
     """
 
@@ -610,11 +531,11 @@ class NetFTClient:
                 self._malformed += 1
                 return None
             record = decode_record(memoryview(self._buf)[:n])
-            self._last_packet_ns = monotonic_ns
-            self._last_status = record.status
             arrival = self._tracker.feed(record.rdt_sequence)
-            if arrival is Arrival.DUPLICATE or arrival is Arrival.TOO_OLD:
+            if arrival is Arrival.DUPLICATE or arrival is Arrival.OUT_OF_RANGE:
                 return None
+            self._last_packet_ns = monotonic_ns  # accepted only: junk must not hide a stale box
+            self._last_status = record.status
             raw = self.calibration.to_si(record.counts)
             self._recent.append(raw)
             self._rate.tick(monotonic_ns)
@@ -623,7 +544,7 @@ class NetFTClient:
                       wrench, stamp_ns, monotonic_ns, arrival is Arrival.LATE)
 
     def seconds_since_last_packet(self) -> float:
-        """Seconds since the last valid record (or since ``start()`` if none yet; inf before).
+        """Seconds since the last accepted record (or since ``start()`` if none yet; inf before).
 
         A stream is stale when this exceeds a few sample periods.
         """
@@ -636,7 +557,8 @@ class NetFTClient:
             t = self._tracker
             rate = self._rate.rate_hz if self.seconds_since_last_packet() < 1.0 else 0.0
             return ClientStats(t.received, t.received_unique, t.lost, t.duplicated,
-                               t.out_of_order, t.too_old, self._malformed, self._last_status, rate)
+                               t.out_of_order, t.out_of_range, t.resyncs, self._malformed,
+                               self._last_status, rate)
 
     def close(self) -> None:
         """Stop streaming (best effort: the box may be gone) and close the socket."""

@@ -25,7 +25,7 @@ from ..hardware.protocol import Waypoint, describe, plan
 from ..hardware.robot import SimulatedRobot, URRobot, rotvec_to_quaternion
 from ..hardware.safety import SafetyMonitor
 from ..perception.image import encode_image_fields
-from ..ros.params import declare
+from ..ros.params import declare, refuse_unknown
 from ..ros.qos import output_qos, sensor_qos
 
 FORCE_STREAM_WAIT_S = 10.0
@@ -45,6 +45,7 @@ PARAMETERS = {  # name: (default, description); the protocol's are documented in
     "dwell": (0.2, "rest at each press and shear point, s"),
     "idle_time": (0.5, "rest out of contact after each episode, s"),
     "material_curve": (False, "straight press/release in fine steps (force-depth curves)"),
+    "material_depth_step": (0.1e-3, "depth step of the material curve, m"),
     "force_limits": ([8.0, 8.0, 12.0, 0.08, 0.08, 0.08], "|Fx| |Fy| |Fz| N, |Tx| |Ty| |Tz| N·m"),
     "stale_after": (0.1, "stop when the force stream is silent this long, s"),
     "control_period": (0.002, "run-logic cycle, s"),
@@ -66,6 +67,7 @@ class CollectionNode(Node):
                            "with robot 'sim': serve a simulated Net F/T box (RDT on 127.0.0.1:sim_rdt_port) "
                            "and publish simulated tactile images, both following the simulated robot")
         sim_port = declare(self, "sim_rdt_port", 49152, "UDP port of the simulated Net F/T box")
+        refuse_unknown(self)
         try:
             self.config = CollectionConfig.from_parameters(values)
             self.waypoints = plan(self.config.protocol)

@@ -19,20 +19,20 @@ import time
 import numpy as np
 from geometry_msgs.msg import Pose, PoseArray, PoseStamped
 from rclpy.node import Node
-from sensor_msgs.msg import CameraInfo, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_srvs.srv import Trigger
 
-from ..inference.contract import ModelError
-from ..inference.runtime import DEFAULT_PROVIDERS, OnnxModel
 from ..paths import resolve
 from ..perception.grasp_map import (Grasp, GraspMapError, GraspPlanner, Intrinsics, decode_grasps,
                                     depth_at, grasp_position, grasp_quaternion, heatmap_overlay,
-                                    jaw_length_px)
-from ..perception.image import ImageError, decode_compressed, decode_depth, decode_image, image_order
+                                    jaw_length_px, position_problem)
+from ..perception.image import ImageError, decode_depth
 from ..perception.stats import StageStats
+from ..ros.checks import checked_stamp, publish_finite
 from ..ros.diagnostics import DiagnosticsPublisher
-from ..ros.images import subscribe_image
-from ..ros.params import declare
+from ..ros.images import TRANSPORTS, decode_any, subscribe_image
+from ..ros.model_params import declare_common, declare_runtime, load_model
+from ..ros.params import declare, invalid, optional_topic, refuse_unknown, topic
 from ..ros.qos import output_qos, sensor_qos
 
 
@@ -42,49 +42,62 @@ class GraspPlannerNode(Node):
         self.model_path = str(resolve("models", declare(
             self, "model_path", "grasp_map.onnx",
             "ONNX grasp_map model: a file name in the package's models/ or a path")))
-        image_topic = declare(self, "image_topic", "/camera/color/image_raw", "Colour image topic")
+        image_topic = declare(self, "image_topic", "/camera/color/image_raw", "Colour image topic", check=topic)
         transport = declare(self, "image_transport", "raw",
-                            "'raw' (sensor_msgs/Image) or 'compressed' (CompressedImage on <image_topic>/compressed)")
+                            "'raw' (sensor_msgs/Image) or 'compressed' (CompressedImage on <image_topic>/compressed)",
+                            choices=TRANSPORTS)
         depth_topic = declare(self, "depth_topic", "",
-                              "Depth image aligned to the colour image (16UC1 mm or 32FC1 m); empty: none")
+                              "Depth image aligned to the colour image (16UC1 mm or 32FC1 m); empty: none",
+                              check=optional_topic)
         info_topic = declare(self, "camera_info_topic", "/camera/color/camera_info",
-                             "CameraInfo of the colour image (intrinsics for poses)")
+                             "CameraInfo of the colour image (intrinsics for poses)", check=topic)
         self.depth_max_age = declare(self, "depth_max_age", 0.1,
-                                     "Seconds a depth frame may differ from the colour frame and still be used")
+                                     "Seconds a depth frame may differ from the colour frame and still be used",
+                                     limits=(0.0, 60.0))
         self.table_plane = [float(x) for x in declare(
             self, "table_plane", [0.0, 0.0, 1.0, 0.6],
             "Table plane a*x + b*y + c*z = d in the camera optical frame (m); used without depth")]
         self.frame_id = declare(self, "frame_id", "",
                                 "frame_id of the outputs (empty: the colour image's optical frame)")
         self.min_probability = declare(self, "min_probability", 0.5,
-                                       "Grasps with a lower success probability are not published")
-        self.top_k = declare(self, "top_k", 5, "Grasp candidates published on ~candidates")
+                                       "Grasps with a lower success probability are not published",
+                                       limits=(0.0, 1.0))
+        self.top_k = declare(self, "top_k", 5, "Grasp candidates published on ~candidates", limits=(1, 1000))
         self.nms_distance = declare(self, "nms_distance_px", 48.0,
-                                    "A grasp closer than this (pixels) to a better one is suppressed")
+                                    "A grasp closer than this (pixels) to a better one is suppressed",
+                                    limits=(0.0, 100000.0))
         self.angle_window = declare(self, "angle_window", 1,
                                     "Rank grasps by P averaged over this many neighbouring angle bins "
-                                    "each side (1-2-1 weights); 0: by the bin's own P")
+                                    "each side (1-2-1 weights); 0: by the bin's own P; at most (bins - 1) / 2",
+                                    limits=(0, 64))
         self.jaw_opening = declare(self, "jaw_opening", 0.085,
-                                   "Gripper opening in metres (drawn in the overlay; reported by ~/plan)")
+                                   "Gripper opening in metres (drawn in the overlay; reported by ~/plan)",
+                                   limits=(0.001, 0.5))
+        self.min_range = declare(self, "min_range", 0.1,
+                                 "Metres: grasps nearer the camera (optical z) are dropped as implausible",
+                                 limits=(0.0, 100.0))
+        self.max_range = declare(self, "max_range", 3.0,
+                                 "Metres: grasps farther from the camera are dropped as implausible",
+                                 limits=(0.01, 100.0))
         self.continuous = declare(self, "continuous", True,
                                   "Plan every newest frame; false: only when ~/plan is called")
         self.publish_overlay = declare(self, "publish_overlay", True, "Publish the ~overlay image")
         self.publish_map = declare(self, "publish_map", True, "Publish the raw ~map image")
-        providers = declare(self, "providers", list(DEFAULT_PROVIDERS),
-                            "ONNX Runtime execution providers in order of preference (tensorrt, cuda, cpu)")
-        self.max_pixels = declare(self, "max_image_pixels", 4096 * 4096,
-                                  "Frames with more pixels are rejected before decoding")
-        diag_period = declare(self, "diagnostics_period", 1.0, "Seconds between /diagnostics reports")
+        runtime = declare_runtime(self)
+        self.max_pixels, diag_period = declare_common(self)
+        refuse_unknown(self)
         if len(self.table_plane) != 4 or not any(self.table_plane[:3]):
             raise SystemExit(f"grasp_planner_node: table_plane must be [a, b, c, d] with a non-zero "
                              f"normal, got {self.table_plane}")
+        if self.min_range >= self.max_range:
+            raise invalid(self, "min_range", f"must be below max_range ({self.max_range})", self.min_range)
 
         self.stats = StageStats()
-        try:
-            self.planner = GraspPlanner(OnnxModel(self.model_path, "grasp_map", providers=providers))
-        except (ModelError, GraspMapError) as exc:
-            raise SystemExit(f"grasp_planner_node: {exc}") from None
+        self.planner = load_model(self, self.model_path, "grasp_map", runtime, GraspPlanner)
         model, layout = self.planner.model, self.planner.layout
+        if self.angle_window > (layout.bins - 1) // 2:
+            raise invalid(self, "angle_window", f"must be at most {(layout.bins - 1) // 2} for this model's "
+                                                f"{layout.bins} angle bins", self.angle_window)
         self.get_logger().info(
             f"model {self.model_path} on {model.provider}; input {model.metadata.input.width}x"
             f"{model.metadata.input.height} {model.metadata.input.encoding}; map {layout.rows}x{layout.cols}"
@@ -92,17 +105,17 @@ class GraspPlannerNode(Node):
         self.intrinsics: Intrinsics | None = None
         self.info_size = (0, 0)  # CameraInfo width, height (0: not given)
         self.depth: tuple[float, np.ndarray] | None = None  # (stamp s, metres)
-        self.latest = None  # (msg, decode) of the newest colour frame
+        self.latest: Image | CompressedImage | None = None  # the newest colour frame
         self.last_result = "no frame planned yet"
 
         self.pub_best = self.create_publisher(PoseStamped, "~/best_pose", output_qos())
         self.pub_candidates = self.create_publisher(PoseArray, "~/candidates", output_qos())
         self.pub_overlay = self.create_publisher(Image, "~/overlay", output_qos())
         self.pub_map = self.create_publisher(Image, "~/map", output_qos())
-        subscribe_image(self, image_topic, transport, lambda m: self.on_colour(m, decode_image),
-                        lambda m: self.on_colour(m, decode_compressed))
+        subscribe_image(self, image_topic, transport, self.on_colour, self.on_colour, stats=self.stats)
         if depth_topic:
-            self.create_subscription(Image, depth_topic, self.on_depth, sensor_qos())
+            self.create_subscription(Image, depth_topic, checked_stamp(self, self.stats, self.on_depth, "depth frame"),
+                                     sensor_qos())
         self.create_subscription(CameraInfo, info_topic, self.on_camera_info, sensor_qos())
         self.create_service(Trigger, "~/plan", self.on_plan)
         self.diagnostics = DiagnosticsPublisher(
@@ -112,7 +125,7 @@ class GraspPlannerNode(Node):
     # ------------------------------------------------------------------ inputs
     def on_camera_info(self, msg: CameraInfo) -> None:
         try:
-            self.intrinsics = Intrinsics.from_k(msg.k)
+            self.intrinsics = Intrinsics.from_camera_info(msg.k, msg.width, msg.height)
             self.info_size = (int(msg.width), int(msg.height))
         except ValueError as exc:
             self.stats.error("camera_info")
@@ -125,27 +138,25 @@ class GraspPlannerNode(Node):
             self.stats.error("depth")
             self.get_logger().warning(f"depth frame rejected: {exc}", throttle_duration_sec=2.0)
 
-    def on_colour(self, msg, decode) -> None:
-        self.latest = (msg, decode)
+    def on_colour(self, msg: Image | CompressedImage) -> None:
+        self.latest = msg
         if self.continuous:
-            self.plan(msg, decode)
+            self.plan(msg)
 
     def on_plan(self, _request, response):
         if self.latest is None:
             response.success, response.message = False, "no colour image received yet"
             return response
-        grasps = self.plan(*self.latest)
+        grasps = self.plan(self.latest)
         response.success = bool(grasps)
         response.message = self.last_result
         return response
 
     # ------------------------------------------------------------------ planning
-    def plan(self, msg, decode) -> list[Grasp]:
+    def plan(self, msg: Image | CompressedImage) -> list[Grasp]:
         t0 = time.perf_counter()
         try:
-            image = decode(msg, max_pixels=self.max_pixels)
-            order = image_order(msg.encoding) if decode is decode_image else (
-                "gray" if image.shape[2] == 1 else "bgr")
+            image, order = decode_any(msg, self.max_pixels)
             t1 = time.perf_counter()
             prob = self.planner.grasp_map(image, order)
         except (ImageError, ValueError) as exc:
@@ -163,15 +174,16 @@ class GraspPlannerNode(Node):
         depth = self._depth_for(header.stamp)
         poses = self._poses(grasps, depth, image.shape)
         if poses and poses[0] is not None:
-            self.pub_best.publish(PoseStamped(header=_header(header, frame_id), pose=poses[0]))
-        self.pub_candidates.publish(PoseArray(header=_header(header, frame_id),
-                                              poses=[p for p in poses if p is not None]))
+            publish_finite(self, self.pub_best, PoseStamped(header=_header(header, frame_id), pose=poses[0]),
+                           self.stats)
+        publish_finite(self, self.pub_candidates, PoseArray(header=_header(header, frame_id),
+                                                            poses=[p for p in poses if p is not None]), self.stats)
         if self.publish_map:
-            self.pub_map.publish(_map_message(prob, header, frame_id))
+            self.pub_map.publish(_map_message(prob, header, frame_id))  # finite: check_map
         if self.publish_overlay:
             rgb = image if order == "rgb" else image[..., ::-1] if order == "bgr" else np.repeat(image, 3, 2)
             overlay = heatmap_overlay(rgb, prob, self.planner.layout, grasps, self._jaw_px(grasps, depth))
-            self.pub_overlay.publish(_rgb_message(overlay, header, frame_id))
+            self.pub_overlay.publish(_rgb_message(overlay, header, frame_id))  # uint8
         t3 = time.perf_counter()
         self.last_result = _describe(grasps, poses, frame_id, self.min_probability)
         for stage, seconds in (("decode", t1 - t0), ("inference", t2 - t1), ("publish", t3 - t2),
@@ -203,7 +215,12 @@ class GraspPlannerNode(Node):
         poses = []
         for g in grasps:
             xyz = grasp_position(g, self.intrinsics, depth, self.table_plane)
-            if xyz is None:
+            problem = None if xyz is None else position_problem(xyz, self.min_range, self.max_range)
+            if problem:
+                self.stats.error("pose_range" if np.isfinite(xyz).all() else "non_finite")
+                self.get_logger().warning(f"grasp at pixel ({g.u:.0f}, {g.v:.0f}) dropped: {problem}",
+                                          throttle_duration_sec=2.0)
+            if xyz is None or problem:
                 poses.append(None)
                 continue
             pose = Pose()
@@ -256,7 +273,7 @@ def _describe(grasps: list[Grasp], poses: list, frame_id: str, min_probability: 
         p = poses[0].position
         text += f", position ({p.x:.3f}, {p.y:.3f}, {p.z:.3f}) m in {frame_id}"
     else:
-        text += ", no pose (no CameraInfo or no depth/table intersection)"
+        text += ", no pose (no CameraInfo, no depth/table intersection, or out of range)"
     return text + f"; {len(grasps)} candidate(s)"
 
 

@@ -16,18 +16,16 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Bool, Float32
 from std_srvs.srv import Trigger
 
-from ..inference.contract import ModelError
-from ..inference.runtime import DEFAULT_PROVIDERS, OnnxModel
 from ..paths import resolve
 from ..perception.grasp_success import TASK, GraspSuccessClassifier, MajorityDebouncer, NonFiniteOutput, answer
-from ..perception.image import ImageError, decode_compressed, decode_image, image_order, to_model_channels
+from ..perception.image import ImageError
 from ..perception.stats import StageStats
+from ..ros.checks import publish_finite
 from ..ros.diagnostics import DiagnosticsPublisher
-from ..ros.images import subscribe_image
-from ..ros.params import declare
+from ..ros.images import TRANSPORTS, decode_for_model, subscribe_image
+from ..ros.model_params import declare_common, declare_runtime, load_model
+from ..ros.params import declare, refuse_unknown, topic
 from ..ros.qos import output_qos
-
-MODEL_ORDER = {"mono8": "gray", "rgb8": "rgb", "bgr8": "bgr"}
 
 
 class GraspSuccessNode(Node):
@@ -36,64 +34,52 @@ class GraspSuccessNode(Node):
         self.model_path = str(resolve("models", declare(
             self, "model_path", "grasp_success.onnx",
             "ONNX grasp_success model: a file name in the package's models/ or a path")))
-        image_topic = declare(self, "image_topic", "/grasp_camera/image_raw", "After-grasp camera image topic")
+        image_topic = declare(self, "image_topic", "/grasp_camera/image_raw", "After-grasp camera image topic",
+                              check=topic)
         self.transport = declare(self, "image_transport", "raw",
-                                 "'raw' (sensor_msgs/Image) or 'compressed' (CompressedImage on <image_topic>/compressed)")
+                                 "'raw' (sensor_msgs/Image) or 'compressed' (CompressedImage on <image_topic>/compressed)",
+                                 choices=TRANSPORTS)
         probability_topic = declare(self, "probability_topic", "/grasp_success/probability",
-                                    "std_msgs/Float32 output: P(held) of every processed frame")
+                                    "std_msgs/Float32 output: P(held) of every processed frame", check=topic)
         decision_topic = declare(self, "decision_topic", "/grasp_success/held",
                                  "std_msgs/Bool output: debounced decision (majority over the last "
-                                 "`window` frames)")
-        window = declare(self, "window", 10, "Frames in the majority vote")
-        threshold = declare(self, "threshold", 0.5, "A frame votes 'held' when P(held) >= threshold")
+                                 "`window` frames)", check=topic)
+        window = declare(self, "window", 10, "Frames in the majority vote", limits=(1, 1000))
+        threshold = declare(self, "threshold", 0.5, "A frame votes 'held' when P(held) >= threshold",
+                            limits=(0.0, 1.0), check=lambda _node, t: None if 0.0 < t < 1.0 else "must be in (0, 1)")
         min_frames = declare(self, "min_frames", 3,
-                             "No decision is published before this many frames are in the window")
+                             "No decision is published before this many frames are in the window (1..window)",
+                             limits=(1, 1000))
         self.max_age = declare(self, "max_age", 1.0,
-                               "Seconds: the service only counts frames received this recently")
-        providers = declare(self, "providers", list(DEFAULT_PROVIDERS),
-                            "ONNX Runtime execution providers in order of preference (tensorrt, cuda, cpu)")
-        self.max_pixels = declare(self, "max_image_pixels", 4096 * 4096,
-                                  "Frames with more pixels are rejected before decoding")
-        diag_period = declare(self, "diagnostics_period", 1.0, "Seconds between /diagnostics reports")
+                               "Seconds: the service only counts frames received this recently",
+                               limits=(0.0, 3600.0))
+        runtime = declare_runtime(self)
+        self.max_pixels, diag_period = declare_common(self)
+        refuse_unknown(self)
 
         self.stats = StageStats()
         try:
             self.debouncer = MajorityDebouncer(window, threshold, min_frames)
         except ValueError as exc:
             raise SystemExit(f"grasp_success_node: {exc}") from None
-        try:
-            self.classifier = GraspSuccessClassifier(OnnxModel(self.model_path, TASK, providers=providers))
-        except ModelError as exc:
-            raise SystemExit(f"grasp_success_node: {exc}") from None
+        self.classifier = load_model(self, self.model_path, TASK, runtime, GraspSuccessClassifier)
         model = self.classifier.model
-        self.model_order = MODEL_ORDER[model.metadata.input.encoding]
         self.get_logger().info(f"model {self.model_path} on {model.provider}; input "
                                f"{model.metadata.input.width}x{model.metadata.input.height} "
                                f"{model.metadata.input.encoding}")
         self.prob_pub = self.create_publisher(Float32, probability_topic, output_qos())
         self.held_pub = self.create_publisher(Bool, decision_topic, output_qos())
-        subscribe_image(self, image_topic, self.transport, self.on_image, self.on_compressed)
+        subscribe_image(self, image_topic, self.transport, self.process, self.process, stats=self.stats)
         self.create_service(Trigger, "~/check", self.on_check)
         self.create_service(Trigger, "~/reset", self.on_reset)
         self.diagnostics = DiagnosticsPublisher(
             self, self.stats, hardware_id=self.model_path, period=diag_period,
             extra={"provider": model.provider, "model": self.model_path})
 
-    def on_image(self, msg: Image) -> None:
-        self.process(msg, lambda m, max_pixels: to_model_channels(
-            decode_image(m, max_pixels=max_pixels), image_order(m.encoding), self.model_order))
-
-    def on_compressed(self, msg: CompressedImage) -> None:
-        self.process(msg, lambda m, max_pixels: self._compressed(m, max_pixels))
-
-    def _compressed(self, msg, max_pixels):
-        image = decode_compressed(msg, max_pixels=max_pixels)
-        return to_model_channels(image, "gray" if image.shape[2] == 1 else "bgr", self.model_order)
-
-    def process(self, msg, decode) -> None:
+    def process(self, msg: Image | CompressedImage) -> None:
         t0 = time.perf_counter()
         try:
-            image = decode(msg, self.max_pixels)
+            image = decode_for_model(msg, self.classifier.model.metadata.input.encoding, self.max_pixels)
             t1 = time.perf_counter()
             p = self.classifier.probability(image)
         except (ImageError, ValueError) as exc:
@@ -103,8 +89,9 @@ class GraspSuccessNode(Node):
             self.get_logger().warning(f"frame rejected: {exc}", throttle_duration_sec=2.0)
             return
         t2 = time.perf_counter()
+        if not publish_finite(self, self.prob_pub, Float32(data=p), self.stats):
+            return
         vote = self.debouncer.push(p, time.monotonic())
-        self.prob_pub.publish(Float32(data=p))
         if vote.held is not None:
             self.held_pub.publish(Bool(data=vote.held))
         t3 = time.perf_counter()

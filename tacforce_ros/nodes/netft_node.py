@@ -6,23 +6,27 @@ rate is the box's (>= 1 kHz). The client's reader thread only queues samples (bo
 two threads at once was seen to stall rclpy here). Counts per force/torque
 come from the box's calibration page unless set as parameters. ~/tare zeroes the output here
 (client side); ~/bias sends the box's own software bias. /diagnostics reports rate, lost,
-duplicated, out-of-order and malformed packets, the last status word, and a stale stream.
+duplicated and out-of-order records, resyncs, the last status word, and a stale stream (ERROR:
+no accepted record for stale_after). Malformed packets, records numbered far from the stream
+(forged or unconfirmed jumps) and non-finite wrenches (never published) are rejected inputs:
+WARN in the report after them.
 """
 from __future__ import annotations
 
 import sys
 from collections import deque
 
+import numpy as np
 from geometry_msgs.msg import WrenchStamped
 from rclpy.node import Node
 from rclpy.time import Time
 from std_srvs.srv import Trigger
 
-from ..hardware.netft import (Calibration, NetFTClient, NetFTError, NetFTStream, Sample,
+from ..hardware.netft import (COUNTS_PER_UNIT_RANGE, Calibration, NetFTClient, NetFTError, NetFTStream, Sample,
                               fetch_calibration)
 from ..perception.stats import StageStats
 from ..ros.diagnostics import DiagnosticsPublisher
-from ..ros.params import declare
+from ..ros.params import declare, refuse_unknown, topic
 from ..ros.qos import sensor_qos
 
 PUBLISH_PERIOD_S = 0.005
@@ -33,15 +37,22 @@ class NetFTNode(Node):
     def __init__(self, **kwargs):
         super().__init__("netft_node", **kwargs)
         host = declare(self, "host", "192.168.1.1", "Net F/T box address")
-        port = declare(self, "port", 49152, "RDT UDP port")
-        http_port = declare(self, "calibration_port", 80, "HTTP port of the box's netftapi2.xml page")
-        cpf = declare(self, "counts_per_force", 0.0, "counts per N; 0 reads the box's calibration page")
-        cpt = declare(self, "counts_per_torque", 0.0, "counts per N·m; 0 reads the box's calibration page")
+        port = declare(self, "port", 49152, "RDT UDP port", limits=(1, 65535))
+        http_port = declare(self, "calibration_port", 80, "HTTP port of the box's netftapi2.xml page",
+                            limits=(1, 65535))
+        cpf = declare(self, "counts_per_force", 0.0, "counts per N; 0 reads the box's calibration page",
+                      limits=(0.0, COUNTS_PER_UNIT_RANGE[1]))
+        cpt = declare(self, "counts_per_torque", 0.0, "counts per N·m; 0 reads the box's calibration page",
+                      limits=(0.0, COUNTS_PER_UNIT_RANGE[1]))
         self.frame_id = declare(self, "frame_id", "ft_sensor", "frame_id of the wrench")
-        topic = declare(self, "topic", "/ft_sensor/wrench", "WrenchStamped output topic")
-        self.stale_after = declare(self, "stale_after", 0.1, "seconds without a packet before the stream is stale")
+        topic_name = declare(self, "topic", "/ft_sensor/wrench", "WrenchStamped output topic", check=topic)
+        self.stale_after = declare(self, "stale_after", 0.1,
+                                   "seconds without an accepted record before the stream is stale",
+                                   limits=(0.001, 60.0))
         bias_on_start = declare(self, "bias_on_start", False, "send the box's software bias when streaming starts")
-        period = declare(self, "diagnostics_period", 1.0, "Seconds between /diagnostics reports")
+        period = declare(self, "diagnostics_period", 1.0, "Seconds between /diagnostics reports",
+                         limits=(0.05, 3600.0))
+        refuse_unknown(self)
         try:
             calibration = (Calibration(cpf, cpt) if cpf > 0 and cpt > 0
                            else fetch_calibration(host, http_port))
@@ -49,7 +60,7 @@ class NetFTNode(Node):
             self.client.start()
         except (NetFTError, ValueError) as exc:
             raise SystemExit(f"netft_node: {exc}") from None
-        self.pub = self.create_publisher(WrenchStamped, topic, sensor_qos(depth=100))
+        self.pub = self.create_publisher(WrenchStamped, topic_name, sensor_qos(depth=100))
         self.stats = StageStats(window=2000)
         self.pending: deque[Sample] = deque(maxlen=QUEUE_LIMIT)
         self.stream = NetFTStream(self.client, self.pending.append).start()
@@ -58,7 +69,7 @@ class NetFTNode(Node):
         self.create_service(Trigger, "~/bias", self.on_bias)
         self.diagnostics = DiagnosticsPublisher(self, self.stats, f"Net F/T {host}:{port}", period)
         self.create_timer(period, self.update_diagnostics)
-        self.get_logger().info(f"streaming {host}:{port} to {topic} ({calibration.counts_per_force:g} "
+        self.get_logger().info(f"streaming {host}:{port} to {topic_name} ({calibration.counts_per_force:g} "
                                f"counts/N, {calibration.counts_per_torque:g} counts/N·m)")
 
     def publish_pending(self) -> None:
@@ -66,6 +77,9 @@ class NetFTNode(Node):
             self.publish(self.pending.popleft())
 
     def publish(self, sample: Sample) -> None:
+        if not np.isfinite(sample.wrench).all():  # the calibration is bounded; this is the last guard
+            self.stats.error("non_finite")
+            return
         msg = WrenchStamped()
         msg.header.stamp = Time(nanoseconds=sample.stamp_ns).to_msg()
         msg.header.frame_id = self.frame_id
@@ -76,16 +90,18 @@ class NetFTNode(Node):
 
     def update_diagnostics(self) -> None:
         s = self.client.stats
+        # The client's junk counts as rejected inputs: any new ones make the next report WARN.
+        self.stats.errors.update(malformed=s.malformed, out_of_range=s.out_of_range)
         self.diagnostics.extra.update(
             received=str(s.received), lost=str(s.lost), duplicated=str(s.duplicated),
-            out_of_order=str(s.out_of_order), malformed=str(s.malformed),
+            out_of_order=str(s.out_of_order), resyncs=str(s.resyncs),
             last_status=hex(s.last_status) if s.last_status is not None else "none",
             box_rate_hz=f"{s.rate_hz:.1f}")
         silence = self.client.seconds_since_last_packet()
         if self.stream.error is not None:
             self.diagnostics.problem = f"stream stopped: {self.stream.error}"
         elif silence > self.stale_after:
-            self.diagnostics.problem = f"stale: no packet for {silence:.2f} s"
+            self.diagnostics.problem = f"stale: no valid record for {silence:.2f} s"
         else:
             self.diagnostics.problem = ""
         if self.diagnostics.problem:

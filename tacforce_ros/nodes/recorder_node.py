@@ -14,8 +14,8 @@ import re
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 
-from ..bags import BagWriter
-from ..ros.params import declare
+from ..bags import BagError, BagWriter
+from ..ros.params import declare, refuse_unknown
 
 MSGTYPE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)/msg/([A-Za-z][A-Za-z0-9_]*)$")
 # Best effort matches reliable and best-effort publishers; a deep queue rides out write stalls.
@@ -37,8 +37,12 @@ class RecorderNode(Node):
         self.output = declare(self, "output", "tacforce_bag", "Bag directory to create")
         self.topics = list(declare(self, "topics", ["/tactile/image_raw", "/ft_sensor/wrench",
                                                     "/tactile/episode"], "Topics to record"))
-        storage = declare(self, "storage", "mcap", "rosbag2 storage: mcap or sqlite3")
-        self.writer = BagWriter(self.output, storage=storage)
+        storage = declare(self, "storage", "mcap", "rosbag2 storage: mcap or sqlite3", choices=("mcap", "sqlite3"))
+        refuse_unknown(self)
+        try:
+            self.writer = BagWriter(self.output, storage=storage)
+        except BagError as exc:  # e.g. the directory exists: never overwrite a recording
+            raise SystemExit(f"recorder_node: {exc}") from None
         self.counts = {topic: 0 for topic in self.topics}
         self._pending = set(self.topics)
         self._subs = []

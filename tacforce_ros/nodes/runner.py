@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 from typing import Callable, Sequence
 
 from ..paths import resolve
@@ -27,17 +28,28 @@ def use_large_image_transport() -> None:
 def spin_nodes(factories: Sequence[Callable], args: Sequence[str] | None = None,
                threads: int = 0) -> int:
     """Create the nodes (after rclpy.init with ``args``, so --ros-args and --params-file apply)
-    and spin them until Ctrl-C. A node that refuses to start (SystemExit with a message)
-    stops the process with that message."""
+    and spin them until Ctrl-C. A node that refuses to start (SystemExit with a message, or a
+    parameter or topic name rclpy refuses) stops the process with that one line."""
     import rclpy
+    from rclpy.exceptions import NameValidationException, ParameterException
     from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
+    from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 
     use_large_image_transport()
-    rclpy.init(args=args)
+    try:
+        rclpy.init(args=args)
+    except (_rclpy.RCLError, _rclpy.UnknownROSArgsError) as exc:  # bad --ros-args, e.g. '-p name' without :=
+        print(f"{Path(sys.argv[0]).stem}: {str(exc).split(', at ')[0]}", file=sys.stderr)
+        return 1
     nodes = []
     try:
         for factory in factories:
-            nodes.append(factory())
+            try:
+                nodes.append(factory())
+            except (ParameterException, NameValidationException) as exc:
+                # a parameter or name rclpy refused that the node did not check itself: one line
+                text = " ".join(line.strip() for line in str(exc).splitlines()[:2])  # not the ^ marker
+                raise SystemExit(f"{getattr(factory, '__name__', 'node')}: {text}") from None
         executor = (MultiThreadedExecutor(num_threads=threads or None) if len(nodes) > 1
                     else SingleThreadedExecutor())
         for node in nodes:

@@ -13,7 +13,7 @@ from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image
 
 from ..perception.image import encode_image_fields
-from ..ros.params import declare
+from ..ros.params import declare, refuse_unknown, topic
 from ..ros.qos import sensor_qos
 from ..sim.grasp_camera import camera_matrix, depth_mm
 from ..sim.grasp_scenes import SHAPES, SceneConfig, generate_scene
@@ -22,23 +22,22 @@ from ..sim.grasp_scenes import SHAPES, SceneConfig, generate_scene
 class SimCameraNode(Node):
     def __init__(self, **kwargs):
         super().__init__("sim_camera_node", **kwargs)
-        rate = declare(self, "rate", 5.0, "Frames per second")
-        self.scene_period = declare(self, "scene_period", 2.0, "Seconds between new scenes")
-        self.height_m = declare(self, "camera_height", 0.6, "Camera height above the table (m)")
+        rate = declare(self, "rate", 5.0, "Frames per second", limits=(0.01, 1000.0))
+        self.scene_period = declare(self, "scene_period", 2.0, "Seconds between new scenes", limits=(0.0, 1e6))
+        self.height_m = declare(self, "camera_height", 0.6, "Camera height above the table (m)", limits=(0.05, 10.0))
         shapes = declare(self, "shapes", list(SHAPES), "Object shapes to draw scenes from")
         seed = declare(self, "seed", 0, "Scene random seed")
         self.frame_id = declare(self, "frame_id", "camera_color_optical_frame", "Optical frame id")
-        image_topic = declare(self, "image_topic", "/camera/color/image_raw", "Colour image topic")
+        image_topic = declare(self, "image_topic", "/camera/color/image_raw", "Colour image topic", check=topic)
         depth_topic = declare(self, "depth_topic", "/camera/aligned_depth_to_color/image_raw",
-                              "Aligned depth topic (16UC1, mm)")
-        info_topic = declare(self, "camera_info_topic", "/camera/color/camera_info", "CameraInfo topic")
+                              "Aligned depth topic (16UC1, mm)", check=topic)
+        info_topic = declare(self, "camera_info_topic", "/camera/color/camera_info", "CameraInfo topic", check=topic)
+        refuse_unknown(self)
         try:
             self.config = SceneConfig(shapes=tuple(shapes), seed=seed)
             self.k = camera_matrix(self.config, self.height_m)
         except ValueError as exc:
             raise SystemExit(f"sim_camera_node: {exc}") from None
-        if not rate > 0:
-            raise SystemExit(f"sim_camera_node: rate must be > 0, got {rate}")
         self.rng = np.random.default_rng(seed)
         self.pub_image = self.create_publisher(Image, image_topic, sensor_qos(depth=2))
         self.pub_depth = self.create_publisher(Image, depth_topic, sensor_qos(depth=2))

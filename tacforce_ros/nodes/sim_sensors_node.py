@@ -16,7 +16,7 @@ from std_msgs.msg import String
 
 from ..bags import episode_message_json
 from ..perception.image import encode_image_fields
-from ..ros.params import declare
+from ..ros.params import declare, refuse_unknown
 from ..ros.qos import output_qos, sensor_qos
 from ..sim.sensors import NODE_NAME, SimConfig, SimulatedSensors
 
@@ -29,6 +29,7 @@ class SimSensorsNode(Node):
         defaults = SimConfig()
         values = {name: declare(self, name, _ros_default(getattr(defaults, name)), SimConfig.DESCRIPTIONS[name])
                   for name in SimConfig.parameter_names()}
+        refuse_unknown(self)
         try:
             self.config = SimConfig.from_parameters(values)
         except ValueError as exc:

@@ -1,7 +1,8 @@
 """tactile_force_node: tactile image in, contact force out on /estimated_wrench.
 
-decode (perception.image) -> model (TactileForceEstimator over OnnxModel) -> WrenchStamped
-stamped with the input image's stamp. Only the newest frame is processed (depth-1 sensor QoS).
+decode (perception.image; mono8/rgb8/bgr8 or compressed, converted to the model's encoding)
+-> model (TactileForceEstimator over OnnxModel) -> WrenchStamped stamped with the input image's
+stamp. Only the newest frame is processed (depth-1 sensor QoS).
 """
 from __future__ import annotations
 
@@ -14,15 +15,15 @@ from rclpy.node import Node
 from sensor_msgs.msg import CompressedImage, Image
 from std_srvs.srv import Trigger
 
-from ..inference.contract import ModelError
-from ..inference.runtime import DEFAULT_PROVIDERS, OnnxModel
 from ..paths import resolve
 from ..perception.force import TASK, NonFiniteOutput, TactileForceEstimator
-from ..perception.image import ImageError, decode_compressed, decode_image
+from ..perception.image import ImageError
 from ..perception.stats import StageStats
+from ..ros.checks import publish_finite
 from ..ros.diagnostics import DiagnosticsPublisher
-from ..ros.images import subscribe_image
-from ..ros.params import declare
+from ..ros.images import TRANSPORTS, decode_for_model, subscribe_image
+from ..ros.model_params import declare_common, declare_runtime, load_model
+from ..ros.params import declare, refuse_unknown, topic
 from ..ros.qos import output_qos
 
 
@@ -32,48 +33,37 @@ class TactileForceNode(Node):
         self.model_path = str(resolve("models", declare(
             self, "model_path", "tactile_force.onnx",
             "ONNX tactile_force model: a file name in the package's models/ or a path")))
-        image_topic = declare(self, "image_topic", "/tactile/image_raw", "Tactile image topic")
+        image_topic = declare(self, "image_topic", "/tactile/image_raw", "Tactile image topic", check=topic)
         self.transport = declare(self, "image_transport", "raw",
-                                 "'raw' (sensor_msgs/Image) or 'compressed' (CompressedImage on <image_topic>/compressed)")
+                                 "'raw' (sensor_msgs/Image) or 'compressed' (CompressedImage on <image_topic>/compressed)",
+                                 choices=TRANSPORTS)
         queue_depth = declare(self, "queue_depth", 1,
-                              "Input frames kept while the node is busy (1: newest frame only)")
-        output_topic = declare(self, "output_topic", "/estimated_wrench", "WrenchStamped output topic")
+                              "Input frames kept while the node is busy (1: newest frame only)", limits=(1, 100))
+        output_topic = declare(self, "output_topic", "/estimated_wrench", "WrenchStamped output topic", check=topic)
         self.frame_id = declare(self, "frame_id", "tactile_sensor",
                                 "frame_id of the output (empty: the input image's frame_id)")
-        providers = declare(self, "providers", list(DEFAULT_PROVIDERS),
-                            "ONNX Runtime execution providers in order of preference (tensorrt, cuda, cpu)")
-        self.max_pixels = declare(self, "max_image_pixels", 4096 * 4096,
-                                  "Frames with more pixels are rejected before decoding")
-        diag_period = declare(self, "diagnostics_period", 1.0, "Seconds between /diagnostics reports")
+        runtime = declare_runtime(self)
+        self.max_pixels, diag_period = declare_common(self)
+        refuse_unknown(self)
 
         self.stats = StageStats()
-        try:
-            self.estimator = TactileForceEstimator(
-                OnnxModel(self.model_path, TASK, providers=providers))
-        except ModelError as exc:
-            raise SystemExit(f"tactile_force_node: {exc}") from None
+        self.estimator = load_model(self, self.model_path, TASK, runtime, TactileForceEstimator)
         model = self.estimator.model
         self.get_logger().info(f"model {self.model_path} on {model.provider}; "
                                f"input {model.metadata.input.width}x{model.metadata.input.height} "
                                f"{model.metadata.input.encoding}")
         self.pub = self.create_publisher(WrenchStamped, output_topic, output_qos())
-        subscribe_image(self, image_topic, self.transport, self.on_image, self.on_compressed, queue_depth)
+        subscribe_image(self, image_topic, self.transport, self.process, self.process, queue_depth, stats=self.stats)
         self.create_service(Trigger, "~/reset_state", self.on_reset)
         self.create_service(Trigger, "~/tare", self.on_tare)
         self.diagnostics = DiagnosticsPublisher(
             self, self.stats, hardware_id=self.model_path, period=diag_period,
             extra={"provider": model.provider, "model": self.model_path})
 
-    def on_image(self, msg: Image) -> None:
-        self.process(msg, decode_image)
-
-    def on_compressed(self, msg: CompressedImage) -> None:
-        self.process(msg, decode_compressed)
-
-    def process(self, msg, decode) -> None:
+    def process(self, msg: Image | CompressedImage) -> None:
         t0 = time.perf_counter()
         try:
-            image = decode(msg, max_pixels=self.max_pixels)
+            image = decode_for_model(msg, self.estimator.model.metadata.input.encoding, self.max_pixels)
             t1 = time.perf_counter()
             force = self.estimator.step(image)
         except (ImageError, ValueError) as exc:
@@ -83,7 +73,8 @@ class TactileForceNode(Node):
             self.get_logger().warning(f"frame rejected: {exc}", throttle_duration_sec=2.0)
             return
         t2 = time.perf_counter()
-        self.pub.publish(build_wrench(msg.header, self.frame_id, force))
+        if not publish_finite(self, self.pub, build_wrench(msg.header, self.frame_id, force), self.stats):
+            return
         t3 = time.perf_counter()
         self.stats.record("decode", t1 - t0)
         self.stats.record("inference", t2 - t1)

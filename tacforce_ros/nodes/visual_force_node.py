@@ -17,19 +17,17 @@ from rclpy.node import Node
 from sensor_msgs.msg import CompressedImage, Image
 from std_srvs.srv import Trigger
 
-from ..inference.contract import ModelError
-from ..inference.runtime import DEFAULT_PROVIDERS, OnnxModel
 from ..paths import resolve
-from ..perception.image import ImageError, decode_compressed, decode_image, image_order, to_model_channels
+from ..perception.image import ImageError
 from ..perception.stats import StageStats
 from ..perception.visual_force import TASK, FrameWindow, NonFiniteOutput, VisualForceEstimator
+from ..ros.checks import publish_finite
 from ..ros.diagnostics import DiagnosticsPublisher
-from ..ros.images import subscribe_image
-from ..ros.params import declare
+from ..ros.images import TRANSPORTS, decode_for_model, subscribe_image
+from ..ros.model_params import declare_common, declare_runtime, load_model
+from ..ros.params import declare, refuse_unknown, topic
 from ..ros.qos import output_qos
 from .tactile_force_node import build_wrench
-
-MODEL_ORDER = {"mono8": "gray", "rgb8": "rgb", "bgr8": "bgr"}
 
 
 class VisualForceNode(Node):
@@ -38,60 +36,46 @@ class VisualForceNode(Node):
         self.model_path = str(resolve("models", declare(
             self, "model_path", "visual_force.onnx",
             "ONNX visual_force model: a file name in the package's models/ or a path")))
-        image_topic = declare(self, "image_topic", "/camera/image_raw", "Camera image topic")
+        image_topic = declare(self, "image_topic", "/camera/image_raw", "Camera image topic", check=topic)
         self.transport = declare(self, "image_transport", "raw",
-                                 "'raw' (sensor_msgs/Image) or 'compressed' (CompressedImage on <image_topic>/compressed)")
-        output_topic = declare(self, "output_topic", "/visual_force/estimated_wrench", "WrenchStamped output topic")
+                                 "'raw' (sensor_msgs/Image) or 'compressed' (CompressedImage on <image_topic>/compressed)",
+                                 choices=TRANSPORTS)
+        output_topic = declare(self, "output_topic", "/visual_force/estimated_wrench", "WrenchStamped output topic",
+                               check=topic)
         self.frame_id = declare(self, "frame_id", "camera",
                                 "frame_id of the output (empty: the input image's frame_id)")
         press_axis = declare(self, "press_axis", "-z",
                              "Axis (x, y, z, -x, -y, -z) the force of a 1-output model is published on")
         max_gap = declare(self, "max_frame_gap", 0.2,
-                          "Seconds: a larger stamp gap between consecutive frames restarts the frame buffer")
-        providers = declare(self, "providers", list(DEFAULT_PROVIDERS),
-                            "ONNX Runtime execution providers in order of preference (tensorrt, cuda, cpu)")
-        self.max_pixels = declare(self, "max_image_pixels", 4096 * 4096,
-                                  "Frames with more pixels are rejected before decoding")
-        diag_period = declare(self, "diagnostics_period", 1.0, "Seconds between /diagnostics reports")
+                          "Seconds: a larger stamp gap between consecutive frames restarts the frame buffer",
+                          limits=(0.001, 3600.0))
+        runtime = declare_runtime(self)
+        self.max_pixels, diag_period = declare_common(self)
+        refuse_unknown(self)
 
         self.stats = StageStats()
-        try:
-            self.estimator = VisualForceEstimator(OnnxModel(self.model_path, TASK, providers=providers), press_axis)
-        except ModelError as exc:
-            raise SystemExit(f"visual_force_node: {exc}") from None
-        except ValueError as exc:
-            raise SystemExit(f"visual_force_node: {exc}") from None
+        self.estimator = load_model(self, self.model_path, TASK, runtime,
+                                    lambda model: VisualForceEstimator(model, press_axis))
         try:
             self.window = FrameWindow(self.estimator.frames, max_gap)
         except ValueError as exc:
             raise SystemExit(f"visual_force_node: {exc}") from None
         model = self.estimator.model
         spec = model.metadata.input
-        self.model_order = MODEL_ORDER[spec.encoding]
         self.get_logger().info(f"model {self.model_path} on {model.provider}; input {spec.frames} x "
                                f"{spec.width}x{spec.height} {spec.encoding}; {self.estimator.outputs} output(s)")
         self.pub = self.create_publisher(WrenchStamped, output_topic, output_qos())
-        subscribe_image(self, image_topic, self.transport, self.on_image, self.on_compressed)
+        subscribe_image(self, image_topic, self.transport, self.process, self.process, stats=self.stats)
         self.create_service(Trigger, "~/reset", self.on_reset)
         self.diagnostics = DiagnosticsPublisher(
             self, self.stats, hardware_id=self.model_path, period=diag_period,
             extra={"provider": model.provider, "model": self.model_path, "window_frames": str(spec.frames)})
         self._report_buffer()
 
-    def on_image(self, msg: Image) -> None:
-        self.process(msg, lambda m: to_model_channels(
-            decode_image(m, max_pixels=self.max_pixels), image_order(m.encoding), self.model_order))
-
-    def on_compressed(self, msg: CompressedImage) -> None:
-        def decode(m):
-            image = decode_compressed(m, max_pixels=self.max_pixels)
-            return to_model_channels(image, "gray" if image.shape[2] == 1 else "bgr", self.model_order)
-        self.process(msg, decode)
-
-    def process(self, msg, decode) -> None:
+    def process(self, msg: Image | CompressedImage) -> None:
         t0 = time.perf_counter()
         try:
-            image = decode(msg)
+            image = decode_for_model(msg, self.estimator.model.metadata.input.encoding, self.max_pixels)
             self.estimator.check_frame(image)
         except (ImageError, ValueError) as exc:
             self.stats.error("image" if isinstance(exc, ImageError) else "shape")
@@ -114,7 +98,8 @@ class VisualForceNode(Node):
             self.get_logger().warning(f"window rejected: {exc}", throttle_duration_sec=2.0)
             return
         t2 = time.perf_counter()
-        self.pub.publish(build_wrench(msg.header, self.frame_id, force))
+        if not publish_finite(self, self.pub, build_wrench(msg.header, self.frame_id, force), self.stats):
+            return
         t3 = time.perf_counter()
         self.diagnostics.extra["buffer_fill"] = f"{len(self.window)}/{self.window.frames}"
         self.stats.record("decode", t1 - t0)

@@ -31,6 +31,8 @@ OUTPUT = "grasp_probability"
 ANGLE_CONVENTION = ("theta in [0, pi): jaw closing line from image +u (right) towards +v (down); "
                     "bin b covers [b*pi/bins, (b+1)*pi/bins), decoded to its centre (b+0.5)*pi/bins")
 CELL_TO_PIXEL = "u = offset_px + stride_px * col, v = offset_px + stride_px * row (pixel centres)"
+# plausible focal lengths as multiples of the image width: a field of view of ~169 deg .. ~3 deg
+FOCAL_RANGE = (0.05, 20.0)
 
 
 class GraspMapError(ValueError):
@@ -172,6 +174,22 @@ class Intrinsics:
             raise ValueError(f"camera matrix K must be 9 finite numbers with fx, fy > 0, got {k}")
         return cls(k[0], k[4], k[2], k[5])
 
+    @classmethod
+    def from_camera_info(cls, k, width: int, height: int) -> "Intrinsics":
+        """From CameraInfo.k, refused (ValueError) when implausible for a ``width`` x ``height``
+        image: fx, fy outside FOCAL_RANGE times the width, or the principal point outside the
+        image (a size of 0, not given, checks K alone)."""
+        intrinsics = cls.from_k(k)
+        if width > 0 and height > 0:
+            low, high = (f * width for f in FOCAL_RANGE)
+            if not (low <= intrinsics.fx <= high and low <= intrinsics.fy <= high):
+                raise ValueError(f"fx {intrinsics.fx:g}, fy {intrinsics.fy:g} px outside {FOCAL_RANGE[0]:g}.."
+                                 f"{FOCAL_RANGE[1]:g} x the image width {width}")
+            if not (0 <= intrinsics.cx <= width and 0 <= intrinsics.cy <= height):
+                raise ValueError(f"principal point ({intrinsics.cx:g}, {intrinsics.cy:g}) outside the "
+                                 f"{width}x{height} image")
+        return intrinsics
+
     def ray(self, u: float, v: float) -> np.ndarray:
         """Direction (z = 1) of pixel (u, v) in the optical frame."""
         return np.array([(u - self.cx) / self.fx, (v - self.cy) / self.fy, 1.0])
@@ -208,6 +226,19 @@ def grasp_position(grasp: Grasp, intrinsics: Intrinsics, depth_m: np.ndarray | N
             return ray * z
     if table_plane is not None:
         return table_point(ray, np.asarray(table_plane, np.float64))
+    return None
+
+
+def position_problem(xyz: np.ndarray, min_range: float, max_range: float) -> str | None:
+    """Why a grasp position (optical frame, m) cannot be real, or None: not finite, nearer than
+    ``min_range`` along the optical axis, or farther than ``max_range`` from the camera (a
+    saturated depth pixel, a wrong CameraInfo)."""
+    if not np.isfinite(xyz).all():
+        return "position is not finite"
+    distance = float(np.linalg.norm(xyz))
+    if xyz[2] < min_range or distance > max_range:
+        return (f"position ({xyz[0]:.3g}, {xyz[1]:.3g}, {xyz[2]:.3g}) m outside the camera's range: z >= "
+                f"{min_range:g} m, distance <= {max_range:g} m")
     return None
 
 
