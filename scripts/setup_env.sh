@@ -15,6 +15,10 @@ py=${PYTHON:-python3}
 
 "$py" -c 'import sys; sys.exit(sys.version_info < (3, 10))' ||
   { echo "tacforce needs Python 3.10 or newer ($py is $("$py" --version 2>&1))" >&2; exit 1; }
+# With a venv activated, python3 is that venv's Python, which may be the very venv removed below:
+# build from the interpreter the venv was made from (sys._base_executable is the venv's on 3.10).
+base=$("$py" -c 'import os, sys; print(os.path.join(sys.base_prefix, "bin", "python%d.%d" % sys.version_info[:2]))')
+[ -x "$base" ] && py=$base
 
 if [ -n "${ROS_DISTRO:-}" ] && "$py" -c 'import rclpy' 2>/dev/null; then
   ros=system
@@ -43,6 +47,9 @@ if [ ! -x "$venv/bin/python" ]; then
     { echo "could not create $venv (on Debian/Ubuntu: apt-get install python3-venv)" >&2; exit 1; }
   echo "$ros" > "$venv/.tacforce-ros"
 fi
+# The README puts the venv in the colcon workspace: keep colcon out of it (setuptools' test data
+# holds a setup.py that `colcon build` would otherwise build), also after a recreate.
+touch "$venv/COLCON_IGNORE"
 pip=("$venv/bin/python" -m pip install -q --disable-pip-version-check)
 onnxruntime=${onnxruntime:-$(cat "$venv/.tacforce-onnxruntime" 2>/dev/null || echo cpu)}
 
