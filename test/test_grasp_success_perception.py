@@ -2,11 +2,9 @@
 majority-vote debouncer, the service answer; and the node's parameter file."""
 from __future__ import annotations
 
-import ast
 
 import numpy as np
 import pytest
-import yaml
 
 from grasp_models import brightness_model
 from rosutil import ROOT
@@ -94,12 +92,8 @@ def test_classifier_gives_the_models_probability_and_checks_it(tmp_path):
         OnnxModel(brightness_model(tmp_path / "f.onnx", task="tactile_force"), "grasp_success")
 
 
-def test_parameter_file_matches_what_the_node_declares():
-    perception = yaml.safe_load((ROOT / "config" / "perception.yaml").read_text())
-    source = (ROOT / "tacforce_ros" / "nodes" / "grasp_success_node.py").read_text()
-    declared = {n.args[1].value for n in ast.walk(ast.parse(source))
-                if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "declare"}
-    assert set(perception["grasp_success_node"]["ros__parameters"]) == declared
+def test_launch_file_starts_the_node():
+    # config/perception.yaml vs the node's parameters: test_package.py, for every model node
     launch = (ROOT / "launch" / "grasp_success.launch.py").read_text()
     assert 'executable="grasp_success_node"' in launch
 
