@@ -21,7 +21,7 @@ NODES = ("tactile_force_node", "sim_sensors_node", "recorder_node", "netft_node"
 ROSDEP_KEYS = {"numpy": "python3-numpy", "cv2": "python3-opencv", "yaml": "python3-yaml",
                "ruamel": "python3-ruamel.yaml", "matplotlib": "python3-matplotlib", "tqdm": "python3-tqdm",
                "onnxruntime": "python3-onnxruntime-pip", "rosbags": "python3-rosbags-pip",
-               "defusedxml": "python3-defusedxml", "simplejpeg": "python3-simplejpeg-pip", "launch": "launch", "launch_ros": "launch_ros"}
+               "defusedxml": "python3-defusedxml", "simplejpeg": "python3-simplejpeg-pip", "mcap": "mcap-ros2-support", "launch": "launch", "launch_ros": "launch_ros"}
 
 
 def entry_points() -> dict[str, str]:
