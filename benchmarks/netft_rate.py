@@ -12,7 +12,9 @@ import time
 
 import numpy as np
 
-from tacforce_ros.hardware.netft import Calibration, NetFTClient, RdtEmulator
+from tacforce_ros.hardware.netft import NetFTClient
+from tacforce_ros.hardware.netft_calibration import Calibration
+from tacforce_ros.sim.netft_box import RdtEmulator
 
 
 def measure(rate_hz: float, seconds: float) -> dict[str, float]:

@@ -11,7 +11,7 @@ A label message applies to every image from its time until the next label messag
 Times: an image's time is its header stamp (as for every other pairing in tacforce); Bool and
 String carry no header, so a label's time is when the bag recorded it (log time). Each image is
 paired with the latest label at or before its stamp; images before the first label are
-skipped. Frames come back in the same form as ``bags.load_tactile_pairs`` gives: mono8
+skipped. Frames come back in the same form as ``data.tactile_pairs.load_tactile_pairs`` gives: mono8
 (H, W, 1) or RGB (H, W, 3) uint8, after an optional per-frame ``transform`` (e.g. resize).
 """
 from __future__ import annotations
@@ -23,8 +23,8 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from .bags import COMPRESSED_IMAGE, IMAGE, STRING, _decode_frame, _topic_connections, default_typestore, \
-    open_bag, stamp_to_ns
+from .bags import COMPRESSED_IMAGE, IMAGE, STRING, default_typestore, open_bag, stamp_to_ns
+from .data.tactile_pairs import decode_frame, topic_connections
 from .perception.image import ImageError
 
 log = logging.getLogger(__name__)
@@ -77,8 +77,8 @@ def load_labelled_frames(bags: Iterable[Path | str] | Path | str, image_topic: s
     for bag in [bags] if isinstance(bags, (str, Path)) else bags:
         bag = Path(bag)
         with open_bag(bag) as reader:
-            image_conns = _topic_connections(reader, bag, image_topic, {IMAGE, COMPRESSED_IMAGE})
-            label_conns = _topic_connections(reader, bag, label_topic, {BOOL, STRING})
+            image_conns = topic_connections(reader, bag, image_topic, {IMAGE, COMPRESSED_IMAGE})
+            label_conns = topic_connections(reader, bag, label_topic, {BOOL, STRING})
             times, values = [], []
             for conn, log_time, raw in reader.messages(connections=label_conns):
                 msg = store.deserialize_cdr(raw, conn.msgtype)
@@ -104,7 +104,7 @@ def load_labelled_frames(bags: Iterable[Path | str] | Path | str, image_topic: s
                     out.skipped_unlabelled += 1
                     continue
                 try:
-                    image, encoding = _decode_frame(msg, conn.msgtype)
+                    image, encoding = decode_frame(msg, conn.msgtype)
                 except ImageError as exc:
                     out.skipped_bad_image += 1
                     log.debug("%s: dropping image at %d ns: %s", bag, t_ns, exc)

@@ -4,6 +4,7 @@
     tacforce run [--sim]           perception nodes from config/perception.yaml in one process
     tacforce sim [--bag DIR]       simulated tactile sensor + Nano17: live topics, or a bag
     tacforce record --out DIR      record topics to an MCAP bag
+    tacforce bag recover DIR       make a bag a killed recorder left readable (like ros2 bag reindex)
     tacforce collect --sim --bag DIR   GenForce indentation run with simulated hardware
     tacforce pairs --out F.npz     location-paired marker masks of two or more sensors (m2m data)
     tacforce fit material-curve    force-depth curves of a sensor from a material-curve run
@@ -68,6 +69,17 @@ def cmd_record(args: argparse.Namespace) -> int:
     ros_args = ["tacforce", "--ros-args", "-p", f"output:={args.out}", "-p", f"storage:={args.storage}",
                 "-p", "topics:=[" + ",".join(f"'{t}'" for t in args.topics) + "]"]
     return spin_nodes([RecorderNode], ros_args)
+
+
+def cmd_bag_recover(args: argparse.Namespace) -> int:
+    from .bags import BagError, recover_bag
+    try:
+        recovery = recover_bag(args.dir)
+    except (OSError, BagError) as exc:
+        print(f"tacforce bag recover: {exc}", file=sys.stderr)
+        return 1
+    print(recovery.summary())
+    return 0
 
 
 def cmd_pairs(args: argparse.Namespace) -> int:
@@ -191,6 +203,15 @@ def build_parser() -> argparse.ArgumentParser:
     record.add_argument("--topics", nargs="+", default=["/tactile/image_raw", "/ft_sensor/wrench", "/tactile/episode"])
     record.add_argument("--storage", default="mcap", choices=["mcap", "sqlite3"])
     record.set_defaults(func=cmd_record)
+
+    bag = sub.add_parser("bag", help="bag maintenance").add_subparsers(dest="what", required=True)
+    recover = bag.add_parser("recover", help="make a bag a killed recorder left readable (like ros2 bag reindex)",
+                             description="Rewrites each unfinished MCAP file with every complete record (a cut-off "
+                                         "tail is dropped), settles sqlite3 files and rebuilds metadata.yaml. "
+                                         "Refuses a bag a live tacforce recorder holds; do not run it on a bag "
+                                         "`ros2 bag record` is still writing.")
+    recover.add_argument("dir", help="bag directory")
+    recover.set_defaults(func=cmd_bag_recover)
 
     collect = sub.add_parser("collect", help="GenForce indentation run recorded to a bag (--sim: simulated "
                                              "UR5e, Nano17 over RDT on loopback, tactile sensor)")

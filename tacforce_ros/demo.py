@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .bags import interpolate_wrench, parse_episode
+from .bags import parse_episode
+from .data.tactile_pairs import interpolate_wrench
 from .paths import resolve
 
 AXES = ("x", "y", "z")

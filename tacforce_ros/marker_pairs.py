@@ -126,7 +126,7 @@ def pairs_from_bags(source_bag: str | Path, target_bag: str | Path, names: tuple
     """Pairs from the same protocol run on two sensors: in each episode both bags have, take
     `frames_per_episode` in-contact source frames evenly spread, and the target frame recorded
     at the same time since the episode started (a repeated robot trajectory)."""
-    from .bags import load_tactile_pairs
+    from .data.tactile_pairs import load_tactile_pairs
 
     masks: dict[str, list[np.ndarray]] = {names[0]: [], names[1]: []}
     segmentation, references = {}, {}

@@ -8,7 +8,8 @@ sets the page's counts per force (e.g. 1e-300, a hostile page)."""
 import sys
 import threading
 
-from tacforce_ros.hardware.netft import CalibrationServer, RdtEmulator, RdtRecord, encode_record
+from tacforce_ros.hardware.rdt import RdtRecord, encode_record
+from tacforce_ros.sim.netft_box import CalibrationServer, RdtEmulator
 
 WRENCH = (0.5, -0.25, -2.0, 0.01, 0.0, -0.002)
 

@@ -1,4 +1,5 @@
-"""Bags written with BagWriter, read back with rosbags and paired with load_tactile_pairs."""
+"""Bags written with BagWriter, read back with rosbags, recovered explicitly after a kill, and
+paired with load_tactile_pairs."""
 
 from __future__ import annotations
 
@@ -23,17 +24,16 @@ from tacforce_ros.bags import (
     BagError,
     BagWriter,
     EpisodeError,
-    TactilePairs,
     default_typestore,
     episode_message_json,
-    interpolate_wrench,
-    load_tactile_pairs,
     needs_recovery,
     open_bag,
     parse_episode,
     read_messages,
     recover_bag,
 )
+from tacforce_ros.cli import main as cli_main
+from tacforce_ros.data.tactile_pairs import TactilePairs, interpolate_wrench, load_tactile_pairs
 from tacforce_ros.perception.image import encode_compressed, encode_image_fields
 
 REPO = Path(__file__).resolve().parents[1]
@@ -404,14 +404,29 @@ def kill_writer_after(bag: Path, storage: str, min_flushed: int) -> int:
     return flushed
 
 
+def snapshot(bag: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(bag.iterdir())}
+
+
 @pytest.mark.parametrize('storage', ['mcap', 'sqlite3'])
-def test_sigkilled_writer_keeps_every_flushed_message(tmp_path: Path, storage: str) -> None:
+def test_sigkilled_writer_keeps_every_flushed_message(
+    tmp_path: Path, storage: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     bag = tmp_path / 'killed'
     flushed = kill_writer_after(bag, storage, min_flushed=200)
     assert not (bag / 'metadata.yaml').exists()
     assert needs_recovery(bag)
 
-    with open_bag(bag) as reader:  # recovers, with a warning
+    before = snapshot(bag)
+    with pytest.raises(BagError, match=rf'unfinished.*`tacforce bag recover {bag}`'):
+        next(read_messages(bag))
+    assert snapshot(bag) == before  # reading never rewrites a bag
+
+    assert cli_main(['bag', 'recover', str(bag)]) == 0
+    [line] = capsys.readouterr().out.splitlines()
+    assert line.startswith(f'{bag}: ') and 'messages readable' in line
+    assert not needs_recovery(bag)
+    with open_bag(bag) as reader:
         stamps = [ts for _, ts, _ in reader.messages()]
     assert (bag / 'metadata.yaml').exists()
     assert len(stamps) >= flushed
@@ -444,4 +459,15 @@ def test_recovery_refuses_a_bag_a_live_writer_holds(tmp_path: Path) -> None:
         writer.flush()
         with pytest.raises(BagError, match='being written by a live process'):
             recover_bag(tmp_path / 'live')
+        with pytest.raises(BagError, match='still being recorded'):
+            next(read_messages(tmp_path / 'live'))
     assert len(list(read_messages(tmp_path / 'live'))) == 1
+
+
+def test_recover_command_reports_errors_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / 'empty').mkdir()
+    assert cli_main(['bag', 'recover', str(tmp_path / 'empty')]) == 1
+    [line] = capsys.readouterr().err.splitlines()
+    assert line == f'tacforce bag recover: {tmp_path / "empty"} holds no .mcap or .db3 file to recover'

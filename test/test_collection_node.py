@@ -75,7 +75,7 @@ def test_dry_run_logs_the_plan_and_never_moves(probe):
 def test_simulated_run_through_ros_records_a_bag_that_trains(tmp_path):
     """collection_node (simulated robot + simulated box and camera), netft_node reading the box
     over RDT, and recorder_node: three processes, one bag."""
-    from tacforce_ros.bags import load_tactile_pairs
+    from tacforce_ros.data.tactile_pairs import load_tactile_pairs
 
     bag = tmp_path / "run"
     recorder = start_node("tacforce_ros.nodes.recorder_node", DOMAIN, {

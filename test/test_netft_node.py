@@ -157,8 +157,9 @@ def test_malformed_packets_warn_and_forged_records_leave_the_stream_stale(probe,
 def test_a_non_finite_wrench_is_counted_and_never_published(probe):
     from rclpy.parameter import Parameter
 
-    from tacforce_ros.hardware.netft import RdtEmulator, Sample
+    from tacforce_ros.hardware.netft import Sample
     from tacforce_ros.nodes.netft_node import NetFTNode
+    from tacforce_ros.sim.netft_box import RdtEmulator
     with RdtEmulator(CPF, CPT, rate_hz=100) as emulator:
         node = NetFTNode(parameter_overrides=[
             Parameter("host", value="127.0.0.1"), Parameter("port", value=emulator.address[1]),

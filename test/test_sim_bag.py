@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tacforce_ros.bags import load_tactile_pairs, read_messages
+from tacforce_ros.bags import read_messages
+from tacforce_ros.data.tactile_pairs import load_tactile_pairs
 from tacforce_ros.sim.sensors import SimConfig, SimulatedSensors, write_sim_bag
 
 

@@ -8,7 +8,8 @@ import sys
 import numpy as np
 
 from rosutil import ROOT
-from tacforce_ros.bags import load_tactile_pairs, read_messages
+from tacforce_ros.bags import read_messages
+from tacforce_ros.data.tactile_pairs import load_tactile_pairs
 from tacforce_ros.hardware.protocol import ProtocolConfig
 from tacforce_ros.sim.collection import run_sim_collection
 

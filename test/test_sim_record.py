@@ -13,7 +13,8 @@ pytest.importorskip("rclpy")
 from rosbags.highlevel import AnyReader  # noqa: E402
 
 from rosutil import start_node, stop  # noqa: E402
-from tacforce_ros.bags import load_tactile_pairs, parse_episode, read_messages  # noqa: E402
+from tacforce_ros.bags import parse_episode, read_messages  # noqa: E402
+from tacforce_ros.data.tactile_pairs import load_tactile_pairs  # noqa: E402
 
 DOMAIN = 37
 

@@ -13,8 +13,8 @@ from tacforce_ros.bags import (
     WRENCH,
     BagWriter,
     episode_message_json,
-    load_tactile_pairs,
 )
+from tacforce_ros.data.tactile_pairs import load_tactile_pairs
 from tacforce_ros.marker_pairs import MarkerPairs, first_frame, pairs_from_bags
 from tacforce_ros.material import Compensation, MaterialCurve, fit_material_curve
 from tacforce_ros.perception.markers import (

@@ -74,7 +74,7 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
 
 
 def _load(args, bags):
-    from tacforce_ros.bags import load_tactile_pairs
+    from tacforce_ros.data.tactile_pairs import load_tactile_pairs
 
     pairs = load_tactile_pairs(bags, args.image_topic, args.wrench_topic, args.episode_topic,
                                tolerance_s=args.tolerance, max_frames=args.max_frames)

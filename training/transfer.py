@@ -14,7 +14,7 @@ import dataclasses
 import numpy as np
 from tqdm import tqdm
 
-from tacforce_ros.bags import Sequence
+from tacforce_ros.data.tactile_pairs import Sequence
 from tacforce_ros.material import Compensation
 from tacforce_ros.perception.markers import MarkerSegmentation
 

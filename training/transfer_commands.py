@@ -194,7 +194,7 @@ def cmd_train_transfer(args) -> int:
 
 
 def cmd_eval_transfer(args) -> int:
-    from tacforce_ros.bags import load_tactile_pairs
+    from tacforce_ros.data.tactile_pairs import load_tactile_pairs
 
     from .evaluate import evaluate_tactile_force
 

@@ -59,13 +59,13 @@ def load_folder(root: Path, size: tuple[int, int] | None = None) -> EpisodeSet:
 
 def load_bags(bags, image_topic: str, wrench_topic: str, episode_topic: str | None = None,
               size: tuple[int, int] | None = None, min_frames: int = 2) -> EpisodeSet:
-    """Camera + wrench bags, paired by stamp (tacforce_ros.bags.load_tactile_pairs: the wrench
+    """Camera + wrench bags, paired by stamp (tacforce_ros.data.tactile_pairs.load_tactile_pairs: the wrench
     interpolated at each image stamp, sequences split at episodes or stamp gaps). The force
     along the press axis is the force's norm (the probe pushes along its axis); the 3-axis
     force is the wrench's. Object / direction / illumination are unknown ('bag', -1, -1)."""
     import cv2
 
-    from tacforce_ros.bags import load_tactile_pairs
+    from tacforce_ros.data.tactile_pairs import load_tactile_pairs
 
     def transform(image):
         if image.shape[2] == 1:

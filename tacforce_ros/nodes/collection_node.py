@@ -6,6 +6,11 @@ control period (safety checked before any move: overload, stale stream, robot fa
 robot in that cycle and retract it), publishes the TCP pose (PoseStamped, base frame) and a
 JSON phase/episode mark (std_msgs/String) at each new waypoint. Record with `ros2 bag record`
 (README). Exits 0 when the run completes, 1 when it was stopped; Ctrl-C stops and retracts.
+
+A lifecycle node (ros/lifecycle.py): configure connects the robot (and, with simulate_sensors,
+starts the simulated box and camera), activate starts a run from the first waypoint, deactivate
+stops the robot and retracts it above the surface (the abort path: never left pressing),
+cleanup lets go of the robot and the simulated sensors.
 """
 from __future__ import annotations
 
@@ -14,7 +19,9 @@ import time
 
 import numpy as np
 from geometry_msgs.msg import PoseStamped, WrenchStamped
+from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from rclpy.node import Node
+from rclpy.timer import Timer
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
@@ -25,6 +32,7 @@ from ..hardware.protocol import Waypoint, describe, plan
 from ..hardware.robot import SimulatedRobot, URRobot, rotvec_to_quaternion
 from ..hardware.safety import SafetyMonitor
 from ..perception.image import encode_image_fields
+from ..ros.lifecycle import ManagedNode
 from ..ros.params import declare, refuse_unknown
 from ..ros.qos import output_qos, sensor_qos
 
@@ -54,19 +62,19 @@ PARAMETERS = {  # name: (default, description); the protocol's are documented in
 }
 
 
-class CollectionNode(Node):
+class CollectionNode(ManagedNode):
     def __init__(self, **kwargs):
         super().__init__(NODE_NAME, **kwargs)
         values = {name: declare(self, name, default, text) for name, (default, text) in PARAMETERS.items()}
-        robot_kind = declare(self, "robot", "ur", "'ur' (ur_rtde at robot_host) or 'sim' (simulated robot)")
-        host = declare(self, "robot_host", "192.168.1.102", "UR controller address")
-        wrench_topic = declare(self, "wrench_topic", "/ft_sensor/wrench", "force sensor WrenchStamped")
+        self.robot_kind = declare(self, "robot", "ur", "'ur' (ur_rtde at robot_host) or 'sim' (simulated robot)")
+        self.robot_host = declare(self, "robot_host", "192.168.1.102", "UR controller address")
+        self.wrench_topic = declare(self, "wrench_topic", "/ft_sensor/wrench", "force sensor WrenchStamped")
         self.base_frame = declare(self, "base_frame", "base", "frame_id of the TCP pose")
         dry_run = declare(self, "dry_run", False, "log the planned waypoints and exit without moving")
-        simulate = declare(self, "simulate_sensors", False,
-                           "with robot 'sim': serve a simulated Net F/T box (RDT on 127.0.0.1:sim_rdt_port) "
-                           "and publish simulated tactile images, both following the simulated robot")
-        sim_port = declare(self, "sim_rdt_port", 49152, "UDP port of the simulated Net F/T box")
+        self.simulate = declare(self, "simulate_sensors", False,
+                                "with robot 'sim': serve a simulated Net F/T box (RDT on 127.0.0.1:sim_rdt_port) "
+                                "and publish simulated tactile images, both following the simulated robot")
+        self.sim_port = declare(self, "sim_rdt_port", 49152, "UDP port of the simulated Net F/T box")
         refuse_unknown(self)
         try:
             self.config = CollectionConfig.from_parameters(values)
@@ -76,28 +84,52 @@ class CollectionNode(Node):
         if dry_run:
             print(describe(self.waypoints), flush=True)
             raise SystemExit(0)
+        if self.simulate and self.robot_kind != "sim":
+            raise SystemExit(f"{NODE_NAME}: simulate_sensors needs robot 'sim'")
+        self.robot: SimulatedRobot | URRobot | None = None  # while configured
+        self.sensors: SimulatedSensorsAtPose | None = None  # while configured, with simulate_sensors
+        self.run: CollectionRun | None = None  # while active (and after, until the next activate)
+        self.timer: Timer | None = None  # the control cycle, while active
+        self.latest: tuple[np.ndarray, float] | None = None
+        self.create_subscription(WrenchStamped, self.wrench_topic, self.on_wrench, sensor_qos(depth=100))
+        self.pose_pub = self.create_lifecycle_publisher(PoseStamped, "/tcp_pose", output_qos())
+        self.episode_pub = self.create_lifecycle_publisher(String, "/tactile/episode", output_qos(depth=50))
+        self.get_logger().info(f"{len(self.waypoints)} waypoints, {self.config.protocol.indenter}, "
+                               f"robot {self.robot_kind}")
+        self.start()
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         period = self.config.control_period
         try:
-            self.robot = (SimulatedRobot(period, self.config.protocol.start_pose) if robot_kind == "sim"
-                          else URRobot(host, frequency=1.0 / period))
+            self.robot = (SimulatedRobot(period, self.config.protocol.start_pose) if self.robot_kind == "sim"
+                          else URRobot(self.robot_host, frequency=1.0 / period))
         except (ImportError, RuntimeError, OSError) as exc:
-            raise SystemExit(f"{NODE_NAME}: robot at {host}: {exc}") from None
-        self.sensors = None
-        if simulate:
-            if robot_kind != "sim":
-                raise SystemExit(f"{NODE_NAME}: simulate_sensors needs robot 'sim'")
-            self.sensors = SimulatedSensorsAtPose(self, self.robot, self.config, sim_port)
-        self.latest: tuple[np.ndarray, float] | None = None
-        self.create_subscription(WrenchStamped, wrench_topic, self.on_wrench, sensor_qos(depth=100))
-        self.pose_pub = self.create_publisher(PoseStamped, "/tcp_pose", output_qos())
-        self.episode_pub = self.create_publisher(String, "/tactile/episode", output_qos(depth=50))
+            return self.refuse(f"robot at {self.robot_host}: {exc}")
+        if self.simulate:
+            try:
+                self.sensors = SimulatedSensorsAtPose(self, self.robot, self.config, self.sim_port)
+            except OSError as exc:
+                self.release()
+                return self.refuse(f"simulated Net F/T box on 127.0.0.1:{self.sim_port}: {exc}")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Start a run from the first waypoint; it moves once the force stream is heard from."""
+        period = self.config.control_period
+        self.latest = None
         self.run = CollectionRun(self.robot, self.waypoints, SafetyMonitor(self.config.limits, self.config.stale_after),
                                  lambda: self.latest, on_phase=self.on_phase, control_period=period)
-        self.wrench_topic = wrench_topic
-        self.started = time.monotonic()
-        self.last_cycle = self.started
-        self.create_timer(period, self.cycle)
-        self.get_logger().info(f"{len(self.waypoints)} waypoints, {self.config.protocol.indenter}, robot {robot_kind}")
+        self.started = self.last_cycle = time.monotonic()
+        self.timer = self.create_timer(period, self.cycle)
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.stop_run("deactivated")
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.release()
+        return super().on_cleanup(state)
 
     def on_wrench(self, msg: WrenchStamped) -> None:
         f, t = msg.wrench.force, msg.wrench.torque
@@ -139,10 +171,13 @@ class CollectionNode(Node):
                                     phase=wp.phase)
         self.episode_pub.publish(String(data=text))
 
-    def close(self) -> None:
-        """On shutdown mid-run: stop, retract above the surface, then let go of the robot."""
-        if hasattr(self, "run") and not self.run.finished:
-            self.run.abort("node shut down")
+    def stop_run(self, why: str) -> None:
+        """Stop the control cycle; a run still going is aborted: stop, retract above the surface."""
+        if self.timer is not None:
+            self.destroy_timer(self.timer)
+            self.timer = None
+        if self.run is not None and not self.run.finished:
+            self.run.abort(why)
             deadline = time.monotonic() + 10.0
             while not self.run.finished and time.monotonic() < deadline:
                 if isinstance(self.robot, SimulatedRobot):
@@ -150,10 +185,20 @@ class CollectionNode(Node):
                 self.run.step(time.monotonic())
                 time.sleep(self.config.control_period)
             self.get_logger().warning(f"run ended: {self.run.reason}")
-        if getattr(self, "sensors", None):
+
+    def release(self) -> None:
+        """Let go of the simulated sensors and the robot."""
+        if self.sensors is not None:
             self.sensors.close()
-        if hasattr(self, "robot"):
+            self.sensors = None
+        if self.robot is not None:
             self.robot.close()
+            self.robot = None
+
+    def close(self) -> None:
+        """On shutdown (Ctrl-C, SIGTERM) from any state: stop and retract a run, then release."""
+        self.stop_run("node shut down")
+        self.release()
 
 
 class SimulatedSensorsAtPose:
@@ -161,7 +206,7 @@ class SimulatedSensorsAtPose:
     netft_node over real RDT) and a tactile camera, both reading the robot's current pose."""
 
     def __init__(self, node: Node, robot: SimulatedRobot, config: CollectionConfig, rdt_port: int):
-        from ..hardware.netft import RdtEmulator
+        from ..sim.netft_box import RdtEmulator
         from ..sim.rig import IndentationRig
 
         self.robot = robot
@@ -170,7 +215,7 @@ class SimulatedSensorsAtPose:
                                wrench_fn=lambda _t: self.rig.wrench(self.robot.tcp_pose()))
         self.node = node
         self.pub = node.create_publisher(Image, "/tactile/image_raw", sensor_qos(depth=5))
-        node.create_timer(1.0 / config.image_rate, self.publish_image)
+        self.timer = node.create_timer(1.0 / config.image_rate, self.publish_image)
         node.get_logger().info(f"simulated Net F/T box on 127.0.0.1:{self.box.address[1]} "
                                f"({SIM_COUNTS} counts per N and per N·m)")
 
@@ -182,6 +227,8 @@ class SimulatedSensorsAtPose:
         self.pub.publish(msg)
 
     def close(self) -> None:
+        self.node.destroy_timer(self.timer)
+        self.node.destroy_publisher(self.pub)
         self.box.close()
 
 

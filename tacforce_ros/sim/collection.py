@@ -17,11 +17,13 @@ import numpy as np
 
 from ..bags import COMPRESSED_IMAGE, STRING, WRENCH, BagWriter, episode_message_json
 from ..hardware.collection import CollectionRun
-from ..hardware.netft import Calibration, NetFTClient, NetFTStream, RdtEmulator, Sample
+from ..hardware.netft import NetFTClient, NetFTStream, Sample
+from ..hardware.netft_calibration import Calibration
 from ..hardware.protocol import ProtocolConfig, Waypoint, plan
 from ..hardware.robot import SimulatedRobot, rotvec_to_quaternion
 from ..hardware.safety import ForceLimits, SafetyMonitor
 from ..perception.image import encode_compressed
+from .netft_box import RdtEmulator
 from .rig import IndentationRig
 
 POSE = "geometry_msgs/msg/PoseStamped"
