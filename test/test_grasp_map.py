@@ -158,7 +158,27 @@ def test_overlay_is_an_rgb_image_with_the_grasps_drawn():
     assert tuple(out[int(g.v), int(g.u)]) == (255, 255, 255)            # the best grasp's centre dot
     along = (round(g.u + 30 * math.cos(g.angle)), round(g.v + 30 * math.sin(g.angle)))
     assert tuple(out[along[1], along[0]]) == (255, 255, 255)             # on its jaw line
-    assert out[5, 5].tolist() != out[int(g.v) - 20, int(g.u) - 10].tolist()  # heat differs where P differs
+    assert out[5, 5].tolist() == [128, 128, 128]                        # P 0: the image itself
+    assert out[int(g.v) - 10, int(g.u) - 3].tolist() != [128, 128, 128]  # P ~0.6 >= 0.5: shaded
+
+
+def test_overlay_blends_the_heat_map_only_where_p_reaches_the_threshold():
+    """Above ``min_probability`` the heat map is alpha-blended over the image (the scene still
+    shows through); below it the camera image is untouched."""
+    import cv2
+    image = np.random.default_rng(0).integers(0, 256, (480, 640, 3), np.uint8)
+    prob = np.zeros((15, 20, 18), np.float32)
+    prob[6:9, 9:12, :] = 0.9                  # cell centres u 304..368, v 208..272
+    prob[2, 3, 5] = 0.3                       # centre pixel (112, 80)
+    out = heatmap_overlay(image, prob, LAYOUT, [], alpha=0.45, min_probability=0.5)
+    far = np.ones((480, 640), bool)
+    far[208 - 32:272 + 33, 304 - 32:368 + 33] = False
+    np.testing.assert_array_equal(out[far], image[far])                 # P < 0.5 everywhere else
+    heat = cv2.applyColorMap(np.uint8([[np.float32(0.9) * 255]]), cv2.COLORMAP_JET)[0, 0, ::-1]
+    expected = 0.55 * image[240, 336].astype(float) + 0.45 * heat
+    np.testing.assert_allclose(out[240, 336], expected, atol=1)       # blended, not painted over
+    low = heatmap_overlay(image, prob, LAYOUT, [], min_probability=0.2)
+    assert (low[80, 112] != image[80, 112]).any()                       # P 0.3 >= 0.2: shaded now
 
 
 def test_depth_messages_decode_to_metres():

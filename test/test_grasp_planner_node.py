@@ -13,9 +13,12 @@ from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from geometry_msgs.msg import PoseArray, PoseStamped  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
+from visualization_msgs.msg import MarkerArray  # noqa: E402
 
+from live_params import get_parameter, set_parameter  # noqa: E402
 from rosutil import ROOT, probe_node, spin_until, start_node, stop  # noqa: E402
 from tacforce_ros.perception.image import encode_image_fields  # noqa: E402
+from tacforce_ros.ros.markers import SCORES, scores  # noqa: E402
 from tacforce_ros.ros.qos import output_qos, sensor_qos  # noqa: E402
 from tacforce_ros.sim.grasp_camera import camera_matrix  # noqa: E402
 from tacforce_ros.sim.grasp_scenes import SceneConfig, generate_scene  # noqa: E402
@@ -207,6 +210,73 @@ def test_implausible_camera_info_and_depth_give_no_pose(ros):
     assert all(not m.poses for m in got["candidates"] if stamp(m)[0] < 7200)
     good = [m for m in got["best"] if stamp(m)[0] >= 7200]
     assert good and 0.52 <= good[-1].pose.position.z <= 0.6 + 1e-6, log
+
+
+def test_live_parameters_change_the_output_and_bad_values_are_refused(ros):
+    """top_k 5 -> 1 and min_probability 0 -> 1 set through /grasp_planner_node/set_parameters
+    change the next frame's candidates; out-of-range, NaN and inconsistent values are refused
+    and change nothing. ~/markers carries each candidate's score, stamped like the image."""
+    domain, node = ros
+    got = {"candidates": [], "best": [], "markers": []}
+    node.create_subscription(PoseArray, f"{OUT}/candidates", got["candidates"].append, output_qos(100))
+    node.create_subscription(PoseStamped, f"{OUT}/best_pose", got["best"].append, output_qos(100))
+    node.create_subscription(MarkerArray, f"{OUT}/markers", got["markers"].append, output_qos(100))
+    planner = start_node(NODE, domain, {"model_path": str(MODEL), "min_probability": 0.0, "top_k": 5,
+                                        "nms_distance_px": 10.0, "image_topic": "/t/image", "depth_topic": "''",
+                                        "camera_info_topic": "/t/info", "publish_overlay": False,
+                                        "publish_map": False})
+    pub_image = node.create_publisher(Image, "/t/image", sensor_qos(depth=5))
+    pub_info = node.create_publisher(CameraInfo, "/t/info", sensor_qos(depth=5))
+    image = Image(**encode_image_fields(generate_scene(SceneConfig(seed=3)).image, "rgb8"))
+    info = CameraInfo(height=480, width=640, k=camera_matrix(SceneConfig(), 0.6))
+    sent = iter(range(8000, 9000))
+
+    def frame() -> tuple[PoseArray, MarkerArray]:
+        """Send frames until one is planned; its candidates and markers."""
+        for _ in range(20):  # best effort: a frame may be dropped
+            sec = next(sent)
+            for msg in (info, image):
+                msg.header.stamp.sec, msg.header.frame_id = sec, "camera_color_optical_frame"
+            pub_info.publish(info)
+            spin_until(node, lambda: False, 0.1)
+            pub_image.publish(image)
+            if spin_until(node, lambda: any(stamp(m) == (sec, 0) for m in got["candidates"]) and
+                          any(stamp(m.markers[0]) == (sec, 0) for m in got["markers"]), 3, [planner]):
+                return (next(m for m in got["candidates"] if stamp(m) == (sec, 0)),
+                        next(m for m in got["markers"] if stamp(m.markers[0]) == (sec, 0)))
+        raise AssertionError("no frame planned")
+    try:
+        assert spin_until(node, lambda: pub_image.get_subscription_count() and pub_info.get_subscription_count(),
+                          60, [planner])
+        five, markers = frame()
+        assert set_parameter(node, "grasp_planner_node", "top_k", 1).successful
+        one, _ = frame()
+        refused = {name_value: set_parameter(node, "grasp_planner_node", *name_value) for name_value in (
+            ("min_probability", 2.0), ("min_probability", math.nan), ("min_range", 5.0),
+            ("angle_window", 20), ("top_k", 0), ("model_path", "other.onnx"))}
+        still, _ = frame()
+        kept = get_parameter(node, "grasp_planner_node", "min_probability")
+        assert set_parameter(node, "grasp_planner_node", "min_probability", 1.0).successful
+        none, empty = frame()
+    finally:
+        log = stop(planner)
+    assert len(five.poses) == 5 and len(one.poses) == 1 and len(still.poses) == 1, log
+    assert not none.poses and stamp(none)[0] not in {stamp(m)[0] for m in got["best"]}  # best pose stops
+    for (name, value), result in refused.items():
+        assert not result.successful and result.reason, (name, value)
+    assert "max_range" in refused[("min_range", 5.0)].reason
+    assert "18 angle bins" in refused[("angle_window", 20)].reason
+    assert kept == 0.0
+    # markers: stamped like the image, in its frame, one jaw and one score per candidate, best first
+    assert {m.header.frame_id for m in markers.markers} == {"camera_color_optical_frame"}
+    assert {stamp(m) for m in markers.markers} == {stamp(five)}
+    p = scores(markers)
+    assert len(p) == 5 and all(0.0 <= x <= 1.0 for x in p)   # ranked by angle score, so P may not fall
+    text = [m for m in markers.markers if m.ns == SCORES]
+    assert [m.id for m in text] == [0, 1, 2, 3, 4]                # id = index in ~/candidates
+    for pose, marker in zip(five.poses, text):
+        assert marker.pose.position.x == pytest.approx(pose.position.x)
+    assert scores(empty) == []
 
 
 def errors(diagnostics, kind: str) -> int:

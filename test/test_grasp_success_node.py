@@ -8,14 +8,19 @@ import sys
 import pytest
 
 rclpy = pytest.importorskip("rclpy")  # noqa: E402  (the ROS wheels are part of the test set-up)
+import math  # noqa: E402
+
+import numpy as np  # noqa: E402
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+from sensor_msgs.msg import Image  # noqa: E402
 from std_msgs.msg import Bool, Float32  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 
 from grasp_models import brightness_model  # noqa: E402
+from live_params import set_parameter  # noqa: E402
 from rosutil import ROOT, probe_node, ros_env, spin_until, start_node, stop  # noqa: E402
 from tacforce_ros.perception.grasp_success import MajorityDebouncer  # noqa: E402
-from tacforce_ros.ros.qos import output_qos  # noqa: E402
+from tacforce_ros.ros.qos import output_qos, sensor_qos  # noqa: E402
 
 NODE = "tacforce_ros.nodes.grasp_success_node"
 SHIPPED = ROOT / "models" / "grasp_success.onnx"
@@ -27,7 +32,8 @@ def ros(request):
     domain = {"test_camera_encodings_reach_the_model_in_its_channel_order": 90,
               "test_probability_and_debounced_decision": 91,
               "test_bad_frames_are_counted_and_the_node_keeps_serving": 92,
-              "test_shipped_model_on_held_out_synthetic_frames": 93}[request.node.name.split("[")[0]]
+              "test_shipped_model_on_held_out_synthetic_frames": 93,
+              "test_stamped_result_and_live_threshold": 96}[request.node.name.split("[")[0]]
     with probe_node(domain, "grasp_probe") as node:
         yield domain, node
 
@@ -162,6 +168,52 @@ def test_shipped_model_on_held_out_synthetic_frames(ros):
     assert answers[0].success and answers[0].message.startswith("held"), answers[0].message
     assert not answers[1].success and answers[1].message.startswith("not held"), answers[1].message
     assert held[-1] is False
+
+
+def test_stamped_result_and_live_threshold(ros, tmp_path):
+    """~result carries each frame's stamp and frame_id with P and the decision; threshold and
+    window set at run time change the decision, bad values are refused and change nothing."""
+    domain, node = ros
+    model = brightness_model(tmp_path / "bright.onnx")
+    results = []
+    node.create_subscription(DiagnosticArray, "/grasp_success/result", results.append, output_qos(500))
+    server = start_node(NODE, domain, {"model_path": str(model), "window": 3, "min_frames": 1})
+    pub = node.create_publisher(Image, "/grasp_camera/image_raw", sensor_qos(depth=5))
+    frame = Image(height=48, width=64, encoding="rgb8", step=64 * 3,
+                  data=np.full((48, 64, 3), 153, np.uint8).tobytes())      # P(held) = 0.6
+    sent = iter(range(3000, 4000))
+
+    def result() -> dict:
+        """Send frames until one is answered; that answer's values, stamp and frame_id."""
+        for _ in range(20):
+            sec = next(sent)
+            frame.header.stamp.sec, frame.header.stamp.nanosec, frame.header.frame_id = sec, 77, "grasp_cam"
+            pub.publish(frame)
+            if spin_until(node, lambda: any(r.header.stamp.sec == sec for r in results), 3, [server]):
+                r = next(r for r in results if r.header.stamp.sec == sec)
+                return {**{kv.key: kv.value for kv in r.status[0].values}, "message": r.status[0].message,
+                        "stamp": (r.header.stamp.sec, r.header.stamp.nanosec), "frame": r.header.frame_id,
+                        "sent": (sec, 77)}
+        raise AssertionError("no result")
+    try:
+        assert spin_until(node, lambda: pub.get_subscription_count() > 0, 60, [server])
+        before = result()
+        assert set_parameter(node, "grasp_success_node", "threshold", 0.7).successful
+        raised = [result() for _ in range(3)]     # the window of 3 fills with 'not held' votes
+        refused = [set_parameter(node, "grasp_success_node", name, value) for name, value in (
+            ("threshold", math.nan), ("threshold", 1.0), ("window", 0), ("min_frames", 5),
+            ("probability_topic", "/x"))]
+        after = result()
+    finally:
+        log = stop(server)
+    for r in (before, *raised, after):
+        assert r["stamp"] == r["sent"] and r["frame"] == "grasp_cam"           # the input's stamp
+        assert float(r["probability"]) == pytest.approx(0.6)
+    assert before["held"] == "true" and before["message"] == "held", log
+    assert raised[-1]["held"] == "false" and raised[-1]["message"] == "not held"
+    assert not any(r.successful for r in refused) and all(r.reason for r in refused)
+    assert "min_frames must be in 1..window (3)" in refused[3].reason
+    assert after["held"] == "false" and after["frames"] == "3"                # threshold and window kept
 
 
 @pytest.mark.parametrize("content, expected", [

@@ -55,6 +55,19 @@ def test_bad_settings_are_refused(kwargs):
         MajorityDebouncer(**kwargs)
 
 
+def test_reconfigured_keeps_the_newest_frames_under_the_new_settings():
+    d = MajorityDebouncer(window=5, threshold=0.5, min_frames=1)
+    for p in (0.9, 0.9, 0.9, 0.2, 0.2):
+        d.push(p)
+    assert d.vote().held is True
+    smaller = d.reconfigured(window=3, threshold=0.5, min_frames=3)
+    assert smaller.vote().frames == 3 and smaller.vote().held is False     # the newest 3: 0.9, 0.2, 0.2
+    assert d.reconfigured(window=5, threshold=0.1, min_frames=1).vote().held_frames == 5
+    assert d.vote().frames == 5                                            # the old one is untouched
+    with pytest.raises(ValueError):
+        d.reconfigured(window=2, threshold=0.5, min_frames=3)
+
+
 def test_probabilities_outside_0_1_are_refused():
     with pytest.raises(ValueError):
         MajorityDebouncer().push(1.2)

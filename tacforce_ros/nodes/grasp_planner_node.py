@@ -3,13 +3,17 @@
 decode -> dense grasp_map model (GraspPlanner) -> ranked grasps (perception.grasp_map) ->
   ~best_pose     geometry_msgs/PoseStamped  best grasp, camera optical frame
   ~candidates    geometry_msgs/PoseArray    top-k after non-maximum suppression
-  ~overlay       sensor_msgs/Image rgb8     heat map + grasps, for rviz
+  ~markers       visualization_msgs/MarkerArray  each candidate's jaws and P(success), same
+                                            order (ros.markers), for rviz and programs
+  ~overlay       sensor_msgs/Image rgb8     camera image, heat map blended where P >=
+                                            min_probability, grasps drawn
   ~map           sensor_msgs/Image 32FC<B>  raw P(success): row = map row, column = map column,
                                             channel b = angle bin b (float32, row-major)
 all stamped with the colour image's stamp. Poses need CameraInfo; position from the depth
 image when one is given and fresh, else from the table plane. ``~/plan`` (std_srvs/Trigger)
 plans on the latest frame and answers with the best grasp; with ``continuous`` false that is
-the only time the model runs.
+the only time the model runs. The ranking, range and output switches are live: `ros2 param
+set` changes them between frames (LIVE); topics, model and runtime are fixed at start-up.
 """
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ from geometry_msgs.msg import Pose, PoseArray, PoseStamped
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_srvs.srv import Trigger
+from visualization_msgs.msg import MarkerArray
 
 from ..paths import resolve
 from ..perception.grasp_map import (Grasp, GraspMapError, GraspPlanner, Intrinsics, decode_grasps,
@@ -30,10 +35,15 @@ from ..perception.image import ImageError, decode_depth
 from ..perception.stats import StageStats
 from ..ros.checks import checked_stamp, publish_finite
 from ..ros.diagnostics import DiagnosticsPublisher
+from ..ros.markers import grasp_markers
 from ..ros.images import TRANSPORTS, decode_any, subscribe_image
 from ..ros.model_params import declare_common, declare_runtime, load_model
-from ..ros.params import declare, invalid, optional_topic, refuse_unknown, topic
+from ..ros.params import declare, invalid, live, optional_topic, refuse_unknown, topic
 from ..ros.qos import output_qos, sensor_qos
+
+# parameters that can be set while the node runs; each is the node attribute of the same name
+LIVE = ("min_probability", "top_k", "nms_distance_px", "angle_window", "min_range", "max_range", "continuous",
+        "publish_overlay", "publish_map", "publish_markers")
 
 
 class GraspPlannerNode(Node):
@@ -60,29 +70,32 @@ class GraspPlannerNode(Node):
         self.frame_id = declare(self, "frame_id", "",
                                 "frame_id of the outputs (empty: the colour image's optical frame)")
         self.min_probability = declare(self, "min_probability", 0.5,
-                                       "Grasps with a lower success probability are not published",
-                                       limits=(0.0, 1.0))
-        self.top_k = declare(self, "top_k", 5, "Grasp candidates published on ~candidates", limits=(1, 1000))
-        self.nms_distance = declare(self, "nms_distance_px", 48.0,
-                                    "A grasp closer than this (pixels) to a better one is suppressed",
-                                    limits=(0.0, 100000.0))
+                                       "Grasps with a lower success probability are not published (live)",
+                                       False, limits=(0.0, 1.0))
+        self.top_k = declare(self, "top_k", 5, "Grasp candidates published on ~candidates (live)", False,
+                             limits=(1, 1000))
+        self.nms_distance_px = declare(self, "nms_distance_px", 48.0,
+                                       "A grasp closer than this (pixels) to a better one is suppressed (live)",
+                                       False, limits=(0.0, 100000.0))
         self.angle_window = declare(self, "angle_window", 1,
                                     "Rank grasps by P averaged over this many neighbouring angle bins "
-                                    "each side (1-2-1 weights); 0: by the bin's own P; at most (bins - 1) / 2",
-                                    limits=(0, 64))
+                                    "each side (1-2-1 weights); 0: by the bin's own P; at most (bins - 1) / 2 (live)",
+                                    False, limits=(0, 64))
         self.jaw_opening = declare(self, "jaw_opening", 0.085,
                                    "Gripper opening in metres (drawn in the overlay; reported by ~/plan)",
                                    limits=(0.001, 0.5))
         self.min_range = declare(self, "min_range", 0.1,
-                                 "Metres: grasps nearer the camera (optical z) are dropped as implausible",
-                                 limits=(0.0, 100.0))
+                                 "Metres: grasps nearer the camera (optical z) are dropped as implausible (live)",
+                                 False, limits=(0.0, 100.0))
         self.max_range = declare(self, "max_range", 3.0,
-                                 "Metres: grasps farther from the camera are dropped as implausible",
-                                 limits=(0.01, 100.0))
+                                 "Metres: grasps farther from the camera are dropped as implausible (live)",
+                                 False, limits=(0.01, 100.0))
         self.continuous = declare(self, "continuous", True,
-                                  "Plan every newest frame; false: only when ~/plan is called")
-        self.publish_overlay = declare(self, "publish_overlay", True, "Publish the ~overlay image")
-        self.publish_map = declare(self, "publish_map", True, "Publish the raw ~map image")
+                                  "Plan every newest frame; false: only when ~/plan is called (live)", False)
+        self.publish_overlay = declare(self, "publish_overlay", True, "Publish the ~overlay image (live)", False)
+        self.publish_map = declare(self, "publish_map", True, "Publish the raw ~map image (live)", False)
+        self.publish_markers = declare(self, "publish_markers", True,
+                                       "Publish ~markers: each candidate's jaws and P(success) (live)", False)
         runtime = declare_runtime(self)
         self.max_pixels, diag_period = declare_common(self)
         refuse_unknown(self)
@@ -95,9 +108,9 @@ class GraspPlannerNode(Node):
         self.stats = StageStats()
         self.planner = load_model(self, self.model_path, "grasp_map", runtime, GraspPlanner)
         model, layout = self.planner.model, self.planner.layout
-        if self.angle_window > (layout.bins - 1) // 2:
-            raise invalid(self, "angle_window", f"must be at most {(layout.bins - 1) // 2} for this model's "
-                                                f"{layout.bins} angle bins", self.angle_window)
+        problem = self._angle_window_problem(self.angle_window)
+        if problem:
+            raise invalid(self, "angle_window", problem, self.angle_window)
         self.get_logger().info(
             f"model {self.model_path} on {model.provider}; input {model.metadata.input.width}x"
             f"{model.metadata.input.height} {model.metadata.input.encoding}; map {layout.rows}x{layout.cols}"
@@ -112,6 +125,7 @@ class GraspPlannerNode(Node):
         self.pub_candidates = self.create_publisher(PoseArray, "~/candidates", output_qos())
         self.pub_overlay = self.create_publisher(Image, "~/overlay", output_qos())
         self.pub_map = self.create_publisher(Image, "~/map", output_qos())
+        self.pub_markers = self.create_publisher(MarkerArray, "~/markers", output_qos())
         subscribe_image(self, image_topic, transport, self.on_colour, self.on_colour, stats=self.stats)
         if depth_topic:
             self.create_subscription(Image, depth_topic, checked_stamp(self, self.stats, self.on_depth, "depth frame"),
@@ -121,6 +135,27 @@ class GraspPlannerNode(Node):
         self.diagnostics = DiagnosticsPublisher(
             self, self.stats, hardware_id=self.model_path, period=diag_period,
             extra={"provider": model.provider, "model": self.model_path})
+        live(self, LIVE, self.apply_parameters)
+
+    # ------------------------------------------------------------------ live parameters
+    def apply_parameters(self, changes: dict) -> str | None:
+        """Set the LIVE parameters in ``changes`` together, or none of them and say why:
+        min_range must stay below max_range and angle_window fit this model's bins."""
+        new = {name: changes.get(name, getattr(self, name)) for name in LIVE}
+        if new["min_range"] >= new["max_range"]:
+            return f"min_range ({new['min_range']}) must be below max_range ({new['max_range']})"
+        problem = self._angle_window_problem(new["angle_window"])
+        if problem:
+            return f"angle_window {problem} (got {new['angle_window']})"
+        for name, value in changes.items():
+            setattr(self, name, value)
+        return None
+
+    def _angle_window_problem(self, window: int) -> str | None:
+        bins = self.planner.layout.bins
+        if window > (bins - 1) // 2:
+            return f"must be at most {(bins - 1) // 2} for this model's {bins} angle bins"
+        return None
 
     # ------------------------------------------------------------------ inputs
     def on_camera_info(self, msg: CameraInfo) -> None:
@@ -167,7 +202,7 @@ class GraspPlannerNode(Node):
             self.get_logger().warning(self.last_result, throttle_duration_sec=2.0)
             return []
         t2 = time.perf_counter()
-        grasps = decode_grasps(prob, self.planner.layout, self.min_probability, self.top_k, self.nms_distance,
+        grasps = decode_grasps(prob, self.planner.layout, self.min_probability, self.top_k, self.nms_distance_px,
                                self.angle_window)
         header = msg.header
         frame_id = self.frame_id or header.frame_id
@@ -176,13 +211,18 @@ class GraspPlannerNode(Node):
         if poses and poses[0] is not None:
             publish_finite(self, self.pub_best, PoseStamped(header=_header(header, frame_id), pose=poses[0]),
                            self.stats)
+        placed = [(g, p) for g, p in zip(grasps, poses) if p is not None]
         publish_finite(self, self.pub_candidates, PoseArray(header=_header(header, frame_id),
-                                                            poses=[p for p in poses if p is not None]), self.stats)
+                                                            poses=[p for _, p in placed]), self.stats)
+        if self.publish_markers:
+            publish_finite(self, self.pub_markers, grasp_markers(_header(header, frame_id), placed, self.jaw_opening),
+                           self.stats)
         if self.publish_map:
             self.pub_map.publish(_map_message(prob, header, frame_id))  # finite: check_map
         if self.publish_overlay:
             rgb = image if order == "rgb" else image[..., ::-1] if order == "bgr" else np.repeat(image, 3, 2)
-            overlay = heatmap_overlay(rgb, prob, self.planner.layout, grasps, self._jaw_px(grasps, depth))
+            overlay = heatmap_overlay(rgb, prob, self.planner.layout, grasps, self._jaw_px(grasps, depth),
+                                      min_probability=self.min_probability)
             self.pub_overlay.publish(_rgb_message(overlay, header, frame_id))  # uint8
         t3 = time.perf_counter()
         self.last_result = _describe(grasps, poses, frame_id, self.min_probability)

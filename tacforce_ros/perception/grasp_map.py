@@ -254,20 +254,18 @@ def jaw_length_px(opening_m: float, fx: float, z_m: float) -> float:
 # --------------------------------------------------------------------------- overlay
 
 def heatmap_overlay(image_rgb: np.ndarray, prob: np.ndarray, layout: GraspMapLayout,
-                    grasps: list[Grasp], jaw_px: float = 80.0, alpha: float = 0.45) -> np.ndarray:
-    """RGB image with max-over-bins P(success) as a colour map and the grasps drawn as jaw
-    lines (best in white, others in black) with a dot at the centre."""
+                    grasps: list[Grasp], jaw_px: float = 80.0, alpha: float = 0.45,
+                    min_probability: float = 0.5) -> np.ndarray:
+    """RGB image with max-over-bins P(success) as a colour map, blended at ``alpha`` only where
+    it is at least ``min_probability`` (elsewhere the camera image shows unchanged, so the scene
+    stays visible), and the grasps drawn as jaw lines (best in white, others in black) with a
+    dot at the centre."""
     h, w = image_rgb.shape[:2]
-    best = check_map(prob, layout).max(axis=2)
-    # place each cell's value at its centre pixel, then interpolate to the full image
-    cell_img = cv2.resize(best, (round(layout.cols * layout.stride), round(layout.rows * layout.stride)),
-                          interpolation=cv2.INTER_LINEAR)
-    shift = layout.offset - layout.stride / 2
-    m = np.float32([[1, 0, shift], [0, 1, shift]])
-    full = cv2.warpAffine(cell_img, m, (w, h), borderMode=cv2.BORDER_REPLICATE)
+    full = _pixel_map(check_map(prob, layout).max(axis=2), layout, w, h)
     heat = cv2.applyColorMap(np.clip(full * 255, 0, 255).astype(np.uint8), cv2.COLORMAP_JET)[..., ::-1]
-    base = image_rgb if image_rgb.shape[2] == 3 else np.repeat(image_rgb, 3, axis=2)
-    out = cv2.addWeighted(np.ascontiguousarray(base), 1 - alpha, np.ascontiguousarray(heat), alpha, 0)
+    base = np.ascontiguousarray(image_rgb if image_rgb.shape[2] == 3 else np.repeat(image_rgb, 3, axis=2))
+    blended = cv2.addWeighted(base, 1 - alpha, np.ascontiguousarray(heat), alpha, 0)
+    out = np.where((full >= min_probability)[..., None], blended, base)
     for i, g in reversed(list(enumerate(grasps))):
         du, dv = math.cos(g.angle) * jaw_px / 2, math.sin(g.angle) * jaw_px / 2
         colour = (255, 255, 255) if i == 0 else (0, 0, 0)
@@ -279,3 +277,13 @@ def heatmap_overlay(image_rgb: np.ndarray, prob: np.ndarray, layout: GraspMapLay
                      colour, 3, cv2.LINE_AA)
         cv2.circle(out, (round(g.u), round(g.v)), 4, colour, -1, cv2.LINE_AA)
     return out
+
+
+def _pixel_map(cells: np.ndarray, layout: GraspMapLayout, width: int, height: int) -> np.ndarray:
+    """A [rows, cols] per-cell map as a ``width`` x ``height`` image: each cell's value at its
+    centre pixel, linearly interpolated between centres."""
+    cell_img = cv2.resize(cells, (round(layout.cols * layout.stride), round(layout.rows * layout.stride)),
+                          interpolation=cv2.INTER_LINEAR)
+    shift = layout.offset - layout.stride / 2
+    m = np.float32([[1, 0, shift], [0, 1, shift]])
+    return cv2.warpAffine(cell_img, m, (width, height), borderMode=cv2.BORDER_REPLICATE)

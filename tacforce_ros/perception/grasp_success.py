@@ -67,6 +67,13 @@ class MajorityDebouncer:
         self._items.append((float(now), float(probability)))
         return self.vote()
 
+    def reconfigured(self, window: int, threshold: float, min_frames: int) -> MajorityDebouncer:
+        """A new debouncer with these settings holding this one's newest ``window`` frames, so a
+        setting changed at run time keeps the decision going (ValueError for bad settings)."""
+        new = MajorityDebouncer(window, threshold, min_frames)
+        new._items.extend(self._items)
+        return new
+
     def reset(self) -> None:
         self._items.clear()
 

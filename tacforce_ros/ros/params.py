@@ -2,15 +2,19 @@
 
 A node given a value it cannot use (out of range, NaN, wrong type, bad topic name, a name it
 does not declare) stops at start-up with one line naming the node, the parameter and the value,
-never a traceback and never running on with it.
+never a traceback and never running on with it. A parameter declared with ``read_only=False``
+can be set while the node runs once `live` names what to do with a new value; the same limits,
+choices and check refuse a bad one then, and the node keeps the old value.
 """
 from __future__ import annotations
 
 import difflib
 import math
+import weakref
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
 from rclpy.exceptions import (InvalidParameterTypeException, InvalidParameterValueException,
                               NameValidationException)
 from rclpy.expand_topic_name import expand_topic_name
@@ -19,6 +23,16 @@ from rclpy.validate_full_topic_name import validate_full_topic_name
 from rclpy.validate_topic_name import validate_topic_name
 
 Check = Callable[[Node, Any], "str | None"]
+
+
+@dataclass(frozen=True)
+class _Rule:
+    """What `declare` was told a value must be, kept for values set later (`live`)."""
+    choices: Sequence[str] | None
+    check: Check | None
+
+
+_RULES: weakref.WeakKeyDictionary[Node, dict[str, _Rule]] = weakref.WeakKeyDictionary()
 
 
 def declare(node: Node, name: str, default: Any, description: str, read_only: bool = True, *,
@@ -43,15 +57,48 @@ def declare(node: Node, name: str, default: Any, description: str, read_only: bo
         raise invalid(node, name, f"must be {_type_name(default)}", _override(node, name)) from None
     except InvalidParameterValueException:
         raise invalid(node, name, f"must be in [{limits[0]}, {limits[1]}]", _override(node, name)) from None
-    if not all(math.isfinite(v) for v in (value if isinstance(value, (list, tuple)) else [value])
-               if isinstance(v, float)):
-        raise invalid(node, name, "must be finite", value)
-    if choices and value not in choices:
-        raise invalid(node, name, "must be one of " + ", ".join(repr(c) for c in choices), value)
-    problem = check(node, value) if check else None
+    rule = _Rule(choices, check)
+    problem = _problem(node, value, rule)
     if problem:
         raise invalid(node, name, problem, value)
+    _RULES.setdefault(node, {})[name] = rule
     return value
+
+
+def live(node: Node, names: Sequence[str], apply: Callable[[dict[str, Any]], str | None]) -> None:
+    """Let the parameters ``names`` (declared with ``read_only=False``) change at run time.
+
+    Each new value must pass its descriptor's range (rclpy checks that first), be finite and
+    meet the choices and check given to `declare`; then ``apply(changes)`` (name -> value, all
+    of one set call) checks what only the node can (min below max, a window for this model)
+    and returns why not, or applies them all and returns None. A refusal answers
+    SetParametersResult(successful=False, reason) and the node keeps every old value. Other
+    parameters pass through (rclpy refuses read-only ones). Call after the last declare."""
+    rules, names = _RULES.get(node, {}), frozenset(names)
+
+    def on_set(parameters) -> SetParametersResult:
+        changes = {p.name: p.value for p in parameters if p.name in names}
+        problem = next((f"parameter '{name}' {why} (got {value!r})" for name, value in changes.items()
+                        if (why := _problem(node, value, rules.get(name, _Rule(None, None))))), None)
+        if problem is None and changes:
+            problem = apply(changes)
+        if problem:
+            node.get_logger().warning(f"parameter change refused: {problem}")
+            return SetParametersResult(successful=False, reason=problem)
+        if changes:
+            node.get_logger().info("parameters set: " + ", ".join(f"{k}={v!r}" for k, v in changes.items()))
+        return SetParametersResult(successful=True)
+    node.add_on_set_parameters_callback(on_set)
+
+
+def _problem(node: Node, value: Any, rule: _Rule) -> str | None:
+    """Why ``value`` breaks ``rule`` (a double must also be finite), or None."""
+    if not all(math.isfinite(v) for v in (value if isinstance(value, (list, tuple)) else [value])
+               if isinstance(v, float)):
+        return "must be finite"
+    if rule.choices and value not in rule.choices:
+        return "must be one of " + ", ".join(repr(c) for c in rule.choices)
+    return rule.check(node, value) if rule.check else None
 
 
 def invalid(node: Node, name: str, problem: str, value: Any) -> SystemExit:
