@@ -24,7 +24,8 @@ from types import SimpleNamespace
 import cv2
 import numpy as np
 
-from tacforce_ros.perception.image import ImageError, decode_compressed
+from tacforce_ros.perception.compressed import decode_compressed
+from tacforce_ros.perception.image import ImageError
 
 
 def segment(marker: int, body: bytes) -> bytes:

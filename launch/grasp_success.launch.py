@@ -15,12 +15,15 @@ def generate_launch_description():
     share = get_package_share_directory("tacforce")
     config = LaunchConfiguration("config")
     profile = os.path.join(share, "config", "fastdds_large_images.xml")
+    namespace = LaunchConfiguration("namespace")
     return LaunchDescription([
+        DeclareLaunchArgument("namespace", default_value="",
+                              description="namespace for every node and its relative topics (e.g. arm2)"),
         DeclareLaunchArgument("config", default_value=os.path.join(share, "config", "perception.yaml"),
                               description="ROS parameter file (grasp_success_node section)"),
         # Large images between processes: see config/fastdds_large_images.xml.
         SetEnvironmentVariable("FASTRTPS_DEFAULT_PROFILES_FILE", profile),
         SetEnvironmentVariable("FASTDDS_DEFAULT_PROFILES_FILE", profile),
-        Node(package="tacforce", executable="grasp_success_node", name="grasp_success_node",
+        Node(package="tacforce", executable="grasp_success_node", name="grasp_success_node", namespace=namespace,
              parameters=[config], output="screen"),
     ])

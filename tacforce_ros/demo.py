@@ -97,7 +97,8 @@ def _grasp_demo(out: Path, model: str, count: int) -> int:
     from .perception.image import decode_image, encode_image_fields
     from .ros.qos import output_qos, sensor_qos
     from .sim.grasp_camera import camera_matrix, depth_mm
-    from .sim.grasp_scenes import HELD_OUT_SHAPES, SceneConfig, generate_scene, grasp_outcome
+    from .sim.grasp_labels import grasp_outcome
+    from .sim.grasp_scenes import HELD_OUT_SHAPES, SceneConfig, generate_scene
 
     from .nodes.runner import use_large_image_transport
     use_large_image_transport()

@@ -104,7 +104,8 @@ def first_frame(bag: str | Path, image_topic: str) -> np.ndarray:
     """The first image of a bag, mono8 (H, W): a run starts out of contact, so this is the
     sensor's reference image."""
     from .bags import BagError, read_messages
-    from .perception.image import decode_compressed, decode_image
+    from .perception.compressed import decode_compressed
+    from .perception.image import decode_image
 
     for item in read_messages(bag, [image_topic]):
         image = decode_compressed(item.msg) if item.msgtype.endswith("CompressedImage") else decode_image(item.msg)

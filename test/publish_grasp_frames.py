@@ -18,7 +18,8 @@ import numpy as np
 import rclpy
 from sensor_msgs.msg import CompressedImage, Image
 
-from tacforce_ros.perception.image import encode_compressed, encode_image_fields
+from tacforce_ros.perception.compressed import encode_compressed
+from tacforce_ros.perception.image import encode_image_fields
 from tacforce_ros.ros.qos import sensor_qos
 from tacforce_ros.sim.grasp_check_scenes import FAILURE_KINDS, CheckSceneConfig, render_frame
 

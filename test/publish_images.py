@@ -6,6 +6,7 @@
 With --bad every 4th message is a bad frame (wrong encoding, step/size mismatch, truncated
 data, zero or huge size; with --compressed a truncated or corrupt PNG), marked by frame_id
 'bad'. --compressed publishes PNG sensor_msgs/CompressedImage on /tactile/image_raw/compressed.
+--base-sec S stamps frame k at S + k s (default 1000); --ros-args -r remaps the topic.
 Prints 'sent N good M bad' when done."""
 import sys
 import time
@@ -13,7 +14,8 @@ import time
 import rclpy
 from sensor_msgs.msg import CompressedImage, Image
 
-from tacforce_ros.perception.image import encode_compressed, encode_image_fields
+from tacforce_ros.perception.compressed import encode_compressed
+from tacforce_ros.perception.image import encode_image_fields
 from tacforce_ros.ros.qos import sensor_qos
 from tacforce_ros.sim.sensors import SimConfig, SimulatedSensors
 
@@ -37,6 +39,7 @@ def main() -> None:
     count, rate = int(sys.argv[1]), float(sys.argv[2])
     with_bad = "--bad" in sys.argv
     compressed = "--compressed" in sys.argv
+    base = int(sys.argv[sys.argv.index("--base-sec") + 1]) if "--base-sec" in sys.argv else BASE_SEC
     sensors = SimulatedSensors(SimConfig(indenters=("cone",), positions=1, shear_points=2))
     frames = [sensors.image(0.2 + 3.0 * k / count)[0] for k in range(min(count, 40))]
     rclpy.init()
@@ -59,7 +62,7 @@ def main() -> None:
             msg = CompressedImage(format=fmt, data=data)
         else:
             msg = Image(**encode_image_fields(frames[k % len(frames)], "mono8"))
-        msg.header.stamp.sec, msg.header.stamp.nanosec = BASE_SEC + k, 123
+        msg.header.stamp.sec, msg.header.stamp.nanosec = base + k, 123
         msg.header.frame_id = "tactile_sensor_test"
         if with_bad and k % 4 == 3 and compressed:
             msg.data = bytes(msg.data)[: len(msg.data) // 2] if k % 8 == 3 else b"\x89PNG garbage"

@@ -26,7 +26,8 @@ from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 from std_msgs.msg import Float32  # noqa: E402
 
 from rosutil import ROOT, probe_node, ros_env, spin_until, stop  # noqa: E402
-from tacforce_ros.perception.image import encode_compressed, encode_image_fields  # noqa: E402
+from tacforce_ros.perception.compressed import encode_compressed  # noqa: E402
+from tacforce_ros.perception.image import encode_image_fields  # noqa: E402
 from tacforce_ros.ros.qos import output_qos, sensor_qos  # noqa: E402
 
 GOOD_SEC = 2000           # good frame k is stamped GOOD_SEC + k/30 s

@@ -34,7 +34,8 @@ from tacforce_ros.bags import (
 )
 from tacforce_ros.cli import main as cli_main
 from tacforce_ros.data.tactile_pairs import TactilePairs, interpolate_wrench, load_tactile_pairs
-from tacforce_ros.perception.image import encode_compressed, encode_image_fields
+from tacforce_ros.perception.compressed import encode_compressed
+from tacforce_ros.perception.image import encode_image_fields
 
 REPO = Path(__file__).resolve().parents[1]
 TS = default_typestore()

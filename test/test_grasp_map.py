@@ -11,7 +11,8 @@ from tacforce_ros.perception.grasp_map import (Grasp, GraspMapError, GraspMapLay
                                                heatmap_overlay, position_problem, table_point)
 from tacforce_ros.perception.image import ImageError, decode_depth
 from tacforce_ros.sim.grasp_camera import OBJECT_HEIGHTS_M, camera_matrix, depth_mm, table_plane
-from tacforce_ros.sim.grasp_scenes import SceneConfig, generate_scene, grasp_outcome
+from tacforce_ros.sim.grasp_labels import grasp_outcome
+from tacforce_ros.sim.grasp_scenes import SceneConfig, generate_scene
 
 LAYOUT = GraspMapLayout(rows=15, cols=20, bins=18, stride=32.0, offset=16.0)
 

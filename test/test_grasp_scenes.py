@@ -6,19 +6,9 @@ import numpy as np
 import pytest
 
 from tacforce_ros.perception.grasp_angles import angle_to_bin, bin_edges, bin_to_angle, wrap_angle
-from tacforce_ros.sim.grasp_scenes import (
-    SHAPES,
-    Attempt,
-    Scene,
-    SceneConfig,
-    generate_scene,
-    grasp_outcome,
-    grasp_outcomes,
-    rasterise,
-    read_attempt_csv,
-    sample_attempts,
-    write_attempt_csv,
-)
+from tacforce_ros.sim.grasp_attempts import Attempt, read_attempt_csv, write_attempt_csv
+from tacforce_ros.sim.grasp_labels import grasp_outcome, grasp_outcomes, sample_attempts
+from tacforce_ros.sim.grasp_scenes import SHAPES, Scene, SceneConfig, generate_scene, rasterise
 
 CONFIG = SceneConfig()  # 1000 px/m: 1 px = 1 mm, opening 85 mm, fingers 20 x 10 mm
 H, W = CONFIG.height, CONFIG.width

@@ -13,8 +13,9 @@ import torch
 from tacforce_ros.inference.contract import ModelError
 from tacforce_ros.inference.runtime import OnnxModel
 from tacforce_ros.perception.grasp_map import GraspMapLayout
-from tacforce_ros.sim.grasp_scenes import (HELD_OUT_SHAPES, TRAIN_SHAPES, SceneConfig, generate_scene, grasp_outcomes,
-                                           write_attempt_csv)
+from tacforce_ros.sim.grasp_attempts import write_attempt_csv
+from tacforce_ros.sim.grasp_labels import grasp_outcomes
+from tacforce_ros.sim.grasp_scenes import HELD_OUT_SHAPES, TRAIN_SHAPES, SceneConfig, generate_scene
 from training.grasp_map_data import (GraspAttempts, PatchSampler, augment, load_attempt_folder, merge_attempts,
                                      synthetic_attempts)
 from training.grasp_map_export import dense_padding, export_grasp_map

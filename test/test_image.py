@@ -11,11 +11,10 @@ import numpy as np
 import pytest
 import simplejpeg
 
+from tacforce_ros.perception.compressed import decode_compressed, encode_compressed
 from tacforce_ros.perception.image import (
     ImageError,
-    decode_compressed,
     decode_image,
-    encode_compressed,
     encode_image_fields,
     image_order,
     supported_encodings,

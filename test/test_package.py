@@ -62,6 +62,8 @@ def test_entry_points_resolve():
         module, func = target.split(":")
         assert callable(getattr(importlib.import_module(module), func))
 
+NAMESPACED_LAUNCH = ("perception.launch.py", "grasp_success.launch.py", "visual_force.launch.py")
+
 
 def test_launch_and_config_files_reference_what_exists():
     executables = set(entry_points())
@@ -71,12 +73,17 @@ def test_launch_and_config_files_reference_what_exists():
         for node in ast.walk(ast.parse(text)):
             if isinstance(node, ast.keyword) and node.arg == "executable":
                 assert node.value.value in executables, (launch.name, node.value.value)
+            if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "Node" \
+                    and launch.name in NAMESPACED_LAUNCH:  # namespace:=arm2 moves every node
+                assert "namespace" in {k.arg for k in node.keywords}, launch.name
             if isinstance(node, ast.Constant) and isinstance(node.value, str) \
                     and node.value.endswith((".yaml", ".xml", ".launch.py")):
                 assert (ROOT / ("launch" if node.value.endswith(".py") else "config") / node.value).is_file()
     for config in (ROOT / "config").glob("*.yaml"):
         doc = yaml.safe_load(config.read_text())
-        for node_name, section in doc.items():
+        for key, section in doc.items():
+            # '/**/name' also matches the node pushed into a namespace (a plain 'name' would not)
+            node_name = key.removeprefix("/**/")
             assert node_name in NODES + ("collection_node",) and "ros__parameters" in section, config.name
 
 
@@ -89,19 +96,25 @@ def test_config_parameters_are_declared_by_the_nodes():
     for doc, node in ((perception, "tactile_force_node"), (perception, "grasp_planner_node"),
                       (perception, "grasp_success_node"), (perception, "visual_force_node"),
                       (sim_nodes, "sim_camera_node")):
-        assert set(doc[node]["ros__parameters"]) == _declared(node), node
+        assert set(doc.get(f"/**/{node}", doc.get(node))["ros__parameters"]) == _declared(node), node
 
 
 def _declared(node: str) -> set[str]:
-    """The node's own declare() calls and those of the shared ros/model_params.py helpers it calls."""
+    """The node's own declare() calls, those of its base ModelNode if it has it, and those of the
+    shared ros/model_params.py helpers either calls."""
     def calls(tree, name):
         return [n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", "") == name]
-    tree = ast.parse((ROOT / "tacforce_ros" / "nodes" / f"{node}.py").read_text())
+    nodes = ROOT / "tacforce_ros" / "nodes"
+    trees = [ast.parse((nodes / f"{node}.py").read_text())]
+    if "(ModelNode)" in (nodes / f"{node}.py").read_text():
+        trees.append(ast.parse((nodes / "model_node.py").read_text()))
     helpers = ast.parse((ROOT / "tacforce_ros" / "ros" / "model_params.py").read_text())
-    names = {n.args[1].value for n in calls(tree, "declare")}
-    for function in helpers.body:
-        if isinstance(function, ast.FunctionDef) and calls(tree, function.name):
-            names |= {n.args[1].value for n in calls(function, "declare")}
+    names = set()
+    for tree in trees:
+        names |= {n.args[1].value for n in calls(tree, "declare")}
+        for function in helpers.body:
+            if isinstance(function, ast.FunctionDef) and calls(tree, function.name):
+                names |= {n.args[1].value for n in calls(function, "declare")}
     return names
 
 

@@ -79,7 +79,7 @@ def test_bad_frames_are_rejected_and_good_ones_still_served(ros, transport):
         seen = len(diagnostics)  # reports made after every frame was handled
         spin_until(node, lambda: len(diagnostics) >= max(3, seen + 2), 10, [server])
         assert server.poll() is None, "node died on bad input"
-        tare, reset = (node.create_client(Trigger, f"/tactile_force_node/{s}") for s in ("tare", "reset_state"))
+        tare, reset = (node.create_client(Trigger, f"/tactile_force_node/{s}") for s in ("tare", "reset"))
         results = []
         for client in (tare, reset):
             assert client.wait_for_service(timeout_sec=10)
@@ -113,7 +113,7 @@ def test_colour_frames_reach_a_mono8_model_as_grey(ros):
     forces = {}
     try:
         pub = node.create_publisher(Image, "/tactile/image_raw", sensor_qos(depth=5))
-        reset = node.create_client(Trigger, "/tactile_force_node/reset_state")
+        reset = node.create_client(Trigger, "/tactile_force_node/reset")
         assert spin_until(node, lambda: pub.get_subscription_count() > 0, 60, [server])
         assert reset.wait_for_service(timeout_sec=30)
         for sec, (encoding, frame) in enumerate(frames.items(), 3000):

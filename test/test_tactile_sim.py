@@ -5,13 +5,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from tacforce_ros.sim.tactile import (
-    INDENTERS,
-    SEEN_INDENTERS,
-    SENSOR_STYLES,
-    UNSEEN_INDENTERS,
-    TactileSimulator,
-)
+from tacforce_ros.sim.indenter_shapes import INDENTERS, SEEN_INDENTERS, UNSEEN_INDENTERS
+from tacforce_ros.sim.tactile import TactileSimulator
+from tacforce_ros.sim.tactile_styles import SENSOR_STYLES
 
 STYLE = SENSOR_STYLES["array1"]
 E_STAR = STYLE.contact_modulus_pa

@@ -22,7 +22,9 @@ from tqdm import tqdm
 
 from tacforce_ros.inference.contract import MAX_SIDE
 from tacforce_ros.perception.grasp_angles import angle_to_bin, wrap_angle
-from tacforce_ros.sim.grasp_scenes import SceneConfig, generate_scene, read_attempt_csv, sample_attempts
+from tacforce_ros.sim.grasp_attempts import read_attempt_csv
+from tacforce_ros.sim.grasp_labels import sample_attempts
+from tacforce_ros.sim.grasp_scenes import SceneConfig, generate_scene
 
 from .models.grasp_net import PATCH
 

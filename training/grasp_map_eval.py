@@ -16,7 +16,8 @@ from tqdm import tqdm
 from tacforce_ros.inference.runtime import OnnxModel
 from tacforce_ros.perception.grasp_angles import angle_to_bin, bin_to_angle
 from tacforce_ros.perception.grasp_map import OUTPUT, TASK, GraspMapLayout, decode_grasps
-from tacforce_ros.sim.grasp_scenes import SceneConfig, generate_scene, grasp_outcome, grasp_outcomes
+from tacforce_ros.sim.grasp_labels import grasp_outcome, grasp_outcomes
+from tacforce_ros.sim.grasp_scenes import SceneConfig, generate_scene
 
 from .grasp_map_data import GraspAttempts
 

@@ -27,9 +27,9 @@ from tacforce_ros.bags import (
     parse_episode,
     stamp_to_ns,
 )
+from tacforce_ros.perception.compressed import decode_compressed
 from tacforce_ros.perception.image import (
     ImageError,
-    decode_compressed,
     decode_image,
     image_order,
     to_model_channels,

@@ -31,13 +31,20 @@ from typing import Any
 
 METADATA_KEY = "tacforce"
 SCHEMA = "tacforce.model/1"
-TASKS = ("tactile_force", "visual_force", "grasp_map", "grasp_success")
+# one name per job: metadata "task", the default model file <task>.onnx, the node that takes it
+TACTILE_FORCE, VISUAL_FORCE, GRASP_MAP, GRASP_SUCCESS = "tactile_force", "visual_force", "grasp_map", "grasp_success"
+TASKS = (TACTILE_FORCE, VISUAL_FORCE, GRASP_MAP, GRASP_SUCCESS)
 ENCODING_CHANNELS = {"mono8": 1, "rgb8": 3, "bgr8": 3}
 MAX_SIDE = 8192
 
 
 class ModelError(RuntimeError):
     """A model file that cannot be used: missing, corrupt, or made for another job."""
+
+
+class NonFiniteOutput(ValueError):
+    """The model produced NaN, Inf or an impossible value: nothing is published for this input,
+    and every node counts it as errors_non_finite."""
 
 
 @dataclass(frozen=True)

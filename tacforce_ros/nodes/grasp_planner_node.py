@@ -13,53 +13,42 @@ all stamped with the colour image's stamp. Poses need CameraInfo; position from 
 image when one is given and fresh, else from the table plane. ``~/plan`` (std_srvs/Trigger)
 plans on the latest frame and answers with the best grasp; with ``continuous`` false that is
 the only time the model runs. The ranking, range and output switches are live: `ros2 param
-set` changes them between frames (LIVE); topics, model and runtime are fixed at start-up.
+set` changes them between frames (LIVE); topics, model and runtime are fixed at start-up. Input
+topics are relative (camera/color/image_raw, camera/color/camera_info) and outputs private: a
+namespace or a remapping moves them.
 """
 from __future__ import annotations
 
 import sys
-import time
 
 import numpy as np
 from geometry_msgs.msg import Pose, PoseArray, PoseStamped
-from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_srvs.srv import Trigger
 from visualization_msgs.msg import MarkerArray
 
-from ..paths import resolve
-from ..perception.grasp_map import (Grasp, GraspMapError, GraspPlanner, Intrinsics, decode_grasps,
-                                    depth_at, grasp_position, grasp_quaternion, heatmap_overlay,
-                                    jaw_length_px, position_problem)
+from ..perception.grasp_map import (TASK, Grasp, GraspPlanner, Intrinsics, decode_grasps, depth_at, grasp_position,
+                                    grasp_quaternion, heatmap_overlay, jaw_length_px, position_problem)
 from ..perception.image import ImageError, decode_depth
-from ..perception.stats import StageStats
 from ..ros.checks import checked_stamp, publish_finite
-from ..ros.diagnostics import DiagnosticsPublisher
+from ..ros.images import decode_any
 from ..ros.markers import grasp_markers
-from ..ros.images import TRANSPORTS, decode_any, subscribe_image
-from ..ros.model_params import declare_common, declare_runtime, load_model
-from ..ros.params import declare, invalid, live, optional_topic, refuse_unknown, topic
+from ..ros.params import declare, invalid, live, optional_topic, topic
 from ..ros.qos import output_qos, sensor_qos
+from .model_node import ModelNode
 
 # parameters that can be set while the node runs; each is the node attribute of the same name
 LIVE = ("min_probability", "top_k", "nms_distance_px", "angle_window", "min_range", "max_range", "continuous",
         "publish_overlay", "publish_map", "publish_markers")
 
 
-class GraspPlannerNode(Node):
+class GraspPlannerNode(ModelNode):
     def __init__(self, **kwargs):
-        super().__init__("grasp_planner_node", **kwargs)
-        self.model_path = str(resolve("models", declare(
-            self, "model_path", "grasp_map.onnx",
-            "ONNX grasp_map model: a file name in the package's models/ or a path")))
-        image_topic = declare(self, "image_topic", "/camera/color/image_raw", "Colour image topic", check=topic)
-        transport = declare(self, "image_transport", "raw",
-                            "'raw' (sensor_msgs/Image) or 'compressed' (CompressedImage on <image_topic>/compressed)",
-                            choices=TRANSPORTS)
+        super().__init__("grasp_planner_node", TASK, "camera/color/image_raw", "Colour image topic", **kwargs)
         depth_topic = declare(self, "depth_topic", "",
                               "Depth image aligned to the colour image (16UC1 mm or 32FC1 m); empty: none",
                               check=optional_topic)
-        info_topic = declare(self, "camera_info_topic", "/camera/color/camera_info",
+        info_topic = declare(self, "camera_info_topic", "camera/color/camera_info",
                              "CameraInfo of the colour image (intrinsics for poses)", check=topic)
         self.depth_max_age = declare(self, "depth_max_age", 0.1,
                                      "Seconds a depth frame may differ from the colour frame and still be used",
@@ -96,45 +85,32 @@ class GraspPlannerNode(Node):
         self.publish_map = declare(self, "publish_map", True, "Publish the raw ~map image (live)", False)
         self.publish_markers = declare(self, "publish_markers", True,
                                        "Publish ~markers: each candidate's jaws and P(success) (live)", False)
-        runtime = declare_runtime(self)
-        self.max_pixels, diag_period = declare_common(self)
-        refuse_unknown(self)
         if len(self.table_plane) != 4 or not any(self.table_plane[:3]):
             raise SystemExit(f"grasp_planner_node: table_plane must be [a, b, c, d] with a non-zero "
                              f"normal, got {self.table_plane}")
         if self.min_range >= self.max_range:
             raise invalid(self, "min_range", f"must be below max_range ({self.max_range})", self.min_range)
 
-        self.stats = StageStats()
-        self.planner = load_model(self, self.model_path, "grasp_map", runtime, GraspPlanner)
-        model, layout = self.planner.model, self.planner.layout
-        problem = self._angle_window_problem(self.angle_window)
-        if problem:
-            raise invalid(self, "angle_window", problem, self.angle_window)
-        self.get_logger().info(
-            f"model {self.model_path} on {model.provider}; input {model.metadata.input.width}x"
-            f"{model.metadata.input.height} {model.metadata.input.encoding}; map {layout.rows}x{layout.cols}"
-            f"x{layout.bins}")
+        self.planner = self.start(GraspPlanner, check=self._check_model)
+        layout = self.planner.layout
+        self.get_logger().info(f"map {layout.rows}x{layout.cols}x{layout.bins}")
         self.intrinsics: Intrinsics | None = None
         self.info_size = (0, 0)  # CameraInfo width, height (0: not given)
         self.depth: tuple[float, np.ndarray] | None = None  # (stamp s, metres)
         self.latest: Image | CompressedImage | None = None  # the newest colour frame
         self.last_result = "no frame planned yet"
+        self.grasps: list[Grasp] = []  # those of the last planned frame
 
         self.pub_best = self.create_publisher(PoseStamped, "~/best_pose", output_qos())
         self.pub_candidates = self.create_publisher(PoseArray, "~/candidates", output_qos())
         self.pub_overlay = self.create_publisher(Image, "~/overlay", output_qos())
         self.pub_map = self.create_publisher(Image, "~/map", output_qos())
         self.pub_markers = self.create_publisher(MarkerArray, "~/markers", output_qos())
-        subscribe_image(self, image_topic, transport, self.on_colour, self.on_colour, stats=self.stats)
         if depth_topic:
             self.create_subscription(Image, depth_topic, checked_stamp(self, self.stats, self.on_depth, "depth frame"),
                                      sensor_qos())
         self.create_subscription(CameraInfo, info_topic, self.on_camera_info, sensor_qos())
         self.create_service(Trigger, "~/plan", self.on_plan)
-        self.diagnostics = DiagnosticsPublisher(
-            self, self.stats, hardware_id=self.model_path, period=diag_period,
-            extra={"provider": model.provider, "model": self.model_path})
         live(self, LIVE, self.apply_parameters)
 
     # ------------------------------------------------------------------ live parameters
@@ -144,18 +120,18 @@ class GraspPlannerNode(Node):
         new = {name: changes.get(name, getattr(self, name)) for name in LIVE}
         if new["min_range"] >= new["max_range"]:
             return f"min_range ({new['min_range']}) must be below max_range ({new['max_range']})"
-        problem = self._angle_window_problem(new["angle_window"])
+        problem = _angle_window_problem(new["angle_window"], self.planner.layout.bins)
         if problem:
             return f"angle_window {problem} (got {new['angle_window']})"
         for name, value in changes.items():
             setattr(self, name, value)
         return None
 
-    def _angle_window_problem(self, window: int) -> str | None:
-        bins = self.planner.layout.bins
-        if window > (bins - 1) // 2:
-            return f"must be at most {(bins - 1) // 2} for this model's {bins} angle bins"
-        return None
+    def _check_model(self, planner: GraspPlanner) -> None:
+        """angle_window must fit this model's angle bins."""
+        problem = _angle_window_problem(self.angle_window, planner.layout.bins)
+        if problem:
+            raise invalid(self, "angle_window", problem, self.angle_window)
 
     # ------------------------------------------------------------------ inputs
     def on_camera_info(self, msg: CameraInfo) -> None:
@@ -173,35 +149,38 @@ class GraspPlannerNode(Node):
             self.stats.error("depth")
             self.get_logger().warning(f"depth frame rejected: {exc}", throttle_duration_sec=2.0)
 
-    def on_colour(self, msg: Image | CompressedImage) -> None:
+    def on_frame(self, msg: Image | CompressedImage) -> None:
+        """Keep the newest colour frame for ~/plan; plan it now when continuous."""
         self.latest = msg
         if self.continuous:
-            self.plan(msg)
+            self.process(msg)
 
     def on_plan(self, _request, response):
         if self.latest is None:
             response.success, response.message = False, "no colour image received yet"
             return response
-        grasps = self.plan(self.latest)
-        response.success = bool(grasps)
+        self.grasps = []
+        self.process(self.latest)
+        response.success = bool(self.grasps)
         response.message = self.last_result
         return response
 
     # ------------------------------------------------------------------ planning
-    def plan(self, msg: Image | CompressedImage) -> list[Grasp]:
-        t0 = time.perf_counter()
-        try:
-            image, order = decode_any(msg, self.max_pixels)
-            t1 = time.perf_counter()
-            prob = self.planner.grasp_map(image, order)
-        except (ImageError, ValueError) as exc:
-            kind = "image" if isinstance(exc, ImageError) else (
-                "non_finite" if isinstance(exc, GraspMapError) else "shape")
-            self.stats.error(kind)
-            self.last_result = f"frame rejected: {exc}"
-            self.get_logger().warning(self.last_result, throttle_duration_sec=2.0)
-            return []
-        t2 = time.perf_counter()
+    def decode(self, msg: Image | CompressedImage) -> tuple[np.ndarray, str]:
+        """The frame as it came (and its channel order): the overlay draws on the camera's colours."""
+        return decode_any(msg, self.max_pixels)
+
+    def estimate(self, decoded: tuple[np.ndarray, str], msg: Image | CompressedImage) -> tuple:
+        image, order = decoded
+        return image, order, self.planner.grasp_map(image, order)
+
+    def reject(self, exc: Exception) -> None:
+        super().reject(exc)
+        self.last_result = f"frame rejected: {exc}"
+
+    def publish(self, msg: Image | CompressedImage, result: tuple) -> bool:
+        """Rank the grasps and publish poses, candidates, markers, map and overlay."""
+        image, order, prob = result
         grasps = decode_grasps(prob, self.planner.layout, self.min_probability, self.top_k, self.nms_distance_px,
                                self.angle_window)
         header = msg.header
@@ -224,13 +203,9 @@ class GraspPlannerNode(Node):
             overlay = heatmap_overlay(rgb, prob, self.planner.layout, grasps, self._jaw_px(grasps, depth),
                                       min_probability=self.min_probability)
             self.pub_overlay.publish(_rgb_message(overlay, header, frame_id))  # uint8
-        t3 = time.perf_counter()
+        self.grasps = grasps
         self.last_result = _describe(grasps, poses, frame_id, self.min_probability)
-        for stage, seconds in (("decode", t1 - t0), ("inference", t2 - t1), ("publish", t3 - t2),
-                               ("total", t3 - t0)):
-            self.stats.record(stage, seconds)
-        self.stats.tick(t3)
-        return grasps
+        return True
 
     def _depth_for(self, stamp) -> np.ndarray | None:
         if self.depth is None:
@@ -279,6 +254,12 @@ class GraspPlannerNode(Node):
             if z:
                 return jaw_length_px(self.jaw_opening, self.intrinsics.fx, z)
         return 2.5 * self.planner.layout.stride
+
+
+def _angle_window_problem(window: int, bins: int) -> str | None:
+    if window > (bins - 1) // 2:
+        return f"must be at most {(bins - 1) // 2} for this model's {bins} angle bins"
+    return None
 
 
 def _seconds(stamp) -> float:

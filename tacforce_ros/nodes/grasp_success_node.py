@@ -6,7 +6,8 @@ frames, perception.grasp_success.MajorityDebouncer), and both together with the 
 as a diagnostic_msgs/DiagnosticArray on ``result_topic`` (std_msgs has no stamped number; see
 `result_message`). The Trigger service ``~/check`` answers from the latest frames without
 running the model: success = the object is held, the message gives the probabilities. Only the
-newest frame is processed (depth-1 sensor QoS). threshold, window, min_frames and max_age can be
+newest frame is processed (depth-1 sensor QoS). Topics are relative (grasp_camera/image_raw,
+grasp_success/...): a namespace or a remapping moves them. threshold, window, min_frames and max_age can be
 set at run time (`ros2 param set`); the vote window keeps its newest frames.
 """
 from __future__ import annotations
@@ -14,42 +15,29 @@ from __future__ import annotations
 import sys
 import time
 
+import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rclpy.node import Node
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Bool, Float32
 from std_srvs.srv import Trigger
 
-from ..paths import resolve
-from ..perception.grasp_success import (TASK, GraspSuccessClassifier, MajorityDebouncer, NonFiniteOutput, Vote,
-                                        answer)
-from ..perception.image import ImageError
-from ..perception.stats import StageStats
+from ..perception.grasp_success import TASK, GraspSuccessClassifier, MajorityDebouncer, Vote, answer
 from ..ros.checks import publish_finite
-from ..ros.diagnostics import DiagnosticsPublisher
-from ..ros.images import TRANSPORTS, decode_for_model, subscribe_image
-from ..ros.model_params import declare_common, declare_runtime, load_model
-from ..ros.params import declare, live, refuse_unknown, topic
+from ..ros.params import declare, live, topic
 from ..ros.qos import output_qos
+from .model_node import ModelNode
 
 
-class GraspSuccessNode(Node):
+class GraspSuccessNode(ModelNode):
     def __init__(self, **kwargs):
-        super().__init__("grasp_success_node", **kwargs)
-        self.model_path = str(resolve("models", declare(
-            self, "model_path", "grasp_success.onnx",
-            "ONNX grasp_success model: a file name in the package's models/ or a path")))
-        image_topic = declare(self, "image_topic", "/grasp_camera/image_raw", "After-grasp camera image topic",
-                              check=topic)
-        self.transport = declare(self, "image_transport", "raw",
-                                 "'raw' (sensor_msgs/Image) or 'compressed' (CompressedImage on <image_topic>/compressed)",
-                                 choices=TRANSPORTS)
-        probability_topic = declare(self, "probability_topic", "/grasp_success/probability",
+        super().__init__("grasp_success_node", TASK, "grasp_camera/image_raw", "After-grasp camera image topic",
+                         **kwargs)
+        probability_topic = declare(self, "probability_topic", "grasp_success/probability",
                                     "std_msgs/Float32 output: P(held) of every processed frame", check=topic)
-        decision_topic = declare(self, "decision_topic", "/grasp_success/held",
+        decision_topic = declare(self, "decision_topic", "grasp_success/held",
                                  "std_msgs/Bool output: debounced decision (majority over the last "
                                  "`window` frames)", check=topic)
-        result_topic = declare(self, "result_topic", "/grasp_success/result",
+        result_topic = declare(self, "result_topic", "grasp_success/result",
                                "diagnostic_msgs/DiagnosticArray output: probability and decision with the "
                                "frame's stamp", check=topic)
         window = declare(self, "window", 10, "Frames in the majority vote (live)", False, limits=(1, 1000))
@@ -61,56 +49,29 @@ class GraspSuccessNode(Node):
         self.max_age = declare(self, "max_age", 1.0,
                                "Seconds: the service only counts frames received this recently (live)", False,
                                limits=(0.0, 3600.0))
-        runtime = declare_runtime(self)
-        self.max_pixels, diag_period = declare_common(self)
-        refuse_unknown(self)
-        live(self, ("window", "threshold", "min_frames", "max_age"), self.apply_parameters)
-
-        self.stats = StageStats()
         try:
             self.debouncer = MajorityDebouncer(window, threshold, min_frames)
         except ValueError as exc:
             raise SystemExit(f"grasp_success_node: {exc}") from None
-        self.classifier = load_model(self, self.model_path, TASK, runtime, GraspSuccessClassifier)
-        model = self.classifier.model
-        self.get_logger().info(f"model {self.model_path} on {model.provider}; input "
-                               f"{model.metadata.input.width}x{model.metadata.input.height} "
-                               f"{model.metadata.input.encoding}")
+        self.classifier = self.start(GraspSuccessClassifier)
+        live(self, ("window", "threshold", "min_frames", "max_age"), self.apply_parameters)
         self.prob_pub = self.create_publisher(Float32, probability_topic, output_qos())
         self.held_pub = self.create_publisher(Bool, decision_topic, output_qos())
         self.result_pub = self.create_publisher(DiagnosticArray, result_topic, output_qos())
-        subscribe_image(self, image_topic, self.transport, self.process, self.process, stats=self.stats)
         self.create_service(Trigger, "~/check", self.on_check)
         self.create_service(Trigger, "~/reset", self.on_reset)
-        self.diagnostics = DiagnosticsPublisher(
-            self, self.stats, hardware_id=self.model_path, period=diag_period,
-            extra={"provider": model.provider, "model": self.model_path})
 
-    def process(self, msg: Image | CompressedImage) -> None:
-        t0 = time.perf_counter()
-        try:
-            image = decode_for_model(msg, self.classifier.model.metadata.input.encoding, self.max_pixels)
-            t1 = time.perf_counter()
-            p = self.classifier.probability(image)
-        except (ImageError, ValueError) as exc:
-            kind = "image" if isinstance(exc, ImageError) else (
-                "non_finite" if isinstance(exc, NonFiniteOutput) else "shape")
-            self.stats.error(kind)
-            self.get_logger().warning(f"frame rejected: {exc}", throttle_duration_sec=2.0)
-            return
-        t2 = time.perf_counter()
+    def estimate(self, image: np.ndarray, msg: Image | CompressedImage) -> float:
+        return self.classifier.probability(image)
+
+    def publish(self, msg: Image | CompressedImage, p: float) -> bool:
         if not publish_finite(self, self.prob_pub, Float32(data=p), self.stats):
-            return
+            return False
         vote = self.debouncer.push(p, time.monotonic())
         if vote.held is not None:
             self.held_pub.publish(Bool(data=vote.held))
         self.result_pub.publish(result_message(msg.header, p, vote, self.get_name()))
-        t3 = time.perf_counter()
-        self.stats.record("decode", t1 - t0)
-        self.stats.record("inference", t2 - t1)
-        self.stats.record("publish", t3 - t2)
-        self.stats.record("total", t3 - t0)
-        self.stats.tick(t3)
+        return True
 
     def apply_parameters(self, changes: dict) -> str | None:
         """Live `threshold`, `window`, `min_frames`, `max_age`: one new debouncer holding the

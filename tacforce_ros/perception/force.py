@@ -3,13 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..inference.contract import TACTILE_FORCE, NonFiniteOutput
 from ..inference.runtime import OnnxModel
 
-TASK = "tactile_force"
-
-
-class NonFiniteOutput(ValueError):
-    """The model produced NaN or Inf; nothing may be published for this frame."""
+TASK = TACTILE_FORCE
 
 
 class TactileForceEstimator:

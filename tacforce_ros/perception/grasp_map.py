@@ -21,11 +21,12 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from ..inference.contract import GRASP_MAP, NonFiniteOutput
 from ..inference.runtime import OnnxModel
 from .grasp_angles import bin_to_angle
 from .image import ColorOrder, to_model_channels
 
-TASK = "grasp_map"
+TASK = GRASP_MAP
 OUTPUT = "grasp_probability"
 # How angles and cells are encoded; written into every grasp_map model's metadata.
 ANGLE_CONVENTION = ("theta in [0, pi): jaw closing line from image +u (right) towards +v (down); "
@@ -37,6 +38,10 @@ FOCAL_RANGE = (0.05, 20.0)
 
 class GraspMapError(ValueError):
     """A map that does not fit the model's layout, or non-finite probabilities."""
+
+
+class NonFiniteMap(GraspMapError, NonFiniteOutput):
+    """Non-finite probabilities: a map error that nodes count as errors_non_finite."""
 
 
 @dataclass(frozen=True)
@@ -95,7 +100,7 @@ def check_map(prob: np.ndarray, layout: GraspMapLayout) -> np.ndarray:
         raise GraspMapError(f"grasp map has shape {prob.shape}, layout says "
                             f"{(layout.rows, layout.cols, layout.bins)}")
     if not np.isfinite(prob).all():
-        raise GraspMapError("grasp map has non-finite probabilities; frame dropped")
+        raise NonFiniteMap("grasp map has non-finite probabilities; frame dropped")
     return prob
 
 

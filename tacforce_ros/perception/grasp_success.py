@@ -13,13 +13,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..inference.contract import GRASP_SUCCESS, NonFiniteOutput
 from ..inference.runtime import OnnxModel
 
-TASK = "grasp_success"
-
-
-class NonFiniteOutput(ValueError):
-    """The model produced NaN, Inf or a value outside [0, 1]; nothing is published."""
+TASK = GRASP_SUCCESS
 
 
 class GraspSuccessClassifier:

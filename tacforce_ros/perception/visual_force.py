@@ -20,15 +20,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..inference.contract import VISUAL_FORCE, NonFiniteOutput
 from ..inference.runtime import OnnxModel
 
-TASK = "visual_force"
+TASK = VISUAL_FORCE
 AXES = {"x": 0, "y": 1, "z": 2}
 RESET_REASONS = ("gap", "backwards", "size", "manual")
-
-
-class NonFiniteOutput(ValueError):
-    """The model produced NaN or Inf; nothing is published for this window."""
 
 
 @dataclass(frozen=True)

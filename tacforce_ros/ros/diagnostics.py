@@ -26,6 +26,7 @@ class DiagnosticsPublisher:
         self.notice = ""
         self._errors_seen = 0
         self._frames_seen = 0
+        # absolute in any namespace: one aggregator reads every node's reports (the ROS convention)
         self._pub = node.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._timer = node.create_timer(period, self.publish)
 

@@ -22,7 +22,7 @@ from ..hardware.netft_calibration import Calibration
 from ..hardware.protocol import ProtocolConfig, Waypoint, plan
 from ..hardware.robot import SimulatedRobot, rotvec_to_quaternion
 from ..hardware.safety import ForceLimits, SafetyMonitor
-from ..perception.image import encode_compressed
+from ..perception.compressed import encode_compressed
 from .netft_box import RdtEmulator
 from .rig import IndentationRig
 

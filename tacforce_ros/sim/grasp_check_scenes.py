@@ -42,6 +42,16 @@ from typing import Iterator
 import cv2
 import numpy as np
 
+from .grasp_check_drawing import (
+    draw_gripper,
+    draw_object,
+    draw_shadow,
+    random_colour,
+    rotate,
+    sample_view,
+    view_homography,
+)
+
 SHAPES = ("box", "cylinder", "bottle", "ball", "hexagon", "mug", "cone")
 TRAIN_SHAPES = ("box", "cylinder", "bottle", "ball", "hexagon")
 HELD_OUT_SHAPES = ("mug", "cone")
@@ -103,151 +113,6 @@ class Frame:
     view: dict             # roll_deg, keystone (kx, ky), scale, shift, horizon, held_out (which factor)
 
 
-# --------------------------------------------------------------------------- drawing
-
-def _colour(rng: np.random.Generator, avoid: np.ndarray | None = None) -> np.ndarray:
-    for _ in range(20):
-        hsv = np.uint8([[[rng.integers(0, 180), rng.integers(80, 256), rng.integers(80, 256)]]])
-        rgb = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0, 0].astype(np.float32)
-        if avoid is None or np.abs(rgb - avoid).sum() > 100:
-            return rgb
-    return rgb
-
-
-def _poly(canvas: np.ndarray, pts, colour) -> None:
-    cv2.fillPoly(canvas, [np.round(np.asarray(pts) * 16).astype(np.int32)], [float(c) for c in colour],
-                 lineType=cv2.LINE_AA, shift=4)
-
-
-def _rot(points: np.ndarray, centre, angle: float) -> np.ndarray:
-    c, s = math.cos(angle), math.sin(angle)
-    p = np.asarray(points, np.float64)
-    return np.stack([p[:, 0] * c - p[:, 1] * s, p[:, 0] * s + p[:, 1] * c], 1) + np.asarray(centre)
-
-
-def _object_parts(shape: str, w: float, h: float) -> list[tuple[np.ndarray, float]]:
-    """Polygons (local coords, origin at the object's centre, y down) with a shade factor each."""
-    hw, hh = w / 2, h / 2
-    if shape == "box":
-        return [(np.array([[-hw, -hh], [hw, -hh], [hw, hh], [-hw, hh]]), 1.0),
-                (np.array([[-hw, -hh], [-hw + 0.25 * w, -hh - 0.12 * h], [hw + 0.25 * w, -hh - 0.12 * h],
-                           [hw, -hh]]), 1.25)]
-    if shape == "cylinder":
-        t = np.linspace(0, 2 * math.pi, 24)
-        top = np.stack([hw * np.cos(t), -hh + 0.12 * w * np.sin(t)], 1)
-        return [(np.array([[-hw, -hh], [hw, -hh], [hw, hh], [-hw, hh]]), 1.0),
-                (np.array([[0.2 * w, -hh], [0.35 * w, -hh], [0.35 * w, hh], [0.2 * w, hh]]), 0.8),
-                (top, 1.3)]
-    if shape == "bottle":
-        neck = 0.3 * w
-        return [(np.array([[-hw, -hh + 0.35 * h], [hw, -hh + 0.35 * h], [hw, hh], [-hw, hh]]), 1.0),
-                (np.array([[-hw, -hh + 0.35 * h], [-neck / 2, -hh + 0.15 * h], [neck / 2, -hh + 0.15 * h],
-                           [hw, -hh + 0.35 * h]]), 1.1),
-                (np.array([[-neck / 2, -hh], [neck / 2, -hh], [neck / 2, -hh + 0.15 * h],
-                           [-neck / 2, -hh + 0.15 * h]]), 0.7)]
-    if shape == "ball":
-        t = np.linspace(0, 2 * math.pi, 32)
-        r = min(hw, hh)
-        return [(np.stack([r * np.cos(t), r * np.sin(t)], 1), 1.0),
-                (np.stack([0.35 * r * np.cos(t) - 0.3 * r, 0.35 * r * np.sin(t) - 0.3 * r], 1), 1.35)]
-    if shape == "hexagon":
-        return [(np.array([[-hw, -hh], [hw, -hh], [hw, hh], [-hw, hh]]), 0.85),
-                (np.array([[-hw / 2, -hh], [hw / 2, -hh], [hw / 2, hh], [-hw / 2, hh]]), 1.15)]
-    if shape == "mug":
-        body = np.array([[-hw, -hh], [hw * 0.6, -hh], [hw * 0.6, hh], [-hw, hh]])
-        outer = np.array([[hw * 0.6, -hh * 0.6], [hw, -hh * 0.6], [hw, hh * 0.4], [hw * 0.6, hh * 0.4]])
-        inner = np.array([[hw * 0.6, -hh * 0.35], [hw * 0.85, -hh * 0.35], [hw * 0.85, hh * 0.15],
-                          [hw * 0.6, hh * 0.15]])
-        return [(outer, 0.9), (inner, -1.0), (body, 1.0)]
-    if shape == "cone":
-        return [(np.array([[-0.12 * w, -hh], [0.12 * w, -hh], [hw, hh], [-hw, hh]]), 1.0),
-                (np.array([[-0.3 * w, -hh + 0.45 * h], [0.3 * w, -hh + 0.45 * h], [0.36 * w, -hh + 0.6 * h],
-                           [-0.36 * w, -hh + 0.6 * h]]), 1.4)]
-    raise ValueError(f"unknown shape {shape!r}")
-
-
-def _draw_object(canvas, shape, centre, w, h, angle, colour, background) -> None:
-    for pts, shade in _object_parts(shape, w, h):
-        fill = background if shade < 0 else np.clip(colour * shade, 0, 255)
-        _poly(canvas, _rot(pts, centre, angle), fill)
-
-
-def _draw_shadow(canvas, x, y, w, strength, blur) -> None:
-    mask = np.zeros(canvas.shape[:2], np.float32)
-    cv2.ellipse(mask, (int(round(x)), int(round(y))), (max(1, int(w * 0.7)), max(1, int(w * 0.15))),
-                0, 0, 360, 1.0, -1, cv2.LINE_AA)
-    mask = cv2.GaussianBlur(mask, (0, 0), blur)
-    canvas *= (1.0 - strength * mask)[..., None]
-
-
-def _draw_gripper(canvas, x, tip_y, gap, finger_w, finger_l, colour, angle) -> None:
-    """Wrist from the top edge, palm, two fingers whose inner faces are ``gap`` apart; the
-    whole hand may be tilted by ``angle`` about the fingertip centre."""
-    palm_h, palm_w = 0.3 * finger_l, gap + 2 * finger_w + 0.5 * finger_w
-    palm_w = max(palm_w, 2.6 * finger_w)
-    top = tip_y - finger_l - palm_h
-    centre = (x, tip_y)
-    parts = [
-        (np.array([[-0.35 * palm_w, -tip_y - 50], [0.35 * palm_w, -tip_y - 50],
-                   [0.35 * palm_w, -(tip_y - top)], [-0.35 * palm_w, -(tip_y - top)]]), 0.75),
-        (np.array([[-palm_w / 2, -(tip_y - top)], [palm_w / 2, -(tip_y - top)],
-                   [palm_w / 2, -finger_l], [-palm_w / 2, -finger_l]]), 1.0),
-    ]
-    for side in (-1, 1):
-        inner = side * gap / 2
-        outer = side * (gap / 2 + finger_w)
-        parts.append((np.array([[inner, -finger_l], [outer, -finger_l], [outer, 0],
-                                [inner + side * 0.2 * finger_w, 0]]), 0.9))
-        parts.append((np.array([[inner, -finger_l * 0.55], [inner + side * 0.3 * finger_w, -finger_l * 0.55],
-                                [inner + side * 0.3 * finger_w, -finger_l * 0.05],
-                                [inner, -finger_l * 0.05]]), 0.55))   # rubber pad
-    for pts, shade in parts:
-        _poly(canvas, _rot(pts, centre, angle), np.clip(colour * shade, 0, 255))
-
-
-# --------------------------------------------------------------------------- viewpoint
-
-def _sample_view(rng: np.random.Generator, views: ViewRanges, split: str) -> dict:
-    roll = rng.uniform(*views.roll_deg)
-    kx, ky = rng.uniform(*views.keystone, size=2)
-    scale = rng.uniform(*views.scale)
-    held_out = None
-    if split == "test":
-        held_out = str(rng.choice(("roll", "keystone", "scale")))
-        sign = lambda: float(rng.choice((-1.0, 1.0)))   # noqa: E731
-        if held_out == "roll":
-            roll = sign() * rng.uniform(*views.test_roll_deg)
-        elif held_out == "keystone":
-            if rng.random() < 0.5:
-                kx = sign() * rng.uniform(*views.test_keystone)
-            else:
-                ky = sign() * rng.uniform(*views.test_keystone)
-        else:
-            scale = rng.uniform(*views.test_scale)
-    return {"roll_deg": float(roll), "keystone": (float(kx), float(ky)), "scale": float(scale),
-            "shift": tuple(float(s) for s in rng.uniform(-views.shift, views.shift, 2)),
-            "horizon": float(rng.uniform(*views.horizon)), "held_out": held_out}
-
-
-def view_homography(view: dict, width: int, height: int) -> np.ndarray:
-    """Canonical side view -> camera image: scale about the centre, roll, keystone, shift."""
-    cx, cy = width / 2, height / 2
-    kx, ky = view["keystone"]
-    src = np.float32([[0, 0], [width, 0], [width, height], [0, height]])
-    # keystone: one side of the frame shrinks (yaw: left/right edge, pitch: top/bottom edge)
-    dst = src.copy()
-    dst[[0, 3], 1] += np.float32([kx * height, -kx * height])
-    dst[[1, 2], 1] -= np.float32([kx * height, -kx * height])
-    dst[[0, 1], 0] += np.float32([ky * width, -ky * width])
-    dst[[3, 2], 0] -= np.float32([ky * width, -ky * width])
-    keystone = cv2.getPerspectiveTransform(src, dst)
-    affine = cv2.getRotationMatrix2D((cx, cy), view["roll_deg"], view["scale"])
-    affine[:, 2] += (view["shift"][0] * width, view["shift"][1] * height)
-    return np.vstack([affine, [0, 0, 1]]) @ keystone
-
-
-# --------------------------------------------------------------------------- one frame
-
 def render_frame(rng: np.random.Generator, config: CheckSceneConfig | None = None,
                  split: str = "train", kind: str | None = None) -> Frame:
     """One random after-grasp frame of ``split``; ``kind`` forces the outcome (default: drawn
@@ -267,7 +132,7 @@ def render_frame(rng: np.random.Generator, config: CheckSceneConfig | None = Non
     if split == "test" and rng.random() < 0.5:
         shapes = config.held_out_shapes
     shape = str(rng.choice(shapes))
-    view = _sample_view(rng, config.views, split)
+    view = sample_view(rng, config.views, split)
     H, W = config.height, config.width
     u = W / 160.0                                   # drawing unit: sizes are for 160 px wide
 
@@ -295,14 +160,14 @@ def render_frame(rng: np.random.Generator, config: CheckSceneConfig | None = Non
         side = rng.choice((-1, 1))
         dx = gx + side * rng.uniform(30, 70) * u
         dy = floor_y()
-        _draw_shadow(canvas, dx, dy, dw, 0.3, 2 * u)
-        _draw_object(canvas, str(rng.choice(config.train_shapes)), (dx, dy - dh / 2), dw, dh, 0.0,
-                     _colour(rng, table), table)
+        draw_shadow(canvas, dx, dy, dw, 0.3, 2 * u)
+        draw_object(canvas, str(rng.choice(config.train_shapes)), (dx, dy - dh / 2), dw, dh, 0.0,
+                    random_colour(rng, table), table)
 
     ow, oh = rng.uniform(14, 26) * u, rng.uniform(20, 38) * u
     if shape == "ball":
         oh = ow
-    colour = _colour(rng, table)
+    colour = random_colour(rng, table)
     finger_w, finger_l = rng.uniform(5, 8) * u, rng.uniform(20, 30) * u
     gripper_col = np.full(3, rng.uniform(60, 200), np.float32) + rng.uniform(-15, 15, 3)
     tip_y = float(rng.uniform(0.35, 0.55) * H)      # lifted
@@ -312,37 +177,37 @@ def render_frame(rng: np.random.Generator, config: CheckSceneConfig | None = Non
         gap = ow * rng.uniform(0.97, 1.0)
         tilt = math.radians(rng.uniform(-10, 10))
         top = tip_y - finger_l * rng.uniform(0.35, 0.75)
-        _draw_shadow(canvas, gx, floor_y(), ow, rng.uniform(0.2, 0.4), 4 * u)
-        _draw_object(canvas, shape, (gx, top + oh / 2), ow, oh, tilt + hand_tilt, colour, table)
+        draw_shadow(canvas, gx, floor_y(), ow, rng.uniform(0.2, 0.4), 4 * u)
+        draw_object(canvas, shape, (gx, top + oh / 2), ow, oh, tilt + hand_tilt, colour, table)
     elif kind == "slipping":
         gap = rng.uniform(0.05, 0.35) * ow
         side = rng.choice((-1, 1))
         tilt = side * math.radians(rng.uniform(35, 80))
         # the object's top corner is pinched at the fingertips; the body hangs below them
         corner = np.array([-side * ow / 2, -oh / 2])
-        centre = np.array([gx, tip_y - rng.uniform(0.0, 0.15) * finger_l]) - _rot(corner[None], (0, 0), tilt)[0]
-        _draw_shadow(canvas, centre[0], floor_y(), ow, rng.uniform(0.2, 0.4), 4 * u)
-        _draw_object(canvas, shape, tuple(centre), ow, oh, tilt, colour, table)
+        centre = np.array([gx, tip_y - rng.uniform(0.0, 0.15) * finger_l]) - rotate(corner[None], (0, 0), tilt)[0]
+        draw_shadow(canvas, centre[0], floor_y(), ow, rng.uniform(0.2, 0.4), 4 * u)
+        draw_object(canvas, shape, tuple(centre), ow, oh, tilt, colour, table)
     elif kind == "empty":
         gap = rng.uniform(0.0, 0.3) * ow
         x, y = gx + rng.uniform(-25, 25) * u, floor_y()
-        _draw_shadow(canvas, x, y, ow, 0.3, 2 * u)
-        _draw_object(canvas, shape, (x, y - oh / 2), ow, oh, math.radians(rng.uniform(-5, 5)), colour, table)
+        draw_shadow(canvas, x, y, ow, 0.3, 2 * u)
+        draw_object(canvas, shape, (x, y - oh / 2), ow, oh, math.radians(rng.uniform(-5, 5)), colour, table)
     elif kind == "fallen":
         gap = rng.uniform(0.0, 0.3) * ow
         if rng.random() < 0.85:   # else: it fell out of view
             x, y = gx + rng.uniform(-35, 35) * u, floor_y()
-            _draw_shadow(canvas, x, y, oh, 0.3, 2 * u)
-            _draw_object(canvas, shape, (x, y - ow / 2), ow, oh, rng.choice((-1, 1)) * math.pi / 2
-                         + math.radians(rng.uniform(-8, 8)), colour, table)
+            draw_shadow(canvas, x, y, oh, 0.3, 2 * u)
+            draw_object(canvas, shape, (x, y - ow / 2), ow, oh, rng.choice((-1, 1)) * math.pi / 2
+                        + math.radians(rng.uniform(-8, 8)), colour, table)
     else:   # in_motion: open hand coming down to the object, blurred
         gap = ow * rng.uniform(1.3, 2.0)
         x, y = gx + rng.uniform(-8, 8) * u, floor_y()
         tip_y = float(min(y - oh * rng.uniform(0.2, 1.2), tip_y + rng.uniform(0, 25) * u))
-        _draw_shadow(canvas, x, y, ow, 0.3, 2 * u)
-        _draw_object(canvas, shape, (x, y - oh / 2), ow, oh, 0.0, colour, table)
+        draw_shadow(canvas, x, y, ow, 0.3, 2 * u)
+        draw_object(canvas, shape, (x, y - oh / 2), ow, oh, 0.0, colour, table)
         blur = int(rng.integers(5, 14) * u) | 1
-    _draw_gripper(canvas, gx, tip_y, gap, finger_w, finger_l, gripper_col, hand_tilt)
+    draw_gripper(canvas, gx, tip_y, gap, finger_w, finger_l, gripper_col, hand_tilt)
     if blur:
         kernel = np.zeros((blur, blur), np.float32)
         kernel[blur // 2] = 1.0 / blur

@@ -11,7 +11,9 @@ from tqdm import tqdm
 
 from ..marker_pairs import MarkerPairs
 from ..perception.markers import MarkerSegmentation
-from .tactile import SEEN_INDENTERS, SENSOR_STYLES, TactileSimulator
+from .indenter_shapes import SEEN_INDENTERS
+from .tactile import TactileSimulator
+from .tactile_styles import SENSOR_STYLES
 
 
 def render_paired_contacts(styles: list[str], indenters: tuple[str, ...] = SEEN_INDENTERS, contacts: int = 600,

@@ -28,7 +28,7 @@ class IndentationRig:
         position built now: building one takes up to a second, far too long inside a 1 kHz
         force stream."""
         from ..hardware.protocol import contact_offsets
-        from .tactile import SENSOR_STYLES
+        from .tactile_styles import SENSOR_STYLES
 
         rig = cls(TactileSimulator(SENSOR_STYLES[style]), protocol.indenter,
                   tuple(protocol.start_pose[:2]), protocol.surface_z)

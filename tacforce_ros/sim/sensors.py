@@ -12,7 +12,9 @@ from pathlib import Path
 import numpy as np
 
 from .indentation import IndentationConfig, IndentationScript, ScriptSample, corner_positions
-from .tactile import INDENTERS, SENSOR_STYLES, TactileSimulator
+from .indenter_shapes import INDENTERS
+from .tactile import TactileSimulator
+from .tactile_styles import SENSOR_STYLES
 
 NODE_NAME = "sim_sensors_node"
 T0_NS = 1_700_000_000 * 10**9  # fixed start stamp of offline bags: deterministic output
@@ -146,7 +148,8 @@ def write_sim_bag(path: str | Path, config: SimConfig, compressed: bool = True,
     from tqdm import tqdm
 
     from ..bags import COMPRESSED_IMAGE, IMAGE, STRING, WRENCH, BagWriter, episode_message_json
-    from ..perception.image import encode_compressed, encode_image_fields
+    from ..perception.compressed import encode_compressed
+    from ..perception.image import encode_image_fields
 
     sensors = SimulatedSensors(config)
     duration = sensors.duration if max_seconds is None else min(max_seconds, sensors.duration)
