@@ -2,10 +2,12 @@
 new ones, all in one run so the rows are comparable (issue 16: ~1.1 cores at 30 Hz; target
 <= 0.4 cores with latency no worse).
 
-old: intra_op_num_threads 0 (one per core) with ORT's worker spinning on (its default), which is
-     what every node ran with before `RuntimeOptions`; no parameter turns spinning back on, so
-     the old node is the real node started by this script with OnnxModel forced to those settings.
-new: spinning off, ``intra_op_threads`` 1 (the node default) or 0.
+old: intra_op_num_threads 0 (one per core) with ORT's workers spinning between runs (its
+     default), which is what every node ran with before `RuntimeOptions`; no parameter brings
+     that back, so the old node is the real node started by this script with OnnxModel forced
+     to those settings.
+new: the workers stop spinning when a run ends (``session.force_spinning_stop``),
+     ``intra_op_threads`` 1 (the tactile node's default) or 0 (one per core).
 
 in-process rows: TactileForceEstimator over OnnxModel stepped at --rate in this process (before
     any ROS starts here); CPU = time.process_time over wall time; latency = the step time.
@@ -124,14 +126,14 @@ class Row:
     frames_out: int
 
 
-def in_process(model: str, threads: int, spin: bool, rate: float, seconds: float) -> Row:
+def in_process(model: str, threads: int, spin_between_runs: bool, rate: float, seconds: float) -> Row:
     from tacforce_ros.inference.runtime import OnnxModel, RuntimeOptions
     from tacforce_ros.perception.force import TASK, TactileForceEstimator
     from tacforce_ros.sim.sensors import SimConfig, SimulatedSensors
 
     sensors = SimulatedSensors(SimConfig(indenters=("cone",), positions=1, shear_points=2))
     images = [sensors.image(0.3 + 2.5 * k / 30)[0][:, :, None] for k in range(30)]
-    est = TactileForceEstimator(OnnxModel(model, TASK, options=RuntimeOptions(("cpu",), threads, spin)))
+    est = TactileForceEstimator(OnnxModel(model, TASK, options=RuntimeOptions(("cpu",), threads, spin_between_runs)))
     for image in images:
         est.step(image)
     count = int(seconds * rate)
@@ -146,7 +148,7 @@ def in_process(model: str, threads: int, spin: bool, rate: float, seconds: float
     cpu, wall = time.process_time() - cpu0, time.monotonic() - start
     del est
     gc.collect()  # the session and its thread pool go before the next row
-    name = f"in-process threads={threads} spin={'on' if spin else 'off'}"
+    name = f"in-process threads={threads} spin between runs {'on' if spin_between_runs else 'off'}"
     return Row(name, cpu / wall, cpu / count * 1e3, steps, count, count)
 
 
@@ -191,14 +193,15 @@ def node_row(name: str, cmd: list[str], params: dict, rate: float, seconds: floa
 
 def run_old_session_node(ros_args: list[str]) -> None:
     """The real tactile_force_node with every OnnxModel forced to the pre-RuntimeOptions session
-    settings: intra_op_num_threads 0 and spinning on."""
+    settings: intra_op_num_threads 0 and spinning between runs."""
     from tacforce_ros.inference import runtime
     from tacforce_ros.nodes.tactile_force_node import main as node_main
 
     init = runtime.OnnxModel.__init__
 
     def old_init(self, path, task, *args, options=None, **kwargs):
-        init(self, path, task, *args, options=replace(options or runtime.RuntimeOptions(), threads=0, spin=True),
+        init(self, path, task, *args, options=replace(options or runtime.RuntimeOptions(), threads=0,
+                                                                    spin_between_runs=True),
              **kwargs)
 
     runtime.OnnxModel.__init__ = old_init
@@ -243,9 +246,9 @@ def main() -> None:
     rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
     module_cmd = [sys.executable, "-m", NODE_MODULE["tactile"], "--ros-args"]
     old_cmd = [sys.executable, str(Path(__file__).resolve()), OLD_SESSION_FLAG, "--ros-args"]
-    configs = [("node old session (threads=0, spin on)", old_cmd, {}),
-               ("node intra_op_threads=1 (spin off)", module_cmd, {"intra_op_threads": 1}),
-               ("node intra_op_threads=0 (spin off)", module_cmd, {"intra_op_threads": 0})]
+    configs = [("node old session (threads=0, spinning)", old_cmd, {}),
+               ("node intra_op_threads=1 (default)", module_cmd, {"intra_op_threads": 1}),
+               ("node intra_op_threads=0", module_cmd, {"intra_op_threads": 0})]
     try:
         nodes = [node_row(name, cmd, {"model_path": args.model, **params}, args.rate, args.seconds, args.warmup)
                  for name, cmd, params in configs]

@@ -193,7 +193,7 @@ def test_session_threads_and_spinning(tmp_path):
     model = OnnxModel(path, "tactile_force", options=RuntimeOptions(providers=("cpu",), threads=1))
     options = model.session.get_session_options()
     assert options.intra_op_num_threads == 1
-    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert options.get_session_config_entry("session.force_spinning_stop") == "1"
 
 
 def test_a_gpu_provider_that_cannot_start_falls_back_to_cpu_and_says_so(tmp_path, monkeypatch, caplog):

@@ -43,14 +43,16 @@ def default_engine_cache() -> Path:
 class RuntimeOptions:
     """How a model runs: provider preference, CPU threads and TensorRT settings.
 
-    ``threads`` 0 lets ONNX Runtime pick (one per core); ``spin`` lets its worker threads
-    busy-wait between runs, which costs a core per thread for little gain at camera rates.
+    ``threads`` 0 lets ONNX Runtime pick (one per core). Its worker threads spin while a run
+    is in progress (fast hand-offs between them) and stop when it ends; ``spin_between_runs``
+    keeps them busy-waiting between runs too (ONNX Runtime's default), which costs a core per
+    thread for little gain at camera rates.
     ``trt_engine_cache`` empty means `default_engine_cache()`.
     """
 
     providers: tuple[str, ...] = DEFAULT_PROVIDERS
     threads: int = 0
-    spin: bool = False
+    spin_between_runs: bool = False
     trt_fp16: bool = False
     trt_engine_cache: str = ""
 
@@ -132,7 +134,8 @@ class OnnxModel:
             raise ModelError(f"threads must be >= 0 (0: one per core), got {opts.threads}")
         session_options = ort.SessionOptions()
         session_options.intra_op_num_threads = opts.threads
-        session_options.add_session_config_entry("session.intra_op.allow_spinning", "1" if opts.spin else "0")
+        if not opts.spin_between_runs:
+            session_options.add_session_config_entry("session.force_spinning_stop", "1")
         session_options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         session_options.log_severity_level = 3
         provider_list = opts.provider_list(ort.get_available_providers())
