@@ -14,6 +14,7 @@ Topic names default to relative names, so a namespace or a remapping moves all o
 from __future__ import annotations
 
 import time
+from abc import ABC, abstractmethod
 from typing import Any, Callable, TypeVar
 
 import numpy as np
@@ -34,7 +35,7 @@ T = TypeVar("T")
 STAGES = ("decode", "inference", "publish", "total")
 
 
-class ModelNode(Node):
+class ModelNode(Node, ABC):
     """One model, one image input; see the module docstring for the split of work."""
 
     def __init__(self, name: str, task: str, image_topic: str, image_description: str, threads: int = 0,
@@ -104,13 +105,13 @@ class ModelNode(Node):
         """The frame in the channels the model was trained on, whatever the camera sends."""
         return decode_for_model(msg, self.model.metadata.input.encoding, self.max_pixels)
 
+    @abstractmethod
     def estimate(self, image: np.ndarray, msg: Image | CompressedImage) -> Any:
         """Run the model; None: nothing to publish yet. Raise ImageError/ValueError to reject."""
-        raise NotImplementedError
 
+    @abstractmethod
     def publish(self, msg: Image | CompressedImage, result: Any) -> bool:
         """Publish ``result`` stamped like ``msg``; False when it did not go out (non-finite)."""
-        raise NotImplementedError
 
     def reject(self, exc: Exception) -> None:
         """Count a rejected input as errors_image, errors_non_finite or errors_shape and log it."""

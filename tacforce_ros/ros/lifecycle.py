@@ -8,6 +8,7 @@ with one line, like a bad parameter does.
 """
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Any
 
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
@@ -15,7 +16,7 @@ from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackRet
 from .params import declare
 
 
-class ManagedNode(LifecycleNode):
+class ManagedNode(LifecycleNode, ABC):
     """A LifecycleNode with ``autostart`` and one-line refusals.
 
     Transition callbacks return ``self.refuse(reason)`` for an expected failure (box or robot
@@ -51,9 +52,9 @@ class ManagedNode(LifecycleNode):
                 raise SystemExit(f"{self.get_name()}: {self._refusal or label + ' failed'}")
         self._starting = False
 
+    @abstractmethod
     def close(self) -> None:
         """Release the hardware from any state (a subclass's own)."""
-        raise NotImplementedError
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
         self.close()
