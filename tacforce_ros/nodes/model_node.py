@@ -38,8 +38,7 @@ STAGES = ("decode", "inference", "publish", "total")
 class ModelNode(Node, ABC):
     """One model, one image input; see the module docstring for the split of work."""
 
-    def __init__(self, name: str, task: str, image_topic: str, image_description: str, threads: int = 0,
-                 **kwargs):
+    def __init__(self, name: str, task: str, image_topic: str, image_description: str, **kwargs):
         super().__init__(name, **kwargs)
         self.task = task
         self.model_path = str(resolve("models", declare(
@@ -49,7 +48,7 @@ class ModelNode(Node, ABC):
         self.transport = declare(self, "image_transport", "raw",
                                  "'raw' (sensor_msgs/Image) or 'compressed' (CompressedImage on <image_topic>/compressed)",
                                  choices=TRANSPORTS)
-        self.runtime = declare_runtime(self, threads)
+        self.runtime = declare_runtime(self)
         self.max_pixels, self.diagnostics_period = declare_common(self)
         self.stats = StageStats()
         self.model: OnnxModel | None = None

@@ -23,9 +23,7 @@ from .model_node import ModelNode
 
 class TactileForceNode(ModelNode):
     def __init__(self, **kwargs):
-        # a 1.5 ms model: one thread answers as fast as two and keeps the 99th percentile lower
-        super().__init__("tactile_force_node", TASK, "tactile/image_raw", "Tactile image topic", threads=1,
-                         **kwargs)
+        super().__init__("tactile_force_node", TASK, "tactile/image_raw", "Tactile image topic", **kwargs)
         queue_depth = declare(self, "queue_depth", 1,
                               "Input frames kept while the node is busy (1: newest frame only)", limits=(1, 100))
         output_topic = declare(self, "output_topic", "estimated_wrench", "WrenchStamped output topic", check=topic)

@@ -13,11 +13,11 @@ T = TypeVar("T")
 MAX_PIXELS_LIMIT = 1 << 28  # 16384 x 16384: the most max_image_pixels may allow
 
 
-def declare_runtime(node: Node, threads: int = 0) -> RuntimeOptions:
+def declare_runtime(node: Node) -> RuntimeOptions:
     """providers, intra_op_threads, trt_fp16, trt_engine_cache (see README, "GPU")."""
     providers = declare(node, "providers", list(DEFAULT_PROVIDERS),
                         "ONNX Runtime execution providers in order of preference (tensorrt, cuda, cpu)")
-    threads = declare(node, "intra_op_threads", threads,
+    threads = declare(node, "intra_op_threads", 1,
                       "ONNX Runtime CPU threads for one inference (0: one per core)", limits=(0, 64))
     fp16 = declare(node, "trt_fp16", False, "TensorRT: build FP16 engines (faster, slightly less exact)")
     cache = declare(node, "trt_engine_cache", "",
