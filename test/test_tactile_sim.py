@@ -18,11 +18,6 @@ def sim():
     return TactileSimulator(STYLE, grid=64, seed=0)
 
 
-def to_sensor_frame(pixel_displacement):
-    """Pixel (column, row) displacement -> sensor-frame (x right, y up) direction."""
-    return pixel_displacement * np.array([1.0, -1.0])
-
-
 def test_catalogue():
     assert {"array1", "array2", "circle1", "diamond1", "array1_soft"} <= set(SENSOR_STYLES)
     assert SENSOR_STYLES["array1_soft"].youngs_modulus_pa == pytest.approx(STYLE.youngs_modulus_pa / 8)
@@ -108,10 +103,10 @@ def test_shear_drags_markers_and_is_friction_limited(sim, direction):
     assert np.dot(tangential, direction) / np.linalg.norm(tangential) == pytest.approx(1.0, abs=1e-9)
     assert np.linalg.norm(tangential) < STYLE.friction * normal  # sticking
 
-    centre_px = np.array([STYLE.width - 1, STYLE.height - 1]) / 2 + np.array([x, -y]) * 1e3 * STYLE.px_per_mm
+    centre_px = np.array([STYLE.width - 1, STYLE.height - 1]) / 2 + np.array([x, y]) * 1e3 * STYLE.px_per_mm  # y down
     near = np.linalg.norm(sim.reference_marker_xy - centre_px, axis=1) < 3.0 * STYLE.px_per_mm
     assert near.sum() >= 5
-    moved = to_sensor_frame(small.marker_xy - sim.reference_marker_xy)[near].mean(axis=0)
+    moved = (small.marker_xy - sim.reference_marker_xy)[near].mean(axis=0)  # pixel axes are x, y
     assert np.dot(moved, direction) > 0.5 * np.linalg.norm(moved)
 
     large = sim.contact("sphere", x, y, 1e-3, shear=tuple(3e-3 * direction))
@@ -159,3 +154,17 @@ def test_styles_render_different_patterns():
     for i, first in enumerate(names):
         for second in names[i + 1:]:
             assert np.abs(images[first] - images[second]).mean() > 5.0, (first, second)
+
+
+def test_sensor_frame_is_right_handed(sim):
+    """The camera behind the gel looks along +z (towards the indenter). Sensor +x must show as
+    image right and +y as image down: with (right, down, forward) a right-handed camera frame,
+    x cross y is then +z, the way the camera looks. An indenter at +x, +y shows in the
+    bottom-right quadrant, shear along +y drags markers down, and pressing gives Fz < 0."""
+    centre = np.array([STYLE.width - 1, STYLE.height - 1]) / 2
+    state = sim.contact("sphere", 3e-3, 2e-3, 1e-3, shear=(0.0, 0.3e-3))
+    moved = state.marker_xy - sim.reference_marker_xy
+    pressed = np.linalg.norm(moved, axis=1) > 0.2 * np.linalg.norm(moved, axis=1).max()
+    assert np.all(sim.reference_marker_xy[pressed].mean(axis=0) > centre)  # right of and below centre
+    assert moved[pressed, 1].mean() > 0  # +y shear: markers move down the image
+    assert state.force[1] > 0 and state.force[2] < 0

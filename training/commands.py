@@ -82,6 +82,14 @@ def _load(args, bags):
     return pairs
 
 
+def _force_frame(pairs, val_pairs) -> str:
+    """The wrench frame_id of the training bags (and the validation bags, which must agree)."""
+    frame = pairs.force_frame
+    if val_pairs is not None and val_pairs.force_frame not in ("", frame):
+        raise ValueError(f"validation wrenches are in frame {val_pairs.force_frame!r}, training ones in {frame!r}")
+    return frame
+
+
 def _data_encoding(sequences) -> str:
     from .train import as_frames, infer_encoding
 
@@ -152,7 +160,8 @@ def cmd_train(args) -> int:
         encoding = args.encoding or data_encoding
         result = train(cfg, pairs.sequences, args.out, resume=args.resume, encoding=data_encoding,
                        val_sequences=val_pairs.sequences if val_pairs else None)
-        summary = {**_public_summary(result.summary), "bags": [str(b) for b in args.bag],
+        summary = {**_public_summary(result.summary), "force_frame": _force_frame(pairs, val_pairs),
+                   "bags": [str(b) for b in args.bag],
                    "val_bags": [str(b) for b in args.val_bag or []], "image_topic": args.image_topic,
                    "wrench_topic": args.wrench_topic, "episode_topic": args.episode_topic,
                    "pairing": {**_stats(pairs.stats), "tolerance_s": args.tolerance}}

@@ -36,7 +36,7 @@ from .train import as_frames, load_model, model_preprocess
 
 TASK = "tactile_force"
 OPSET = 18
-FORCE_FRAME = "tactile sensor, z out of the elastomer; pressing gives Fz < 0"
+FORCE_FRAME = "the training wrenches' frame; for the tactile simulator z points out of the elastomer, so pressing gives Fz < 0"
 
 
 class ExportError(ModelError):
@@ -129,7 +129,8 @@ def export_tactile_force(checkpoint_path, onnx_path, sample_images, encoding: st
         task=TASK,
         input=InputSpec(name="image", height=int(height), width=int(width), channels=int(channels),
                         encoding=encoding),
-        outputs={"force": {"shape": [1, 3], "units": "N", "axes": ["x", "y", "z"], "frame": FORCE_FRAME}},
+        outputs={"force": {"shape": [1, 3], "units": "N", "axes": ["x", "y", "z"],
+                           "frame_id": training_summary.get("force_frame", ""), "frame": FORCE_FRAME}},
         state=StateSpec(inputs=("h_in",), outputs=("h_out",), shapes=(tuple(h0.shape),)),
         preprocessing=wrapper.preprocess.describe(height, width),
         training=training_summary,
@@ -228,7 +229,8 @@ def write_model_card(path: Path, meta: ModelMetadata, command: str, parity_n: fl
         "",
         "## Outputs",
         "- `force`: float32 [1, 3] = (Fx, Fy, Fz) in newtons, in the frame of the wrench topic the "
-        f"model was trained on ({meta.outputs['force']['frame']})",
+        f"model was trained on: `{meta.outputs['force'].get('frame_id') or 'not recorded'}` "
+        f"({meta.outputs['force']['frame']}); the node stamps it with that frame_id",
         f"- `{state.outputs[0]}`: the next recurrent state",
         "- the output is bounded by the force range the model was trained with: "
         f"{_fmt_range(t.get('model_force_range'))}",

@@ -75,6 +75,7 @@ class LoadStats:
     wrenches_read: int = 0
     episodes_malformed: int = 0
     sequences: int = 0
+    wrench_frames: dict[str, int] = field(default_factory=dict)  # header.frame_id -> wrenches
 
 
 @dataclass
@@ -94,6 +95,16 @@ class TactilePairs:
             f'{self.tolerance_s * 1e3:g} ms, {s.dropped_bad_image} undecodable; '
             f'{s.wrenches_read} wrenches; {s.episodes_malformed} malformed episode message(s)'
         )
+
+    @property
+    def force_frame(self) -> str:
+        """The frame_id of the wrenches the labels came from: the frame the model's force is
+        in. '' when the bags never said; ValueError when they disagree (one model, one frame)."""
+        frames = [name for name in self.stats.wrench_frames if name]
+        if len(frames) > 1:
+            raise ValueError(f'wrenches in several frames {sorted(frames)}: one model predicts in one '
+                             'frame; train on bags from one force sensor mounting')
+        return frames[0] if frames else ''
 
 
 def interpolate_wrench(
@@ -237,6 +248,8 @@ def _read_wrenches_and_marks(
         if conn.msgtype == WRENCH:
             f, t = msg.wrench.force, msg.wrench.torque
             stamps.append(stamp_to_ns(msg.header.stamp))
+            frame = msg.header.frame_id
+            stats.wrench_frames[frame] = stats.wrench_frames.get(frame, 0) + 1
             wrenches.append((f.x, f.y, f.z, t.x, t.y, t.z))
             continue
         try:

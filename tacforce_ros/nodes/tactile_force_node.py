@@ -27,9 +27,11 @@ class TactileForceNode(ModelNode):
         queue_depth = declare(self, "queue_depth", 1,
                               "Input frames kept while the node is busy (1: newest frame only)", limits=(1, 100))
         output_topic = declare(self, "output_topic", "estimated_wrench", "WrenchStamped output topic", check=topic)
-        self.frame_id = declare(self, "frame_id", "tactile_sensor",
-                                "frame_id of the output (empty: the input image's frame_id)")
+        frame_id = declare(self, "frame_id", "",
+                           "frame_id of the output (empty: the frame of the wrenches the model was trained on, "
+                           "from its metadata; the input image's frame_id for a model that does not say)")
         self.estimator = self.start(TactileForceEstimator, queue_depth)
+        self.frame_id = frame_id or self.model.metadata.outputs.get("force", {}).get("frame_id", "")
         self.pub = self.create_publisher(WrenchStamped, output_topic, output_qos())
         self.create_service(Trigger, "~/reset", self.on_reset)
         self.create_service(Trigger, "~/tare", self.on_tare)

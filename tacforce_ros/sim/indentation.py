@@ -12,7 +12,7 @@ episode (in that order unless `IndentationConfig.seed` shuffles the episodes):
 
 So depth is 0 at every episode boundary and the episode number increases by one per
 press/release cycle. Units: metres, seconds; positions and shear are in the sensor frame
-(x to the image right, y towards the image top), relative to the pad centre.
+(x to the image right, y to the image bottom; see sim/tactile.py), relative to the pad centre.
 """
 from __future__ import annotations
 

@@ -1,8 +1,10 @@
 """Marker-type tactile sensor simulator grounded in elastic half-space contact mechanics.
 
-Sign convention (sensor frame, REP-103 style, right-handed):
-    x points to the image right, y towards the image top, z out of the elastomer surface
-    (towards the indenter). The reported force is the force exerted ON the sensor BY the
+Sign convention (sensor frame, right-handed, REP-103 units):
+    z points out of the elastomer surface towards the indenter, which is also the direction
+    the camera behind the gel looks in; x points to the image right and y to the image
+    bottom, as in a camera's optical frame (x right, y down, z forward). Lying flat on a table
+    with the gel up, the frame is the table's frame seen from below. The reported force is the force exerted ON the sensor BY the
     indenter, so pressing gives Fz < 0 (as in GenForce and a Nano17 reading the contact) and
     dragging the indenter towards +x gives Fx > 0 and moves the markers towards +x.
 
@@ -76,7 +78,7 @@ class ContactState:
     shear: np.ndarray  # (2,) m, tangential indenter displacement after touching
     force: np.ndarray  # (3,) N; Fz < 0 when pressing
     contact_area: float  # m^2
-    pressure: np.ndarray  # (ny, nx) Pa on the pad grid; row 0 is the pad bottom (-y)
+    pressure: np.ndarray  # (ny, nx) Pa on the pad grid; row 0 is the -y edge (image top)
     marker_xy: np.ndarray  # (M, 2) displaced marker centres, pixels (column, row)
     marker_radius: np.ndarray  # (M,) dot radii, pixels
 
@@ -164,7 +166,7 @@ class TactileSimulator:
         ux = self._inverse(p_hat * (s.xz + cx * s.xx + cy * s.xy))
         uy = self._inverse(p_hat * (s.yz + cx * s.xy + cy * s.yy))
         disp = np.column_stack([self._marker_sampler(ux), self._marker_sampler(uy)])
-        marker_xy = self._reference_xy + disp * self.px_per_m * np.array([1.0, -1.0])
+        marker_xy = self._reference_xy + disp * self.px_per_m  # x right, y down: pixel axes
         growth = 1.0 + self.style.dot_growth_per_mm * 1e3 * self._marker_sampler(normal_disp)
         force = np.array([tangential[0], tangential[1], -normal_force])
         return ContactState(indenter, np.array([x, y], float), depth, shear_vec, force, area,
@@ -306,7 +308,7 @@ class TactileSimulator:
     # ----------------------------------------------------------------- geometry
 
     def _to_pixels(self, points_m: np.ndarray) -> np.ndarray:
-        return self._image_centre + points_m * self.px_per_m * np.array([1.0, -1.0])
+        return self._image_centre + points_m * self.px_per_m
 
     def _bilinear_sampler(self, points_m: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
         """Precomputed bilinear interpolation of a grid field at fixed material points."""
