@@ -1,5 +1,6 @@
 """Transport floor for the latency benchmark: a node with the same subscription and publisher
-as tactile_force_node that only copies the input stamp into a WrenchStamped."""
+as tactile_force_node that only copies the input stamp into a WrenchStamped.
+"""
 from geometry_msgs.msg import WrenchStamped
 from rclpy.node import Node
 from sensor_msgs.msg import Image

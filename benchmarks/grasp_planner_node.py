@@ -1,10 +1,10 @@
 """grasp_planner_node end to end on 640x480 rgb8 frames, measured in one run on this machine:
 
-  1. ONNX Runtime dense pass per frame (GraspPlanner, the node's own code), p50/p99;
-  2. end-to-end latency: this process publishes a frame (stamped with the send time) and its
-     CameraInfo, the node runs in another process, and the best-grasp PoseStamped comes back;
-     p50/p99 and how many frames were answered, at --rate Hz;
-  3. the same with the overlay and raw map turned off (what those cost).
+1. ONNX Runtime dense pass per frame (GraspPlanner, the node's own code), p50/p99;
+2. end-to-end latency: this process publishes a frame (stamped with the send time) and its
+   CameraInfo, the node runs in another process, and the best-grasp PoseStamped comes back;
+   p50/p99 and how many frames were answered, at --rate Hz;
+3. the same with the overlay and raw map turned off (what those cost).
 
     python benchmarks/grasp_planner_node.py [--frames 100] [--rate 10]
 """

@@ -29,7 +29,7 @@ from tacforce_ros.perception.image import ImageError
 
 
 def segment(marker: int, body: bytes) -> bytes:
-    return bytes([0xFF, marker]) + struct.pack('>H', len(body) + 2) + body
+    return bytes([0xFF, marker]) + struct.pack(">H", len(body) + 2) + body
 
 
 def frame(height: int, width: int) -> np.ndarray:
@@ -40,22 +40,22 @@ def frame(height: int, width: int) -> np.ndarray:
 
 
 def jpeg(image: np.ndarray, *params: int) -> bytes:
-    ok, data = cv2.imencode('.jpg', image, list(params))
+    ok, data = cv2.imencode(".jpg", image, list(params))
     assert ok
     return data.tobytes()
 
 
 def bomb(size: int = 30_000) -> bytes:
-    """A small real JPEG with APPn padding before its frame header, which declares size x size."""
+    """Build a small real JPEG with APPn padding before its frame header, which declares size x size."""
     data = jpeg(frame(16, 16))
-    sof = data.index(b'\xff\xc0')
+    sof = data.index(b"\xff\xc0")
     padding = segment(0xE1, bytes(65533)) + segment(0xEF, bytes(65533)) + segment(0xEF, bytes(8000))
-    size_field = struct.pack('>HH', size, size)
-    return data[:sof] + padding + data[sof : sof + 5] + size_field + data[sof + 9 :]
+    size_field = struct.pack(">HH", size, size)
+    return data[:sof] + padding + data[sof:sof + 5] + size_field + data[sof + 9:]
 
 
 def message(data: bytes) -> SimpleNamespace:
-    return SimpleNamespace(format='jpeg', data=np.frombuffer(data, np.uint8))
+    return SimpleNamespace(format="jpeg", data=np.frombuffer(data, np.uint8))
 
 
 def refuse_or_decode(msg: SimpleNamespace) -> None:
@@ -90,13 +90,13 @@ def memory(runs: int) -> None:
         refuse_or_decode(msg)
     peak = tracemalloc.get_traced_memory()[1]
     extra_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss
-    print(json.dumps({'rss_kib': extra_rss, 'tracemalloc_kib': peak / 1024}))
+    print(json.dumps({"rss_kib": extra_rss, "tracemalloc_kib": peak / 1024}))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--runs', type=int, default=200)
-    parser.add_argument('--memory', action='store_true', help=argparse.SUPPRESS)
+    parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument("--memory", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.memory:
         memory(args.runs)
@@ -105,23 +105,23 @@ def main() -> None:
     try:
         decode_compressed(message(data))
     except ImageError as exc:
-        print(f'bomb: {len(data)} bytes, refused: {exc}')
-    child = subprocess.run([sys.executable, __file__, '--memory', '--runs', str(args.runs)],
+        print(f"bomb: {len(data)} bytes, refused: {exc}")
+    child = subprocess.run([sys.executable, __file__, "--memory", "--runs", str(args.runs)],
                            capture_output=True, text=True, check=True)
     mem = json.loads(child.stdout)
     print(f"{'input':<44} {'bytes':>7} {'p50 ms':>8} {'p99 ms':>8}")
     good = jpeg(frame(480, 640))
     progressive = jpeg(frame(480, 640), cv2.IMWRITE_JPEG_PROGRESSIVE, 1)
-    cases = [('bomb 30000x30000 (refused)', data, refuse_or_decode)]
-    for name, case in [('640x480 JPEG', good), ('640x480 progressive JPEG', progressive)]:
-        cases += [(f'{name}, decode_compressed', case, refuse_or_decode),
-                  (f'{name}, cv2.imdecode', case, opencv_decode)]
+    cases = [("bomb 30000x30000 (refused)", data, refuse_or_decode)]
+    for name, case in [("640x480 JPEG", good), ("640x480 progressive JPEG", progressive)]:
+        cases += [(f"{name}, decode_compressed", case, refuse_or_decode),
+                  (f"{name}, cv2.imdecode", case, opencv_decode)]
     for name, case, decode in cases:
         t = times_ms(decode, message(case), args.runs)
-        print(f'{name:<44} {len(case):7d} {np.percentile(t, 50):8.3f} {np.percentile(t, 99):8.3f}')
+        print(f"{name:<44} {len(case):7d} {np.percentile(t, 50):8.3f} {np.percentile(t, 99):8.3f}")
     print(f"bomb peak extra memory over {args.runs} refusals: ru_maxrss +{mem['rss_kib']} KiB, "
           f"tracemalloc peak {mem['tracemalloc_kib']:.1f} KiB")
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
     main()

@@ -192,17 +192,17 @@ def node_row(name: str, cmd: list[str], params: dict, rate: float, seconds: floa
 
 
 def run_old_session_node(ros_args: list[str]) -> None:
-    """The real tactile_force_node with every OnnxModel forced to the pre-RuntimeOptions session
-    settings: intra_op_num_threads 0 and spinning between runs."""
+    """Run the real tactile_force_node with every OnnxModel forced to the pre-RuntimeOptions session
+    settings: intra_op_num_threads 0 and spinning between runs.
+    """
     from tacforce_ros.inference import runtime
     from tacforce_ros.nodes.tactile_force_node import main as node_main
 
     init = runtime.OnnxModel.__init__
 
     def old_init(self, path, task, *args, options=None, **kwargs):
-        init(self, path, task, *args, options=replace(options or runtime.RuntimeOptions(), threads=0,
-                                                                    spin_between_runs=True),
-             **kwargs)
+        init(self, path, task, *args,
+             options=replace(options or runtime.RuntimeOptions(), threads=0, spin_between_runs=True), **kwargs)
 
     runtime.OnnxModel.__init__ = old_init
     node_main([sys.argv[0], *ros_args])

@@ -35,8 +35,9 @@ PRINTED_ROWS = 12
 
 
 def soak(args) -> tuple[list[tuple[float, float, float, int]], int, int]:
-    """Samples (t s, RSS MB, node cores since the previous sample (nan for the first), answers so
-    far), frames sent, frames answered."""
+    """Return the samples (t s, RSS MB, node cores since the previous sample (nan for the first), answers so
+    far), frames sent, frames answered.
+    """
     import rclpy
 
     from tacforce_ros.ros.qos import output_qos

@@ -1,13 +1,13 @@
 """tactile_force_node on 640x480 mono8 frames, all measured in one run on this machine:
 
-  1. raw ONNX Runtime inference per frame (OnnxModel, the node's own wrapper);
-  2. end-to-end latency publish -> receive across processes (this process publishes and
-     subscribes, the node runs in another), p50/p99, at 30 Hz;
-  3. the transport floor: the same through a node that only copies the stamp;
-  4. throughput when flooded (publish as fast as possible, count outputs per second);
-  5. node overhead = end-to-end - inference - floor (p50), target <= 2 ms;
-  6. ONNX Runtime vs PyTorch eager at batch 1 for the shipped model (needs torch and the
-     checkpoint next to the model).
+1. raw ONNX Runtime inference per frame (OnnxModel, the node's own wrapper);
+2. end-to-end latency publish -> receive across processes (this process publishes and
+   subscribes, the node runs in another), p50/p99, at 30 Hz;
+3. the transport floor: the same through a node that only copies the stamp;
+4. throughput when flooded (publish as fast as possible, count outputs per second);
+5. node overhead = end-to-end - inference - floor (p50), target <= 2 ms;
+6. ONNX Runtime vs PyTorch eager at batch 1 for the shipped model (needs torch and the
+   checkpoint next to the model).
 
     python benchmarks/tactile_force_node.py [--frames 300] [--model models/tactile_force.onnx]
 """
@@ -115,14 +115,13 @@ def end_to_end(node_cmd: list[str], images, rate: float | None, seconds: float =
 def torch_vs_ort(model_path: Path, images) -> str:
     checkpoint = model_path.with_suffix(".pt")
     try:
-        import torch  # noqa: F401
+        import torch
     except ImportError:
         return "skipped (torch not installed)"
     if not checkpoint.is_file():
         return f"skipped ({checkpoint} not found)"
     from training.export import load_streaming_module
     module = load_streaming_module(checkpoint)
-    import torch
     torch.set_num_threads(os.cpu_count() or 1)
     h = module.initial_state()
     times = []

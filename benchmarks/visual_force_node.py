@@ -1,12 +1,12 @@
 """visual_force_node on 128x128 rgb8 camera frames (synthetic pressed sponge), on this machine:
 
-  1. raw ONNX Runtime inference per window of T frames (OnnxModel, the node's own wrapper);
-  2. end-to-end latency publish -> receive across processes (this process publishes and
-     subscribes, the node runs in another), p50/p99, at 30 Hz input; output rate (throughput)
-     and how many frames got a wrench (the first T-1 fill the buffer);
-  3. throughput when flooded (publish as fast as possible, count outputs per second; frames
-     the node cannot take are skipped by the depth-1 queue, which shows as stamp gaps and
-     buffer restarts).
+1. raw ONNX Runtime inference per window of T frames (OnnxModel, the node's own wrapper);
+2. end-to-end latency publish -> receive across processes (this process publishes and
+   subscribes, the node runs in another), p50/p99, at 30 Hz input; output rate (throughput)
+   and how many frames got a wrench (the first T-1 fill the buffer);
+3. throughput when flooded (publish as fast as possible, count outputs per second; frames
+   the node cannot take are skipped by the depth-1 queue, which shows as stamp gaps and
+   buffer restarts).
 
     python benchmarks/visual_force_node.py [--frames 600] [--model models/visual_force.onnx]
 """

@@ -1,7 +1,8 @@
 """Start grasp_success_node with config/perception.yaml (override with config:=FILE).
 
 Separate from perception.launch.py, which starts its nodes unconditionally: the grasp-success
-check needs its own camera, so it is started only where one is mounted."""
+check needs its own camera, so it is started only where one is mounted.
+"""
 import os
 
 from ament_index_python.packages import get_package_share_directory

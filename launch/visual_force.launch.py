@@ -1,7 +1,8 @@
 """Start visual_force_node with config/perception.yaml (override with config:=FILE).
 
 Separate from perception.launch.py, which starts its nodes unconditionally: visual force needs
-a camera looking at the object being pressed, so it is started only where one is mounted."""
+a camera looking at the object being pressed, so it is started only where one is mounted.
+"""
 import os
 
 from ament_index_python.packages import get_package_share_directory

@@ -127,7 +127,8 @@ def write_labelled_bag(path: Path | str, images, labels, image_topic: str, label
                        label_type: str = "bool", encoding: str = "rgb8") -> None:
     """Record frames as sensor_msgs/Image on ``image_topic`` with a label message (Bool, or
     String 'success'/'failure') whenever the label changes, just before the frame it applies to.
-    For tests, demos and synthetic data sets."""
+    For tests, demos and synthetic data sets.
+    """
     from .bags import BagWriter
     from .perception.image import encode_image_fields
 

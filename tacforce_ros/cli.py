@@ -1,5 +1,7 @@
 """`tacforce`: one command for running, simulating, recording, training and evaluating.
 
+Commands:
+
     tacforce demo                  simulated sensor + shipped model through the real nodes
     tacforce run [--sim] [--namespace NS]  perception nodes from config/perception.yaml in one process
     tacforce sim [--bag DIR]       simulated tactile sensor + Nano17: live topics, or a bag
@@ -36,10 +38,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.grasp_planner:
         from .nodes.grasp_planner_node import GraspPlannerNode
         factories.append(GraspPlannerNode)
-    if args.sim and args.namespace:
-        print("tacforce run: --namespace is for the perception nodes; the simulated sensors publish on "
-              "absolute topics and config/sim.yaml names them at the root", file=sys.stderr)
-        return 2
     if args.sim:
         from .nodes.sim_sensors_node import SimSensorsNode
         factories.insert(0, SimSensorsNode)
@@ -157,7 +155,8 @@ def cmd_collect(args: argparse.Namespace) -> int:
 def _interrupt_on_sigint_and_sigterm() -> None:
     """Ctrl-C and SIGTERM abort a run safely (stop, retract, close the bag), even when this
     process inherited SIGINT as ignored (a background job of a non-interactive shell, some CI
-    runners), where Python would otherwise never raise KeyboardInterrupt."""
+    runners), where Python would otherwise never raise KeyboardInterrupt.
+    """
     import signal
 
     def interrupt(_signum, _frame):
@@ -177,9 +176,11 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    demo = sub.add_parser("demo", help="simulated indentation and table scenes through the real nodes; prints and plots")
+    demo = sub.add_parser("demo",
+                          help="simulated indentation and table scenes through the real nodes; prints and plots")
     demo.add_argument("--out", default="out/demo", help="folder for the plot and the CSV")
-    demo.add_argument("--indenter", default="cone", help="indenter for the scripted run (default: one held out from training)")
+    demo.add_argument("--indenter", default="cone",
+                      help="indenter for the scripted run (default: one held out from training)")
     demo.add_argument("--seconds", type=float, default=30.0, help="length of the run")
     demo.add_argument("--model", default="tactile_force.onnx", help="tactile_force model")
     demo.add_argument("--grasp-model", default="grasp_map.onnx", help="grasp_map model")
@@ -271,9 +272,9 @@ def build_parser() -> argparse.ArgumentParser:
         from training.grasp_success_commands import add_commands as add_grasp_success_commands
         from training.transfer_commands import add_commands as add_transfer_commands
         from training.visual_force_commands import add_commands as add_visual_force_commands
-        subs = (sub.add_parser("train", help="train a model").add_subparsers(dest="model", required=True),
-                sub.add_parser("eval", help="evaluate a model").add_subparsers(dest="model", required=True),
-                sub.add_parser("export", help="export a checkpoint to ONNX").add_subparsers(dest="model", required=True))
+        subs = tuple(sub.add_parser(name, help=text).add_subparsers(dest="model", required=True)
+                     for name, text in (("train", "train a model"), ("eval", "evaluate a model"),
+                                        ("export", "export a checkpoint to ONNX")))
         add_commands(*subs)
         add_grasp_map_commands(*subs)
         add_grasp_success_commands(*subs)

@@ -60,7 +60,8 @@ def run_demo(args: argparse.Namespace) -> int:
             return _fail(procs, "tactile_force_node did not start")
         procs.append(_start("tacforce_ros.nodes.sim_sensors_node", sim_params, "sim.yaml"))
         print(f"demo: indenter {args.indenter!r} (held out from training), model {args.model}")
-        print(f"{'t [s]':>6} {'phase':>10} | {'true Fx':>8} {'Fy':>7} {'Fz':>7} | {'est Fx':>8} {'Fy':>7} {'Fz':>7}  [N]")
+        print(f"{'t [s]':>6} {'phase':>10} | {'true Fx':>8} {'Fy':>7} {'Fz':>7} | "
+              f"{'est Fx':>8} {'Fy':>7} {'Fz':>7}  [N]")
         start, shown = time.monotonic(), 0
         while time.monotonic() - start < args.seconds + 30:
             rclpy.spin_once(node, timeout_sec=0.05)
@@ -126,13 +127,14 @@ def _grasp_demo(out: Path, model: str, count: int) -> int:
         _wait(node, lambda: False, [planner], 1.0)  # let discovery settle
         print(f"\ngrasp demo: {count} table scenes of shapes never seen in training ({', '.join(HELD_OUT_SHAPES)}), "
               f"model {model}")
-        print(f"{'scene':>5} {'objects':>8} | {'pixel (u, v)':>13} {'angle':>6} | {'position in camera frame [m]':>29} | held?")
+        print(f"{'scene':>5} {'objects':>8} | {'pixel (u, v)':>13} {'angle':>6} | "
+              f"{'position in camera frame [m]':>29} | held?")
         for n in range(1, count + 1):
             scene = generate_scene(config, rng)
             depth = depth_mm(scene, height)
             msgs = {"info": CameraInfo(height=config.height, width=config.width, k=k),
-                    "depth": Image(height=depth.shape[0], width=depth.shape[1], encoding="16UC1", step=depth.shape[1] * 2,
-                                   data=depth.astype("<u2").tobytes()),
+                    "depth": Image(height=depth.shape[0], width=depth.shape[1], encoding="16UC1",
+                                   step=depth.shape[1] * 2, data=depth.astype("<u2").tobytes()),
                     "image": Image(**encode_image_fields(scene.image, "rgb8"))}
             for name in ("info", "depth", "image"):
                 msgs[name].header.stamp.sec, msgs[name].header.frame_id = n, "camera_color_optical_frame"
@@ -152,7 +154,8 @@ def _grasp_demo(out: Path, model: str, count: int) -> int:
             ok = grasp_outcome(scene, u, v, angle, config)
             held += ok
             print(f"{n:>5} {len(scene.objects):>8} | ({u:5.0f}, {v:5.0f}) {math.degrees(angle):5.0f}° | "
-                  f"({p.position.x:8.3f}, {p.position.y:8.3f}, {p.position.z:7.3f}) | {'yes' if ok else 'no'}", flush=True)
+                  f"({p.position.x:8.3f}, {p.position.y:8.3f}, {p.position.z:7.3f}) | {'yes' if ok else 'no'}",
+                  flush=True)
         _wait(node, lambda: 1 in overlays, [planner], 5)
     finally:
         planner.terminate()

@@ -101,8 +101,9 @@ def _unpack(packed: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
 
 def first_frame(bag: str | Path, image_topic: str) -> np.ndarray:
-    """The first image of a bag, mono8 (H, W): a run starts out of contact, so this is the
-    sensor's reference image."""
+    """Return the first image of a bag, mono8 (H, W): a run starts out of contact, so this is the
+    sensor's reference image.
+    """
     from .bags import BagError, read_messages
     from .perception.compressed import decode_compressed
     from .perception.image import decode_image
@@ -116,7 +117,7 @@ def first_frame(bag: str | Path, image_topic: str) -> np.ndarray:
 
 
 def bag_reference(bag: str | Path, image_topic: str) -> tuple[MarkerSegmentation, np.ndarray]:
-    """A recorded sensor's segmentation and no-contact marker mask, from the bag's first frame."""
+    """Return a recorded sensor's segmentation and no-contact marker mask, from the bag's first frame."""
     image = first_frame(bag, image_topic)
     segmentation = MarkerSegmentation.from_reference(image)
     return segmentation, segmentation.mask(image)
@@ -126,7 +127,8 @@ def pairs_from_bags(source_bag: str | Path, target_bag: str | Path, names: tuple
                     wrench_topic: str, episode_topic: str, frames_per_episode: int = 4) -> MarkerPairs:
     """Pairs from the same protocol run on two sensors: in each episode both bags have, take
     `frames_per_episode` in-contact source frames evenly spread, and the target frame recorded
-    at the same time since the episode started (a repeated robot trajectory)."""
+    at the same time since the episode started (a repeated robot trajectory).
+    """
     from .data.tactile_pairs import load_tactile_pairs
 
     masks: dict[str, list[np.ndarray]] = {names[0]: [], names[1]: []}

@@ -102,7 +102,8 @@ def fit_material_curve(bag: str | Path, surface_z: float, sensor: str, degree: i
                        pose_topic: str = "/tcp_pose", wrench_topic: str = "/ft_sensor/wrench",
                        episode_topic: str = "/tactile/episode", tolerance_s: float = 0.01) -> MaterialCurve:
     """Curves from a material-curve run: at every TCP pose sample in contact (depth =
-    surface_z - z > 0), |Fz| interpolated at the pose stamp, split by the run's phase."""
+    surface_z - z > 0), |Fz| interpolated at the pose stamp, split by the run's phase.
+    """
     from .bags import BagError, parse_episode, read_messages, stamp_to_ns
     from .data.tactile_pairs import interpolate_wrench
 

@@ -9,7 +9,7 @@ SOURCE_ROOT = Path(__file__).resolve().parent.parent
 
 
 def share_dir() -> Path:
-    """The package's share directory: ament index, then the pip prefix, then the checkout."""
+    """Return the package's share directory: ament index, then the pip prefix, then the checkout."""
     try:
         from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
         try:
@@ -25,8 +25,9 @@ def share_dir() -> Path:
 
 
 def resolve(kind: str, name: str) -> Path:
-    """``resolve('models', 'tactile_force.onnx')``: an absolute or relative path is kept as
-    it is; a bare file name is looked up in the package's ``kind`` folder."""
+    """Find a file of ``kind`` (e.g. ``models``) by name: an absolute or relative path is kept as
+    it is; a bare file name is looked up in the package's ``kind`` folder.
+    """
     path = Path(name).expanduser()
     if path.is_absolute() or path.parent != Path("."):
         return path
@@ -35,11 +36,14 @@ def resolve(kind: str, name: str) -> Path:
 
 
 def node_parameters(path: str | Path, node_name: str) -> dict:
-    """The ``ros__parameters`` of one node in a ROS parameter file (yaml.safe_load only)."""
+    """Return the ``ros__parameters`` of one node in a ROS parameter file (yaml.safe_load only),
+    under ``/**/node_name`` (any namespace, as the shipped files write it) or ``node_name``.
+    """
     import yaml
     with open(path, encoding="utf-8") as stream:
         doc = yaml.safe_load(stream) or {}
-    params = doc.get(node_name, {}).get("ros__parameters") if isinstance(doc, dict) else None
+    section = doc.get(f"/**/{node_name}", doc.get(node_name, {})) if isinstance(doc, dict) else None
+    params = section.get("ros__parameters") if isinstance(section, dict) else None
     if not isinstance(params, dict):
         raise ValueError(f"{path}: no {node_name}.ros__parameters section")
     return params

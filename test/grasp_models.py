@@ -1,5 +1,6 @@
 """Hand-built grasp_success ONNX models for node tests: P(held) = mean pixel value / 255, so a
-test knows the exact probability of every frame it publishes."""
+test knows the exact probability of every frame it publishes.
+"""
 from __future__ import annotations
 
 import onnx
@@ -12,7 +13,8 @@ def brightness_model(path, height: int = 48, width: int = 64, encoding: str = "r
                      full_scale: float = 255.0, channel: int | None = None):
     """P(held) = mean pixel / full_scale (a full_scale under 255 makes bright frames exceed 1);
     with ``channel`` only that input channel is averaged (0 = red for rgb8), so a test sees
-    whether the node hands the model the channel order it was made for."""
+    whether the node hands the model the channel order it was made for.
+    """
     channels = 1 if encoding == "mono8" else 3
     nodes = [
         helper.make_node("Cast", ["image"], ["f"], to=TensorProto.FLOAT),

@@ -7,7 +7,7 @@ from rosutil import spin_until
 
 
 def set_parameter(node, target: str, name: str, value):
-    """The SetParametersResult of ``/<target>/set_parameters`` for one parameter."""
+    """Return the SetParametersResult of ``/<target>/set_parameters`` for one parameter."""
     request = SetParameters.Request(parameters=[Parameter(name, value=value).to_parameter_msg()])
     return _call(node, SetParameters, f"/{target}/set_parameters", request).results[0]
 

@@ -4,7 +4,8 @@ Prints 'PORTS <rdt> <http>' when ready. Reads commands on stdin: 'silent' stops 
 (a pulled cable), 'malformed N' sends N wrong-size datagrams, 'forge' goes silent but sends a
 record numbered far from the stream every millisecond (never two that follow each other),
 'quit' (or end of input) exits. A constant wrench is streamed at 1 kHz. An optional argument
-sets the page's counts per force (e.g. 1e-300, a hostile page)."""
+sets the page's counts per force (e.g. 1e-300, a hostile page).
+"""
 import sys
 import threading
 

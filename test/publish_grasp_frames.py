@@ -10,7 +10,8 @@ PATTERN is a comma list of SOURCE:COUNT, SOURCE one of
     held / failure     synthetic held-out (test split) frames of that class
 With --bad every 4th message is a bad frame (wrong encoding, step mismatch, truncated data,
 zero size, huge size, wrong frame size), marked frame_id 'bad'. --compressed publishes PNG
-sensor_msgs/CompressedImage on /grasp_camera/image_raw/compressed. Prints 'sent N good M bad'."""
+sensor_msgs/CompressedImage on /grasp_camera/image_raw/compressed. Prints 'sent N good M bad'.
+"""
 import argparse
 import time
 

@@ -7,7 +7,8 @@ With --bad every 4th message is a bad frame (wrong encoding, step/size mismatch,
 data, zero or huge size; with --compressed a truncated or corrupt PNG), marked by frame_id
 'bad'. --compressed publishes PNG sensor_msgs/CompressedImage on /tactile/image_raw/compressed.
 --base-sec S stamps frame k at S + k s (default 1000); --ros-args -r remaps the topic.
-Prints 'sent N good M bad' when done."""
+Prints 'sent N good M bad' when done.
+"""
 import sys
 import time
 

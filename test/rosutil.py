@@ -54,8 +54,9 @@ def spin_until(node, condition, timeout: float, procs=()) -> bool:
 
 @contextmanager
 def probe_node(domain_id: int, name: str = "test_probe"):
-    """An rclpy context and node in this test process, on the test's own domain, with the
-    nodes' large-image transport so it can publish and receive whole camera frames."""
+    """Create an rclpy context and node in this test process, on the test's own domain, with the
+    nodes' large-image transport so it can publish and receive whole camera frames.
+    """
     import rclpy
 
     from tacforce_ros.nodes.runner import use_large_image_transport

@@ -3,7 +3,8 @@ under its kind on /diagnostics (errors_<kind>), must not make the node allocate 
 claims (a bomb), must never reach an output (bad stamps included), and the next good frame must
 still get an answer. Real rclpy: each node runs in its own process, once per transport, and
 this test process publishes one frame at a time, each after the last one was counted.
-Domains 221-228."""
+Domains 221-228.
+"""
 from __future__ import annotations
 
 import copy
@@ -86,8 +87,9 @@ def bad_stamp(sec: int, nanosec: int) -> Callable:
 
 
 def corrupt_jpeg(good: CompressedImage) -> CompressedImage:
-    """A JPEG of the good frame's size with valid headers and random entropy-coded data: a
-    decoder that only warns returns a garbage picture the model would take."""
+    """Build a JPEG of the good frame's size with valid headers and random entropy-coded data: a
+    decoder that only warns returns a garbage picture the model would take.
+    """
     shape = cv2.imdecode(np.frombuffer(bytes(good.data), np.uint8), cv2.IMREAD_UNCHANGED).shape
     rng = np.random.default_rng(0)
     data = cv2.imencode(".jpg", rng.integers(0, 255, shape, np.uint8))[1].tobytes()
@@ -97,7 +99,7 @@ def corrupt_jpeg(good: CompressedImage) -> CompressedImage:
 
 
 def png_huge_ihdr() -> bytes:
-    """A PNG whose header declares 100000 x 100000 pixels (30 GB of RGB) and holds none."""
+    """Build a PNG whose header declares 100000 x 100000 pixels (30 GB of RGB) and holds none."""
     ihdr = struct.pack(">IIBBBBB", 100000, 100000, 8, 2, 0, 0, 0)
     chunk = struct.pack(">I", len(ihdr)) + b"IHDR" + ihdr + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
     idat = zlib.compress(bytes(1000))
@@ -106,8 +108,9 @@ def png_huge_ihdr() -> bytes:
 
 
 def jpeg_bomb(side: int = 30000, padding: int = 140_000) -> bytes:
-    """An 8x8 JPEG whose SOF claims side x side, behind ~140 KB of APP1 segments (so the size
-    is not in the first 64 KB a quick header look reads): 900 MB for a decoder that trusts it."""
+    """Build an 8x8 JPEG whose SOF claims side x side, behind ~140 KB of APP1 segments (so the size
+    is not in the first 64 KB a quick header look reads): 900 MB for a decoder that trusts it.
+    """
     data = bytearray(cv2.imencode(".jpg", np.zeros((8, 8), np.uint8))[1].tobytes())
     pos = 2
     while not (0xC0 <= data[pos + 1] <= 0xCF and data[pos + 1] not in (0xC4, 0xC8, 0xCC)):
@@ -183,7 +186,8 @@ class Stream:
 
     def answered(self, timeout: float = 30.0) -> bool:
         """Send good frames (one, then another each second a best-effort one was lost; every
-        50 ms while the visual force window fills) until one is answered."""
+        50 ms while the visual force window fills) until one is answered.
+        """
         before = len(self.answers)
         period = 0.05 if "visual_force" in self.target.model else 1.0
         end = time.monotonic() + timeout

@@ -1,6 +1,7 @@
 """collection_node's lifecycle in this process with the simulated robot (autostart:=false): it
 connects nothing before configure, moves only once active, and deactivating mid-press stops
-the robot and retracts it above the surface. Domain 39."""
+the robot and retracts it above the surface. Domain 39.
+"""
 from __future__ import annotations
 
 import time

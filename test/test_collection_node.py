@@ -1,6 +1,7 @@
 """collection_node in its own process with the simulated robot. Either the force stream comes
 from this test process over DDS (so the safety stop is exercised through real topics), or the
-node serves a simulated Net F/T box that netft_node reads over RDT, recorded by recorder_node."""
+node serves a simulated Net F/T box that netft_node reads over RDT, recorded by recorder_node.
+"""
 from __future__ import annotations
 
 import json
@@ -74,7 +75,8 @@ def test_dry_run_logs_the_plan_and_never_moves(probe):
 
 def test_simulated_run_through_ros_records_a_bag_that_trains(tmp_path):
     """collection_node (simulated robot + simulated box and camera), netft_node reading the box
-    over RDT, and recorder_node: three processes, one bag."""
+    over RDT, and recorder_node: three processes, one bag.
+    """
     from tacforce_ros.data.tactile_pairs import load_tactile_pairs
 
     bag = tmp_path / "run"

@@ -1,5 +1,6 @@
 """Synthetic after-grasp frames: labels follow the kind, splits are reproducible, the held-out
-split uses viewpoints and shapes that training never sees, and the seeds' folder layout."""
+split uses viewpoints and shapes that training never sees, and the seeds' folder layout.
+"""
 from __future__ import annotations
 
 import cv2
@@ -61,7 +62,8 @@ def test_held_out_split_is_disjoint_from_training_viewpoints_and_shapes():
 
 def test_classes_look_different_on_average():
     """Not a trivially constant image: frames of one class vary, and held frames differ from
-    failure frames (the object between the fingers)."""
+    failure frames (the object between the fingers).
+    """
     images, labels, _, _ = generate(80, seed=3)
     assert images.std(axis=0).mean() > 20
     held = images[labels == 1].astype(float).mean(0)

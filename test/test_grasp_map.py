@@ -60,7 +60,8 @@ def test_bins_both_ways():
 
 def test_decoded_grasp_label_agrees_with_the_labeller_on_a_scene():
     """A grasp across a box's short side at its centre: the labeller says success for the label,
-    and for what the map decodes it to (cell centre and bin centre) when both are on the box."""
+    and for what the map decodes it to (cell centre and bin centre) when both are on the box.
+    """
     config = SceneConfig(objects_range=(1, 1), shapes=("box",), seed=3, size_range_px=(90, 90),
                          aspect_range=(0.5, 0.5))
     scene = generate_scene(config)
@@ -120,7 +121,7 @@ def test_positions_from_depth_and_from_the_table_plane():
 
 
 def test_implausible_camera_info_and_positions_are_refused():
-    """fx = 1e-30 put a grasp 9.6e30 m to the side; a saturated 16UC1 depth (65535 mm) 65.5 m away."""
+    """An fx of 1e-30 put a grasp 9.6e30 m to the side; a saturated 16UC1 depth (65535 mm) 65.5 m away."""
     good = [600.0, 0, 319.5, 0, 600.0, 239.5, 0, 0, 1]
     assert Intrinsics.from_camera_info(good, 640, 480) == Intrinsics(600.0, 600.0, 319.5, 239.5)
     assert Intrinsics.from_camera_info([1e-30, *good[1:]], 0, 0).fx == 1e-30     # no size: K alone
@@ -165,7 +166,8 @@ def test_overlay_is_an_rgb_image_with_the_grasps_drawn():
 
 def test_overlay_blends_the_heat_map_only_where_p_reaches_the_threshold():
     """Above ``min_probability`` the heat map is alpha-blended over the image (the scene still
-    shows through); below it the camera image is untouched."""
+    shows through); below it the camera image is untouched.
+    """
     import cv2
     image = np.random.default_rng(0).integers(0, 256, (480, 640, 3), np.uint8)
     prob = np.zeros((15, 20, 18), np.float32)

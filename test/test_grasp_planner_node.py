@@ -1,6 +1,7 @@
 """grasp_planner_node with real rclpy and DDS: the simulated RGB-D camera and the planner run as
 separate processes; this test process subscribes to the camera and the planner, calls the
-service and injects bad frames."""
+service and injects bad frames.
+"""
 from __future__ import annotations
 
 import math
@@ -30,7 +31,7 @@ OUT = "/grasp_planner_node"
 
 
 def rejected(diagnostics) -> int:
-    """Frames the planner's newest diagnostics report as rejected (bad image or shape)."""
+    """Count the frames the planner's newest diagnostics report as rejected, for a bad image or shape."""
     for array in reversed(diagnostics):
         for status in array.status:
             values = {kv.key: kv.value for kv in status.values}
@@ -160,8 +161,9 @@ def test_on_demand_planning_without_depth_uses_the_table_plane(ros):
 
 
 def test_implausible_camera_info_and_depth_give_no_pose(ros):
-    """fx = 1e-30 (a grasp 1e30 m to the side) is refused and counted; a saturated depth (65535 mm,
-    65.5 m) drops the grasp and counts it; the same scene at 0.6 m then gets its pose."""
+    """An fx of 1e-30 (a grasp 1e30 m to the side) is refused and counted; a saturated depth (65535 mm,
+    65.5 m) drops the grasp and counts it; the same scene at 0.6 m then gets its pose.
+    """
     domain, node = ros
     got = subscribe(node)
     planner = start_node(NODE, domain, {"model_path": str(MODEL), "min_probability": 0.0, "top_k": 1,
@@ -215,7 +217,8 @@ def test_implausible_camera_info_and_depth_give_no_pose(ros):
 def test_live_parameters_change_the_output_and_bad_values_are_refused(ros):
     """top_k 5 -> 1 and min_probability 0 -> 1 set through /grasp_planner_node/set_parameters
     change the next frame's candidates; out-of-range, NaN and inconsistent values are refused
-    and change nothing. ~/markers carries each candidate's score, stamped like the image."""
+    and change nothing. ~/markers carries each candidate's score, stamped like the image.
+    """
     domain, node = ros
     got = {"candidates": [], "best": [], "markers": []}
     node.create_subscription(PoseArray, f"{OUT}/candidates", got["candidates"].append, output_qos(100))
@@ -233,7 +236,8 @@ def test_live_parameters_change_the_output_and_bad_values_are_refused(ros):
 
     def frame(posed: bool = True) -> tuple[PoseArray, MarkerArray]:
         """Send frames until one is planned (with poses, when ``posed``: a frame planned before
-        the best-effort CameraInfo arrived has none); its candidates and markers."""
+        the best-effort CameraInfo arrived has none); its candidates and markers.
+        """
         for _ in range(20):  # best effort: a frame may be dropped
             sec = next(sent)
             for msg in (info, image):
@@ -282,7 +286,7 @@ def test_live_parameters_change_the_output_and_bad_values_are_refused(ros):
 
 
 def errors(diagnostics, kind: str) -> int:
-    """The planner's newest errors_<kind> on /diagnostics."""
+    """Return the planner's newest errors_<kind> on /diagnostics."""
     for array in reversed(diagnostics):
         for status in array.status:
             if status.name.startswith("grasp_planner_node:"):
@@ -300,7 +304,8 @@ def test_model_of_another_task_is_refused_at_start_up():
 
 def test_demo_grasp_part_runs_the_node_and_writes_the_overlay(tmp_path):
     """`tacforce demo`'s grasp part: planner process, frames from the demo, poses projected back
-    to pixels and labelled, the overlay saved."""
+    to pixels and labelled, the overlay saved.
+    """
     import subprocess
     import sys
 

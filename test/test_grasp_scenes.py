@@ -96,7 +96,8 @@ def test_labeller_cases():
     pair = scene_with((305, 240, 20, 30, 0.0), (335, 240, 20, 30, 0.0))
     assert not grasp_outcome(pair, 320, 240, 0.0, CONFIG)
     # The vectorised form agrees with the scalar one.
-    u = np.array([320, 320, 400]); th = np.array([math.pi / 2, 0.0, math.pi / 2])
+    u = np.array([320, 320, 400])
+    th = np.array([math.pi / 2, 0.0, math.pi / 2])
     np.testing.assert_array_equal(grasp_outcomes(narrow, u, 240, th, CONFIG), [True, True, False])
 
 

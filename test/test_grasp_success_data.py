@@ -1,5 +1,6 @@
 """Grasp-success data: seeds' folder layout, bags with a label topic (real MCAP bags),
-class balancing, augmentations, metrics."""
+class balancing, augmentations, metrics.
+"""
 from __future__ import annotations
 
 import cv2

@@ -1,5 +1,6 @@
 """Grasp-success training -> ONNX export (contract, parity, encodings) and the CLI commands,
-on tiny data so each runs in seconds."""
+on tiny data so each runs in seconds.
+"""
 from __future__ import annotations
 
 import json

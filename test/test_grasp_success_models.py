@@ -124,7 +124,8 @@ def test_registry_names():
 
 def test_training_from_weights_leaves_the_frozen_layers_unchanged(tmp_path):
     """Seed 004's set-up end to end: ResNet-34 from a local weights file, one short epoch;
-    conv1/bn1/layer1 (weights and batch-norm statistics) stay as loaded, the rest trains."""
+    conv1/bn1/layer1 (weights and batch-norm statistics) stay as loaded, the rest trains.
+    """
     from training.grasp_success_data import load_synthetic
     from training.grasp_success_train import GraspTrainConfig, train
     source = ResNet34()

@@ -1,5 +1,6 @@
 """grasp_success_node with real rclpy and DDS: the node and the frame publisher are child
-processes; this test process subscribes and calls the service."""
+processes; this test process subscribes and calls the service.
+"""
 from __future__ import annotations
 
 import subprocess
@@ -126,7 +127,8 @@ def test_bad_frames_are_counted_and_the_node_keeps_serving(ros, tmp_path):
 @pytest.mark.parametrize("transport", ["raw", "compressed"])
 def test_camera_encodings_reach_the_model_in_its_channel_order(ros, tmp_path, transport):
     """The model averages the red channel only: rgb8, bgr8 and PNG frames of a red scene must
-    all give 230/255 (a swapped order would give 25/255)."""
+    all give 230/255 (a swapped order would give 25/255).
+    """
     domain, node = ros
     model = brightness_model(tmp_path / "red.onnx", channel=0)
     probs, _ = subscribe(node)
@@ -172,7 +174,8 @@ def test_shipped_model_on_held_out_synthetic_frames(ros):
 
 def test_stamped_result_and_live_threshold(ros, tmp_path):
     """~result carries each frame's stamp and frame_id with P and the decision; threshold and
-    window set at run time change the decision, bad values are refused and change nothing."""
+    window set at run time change the decision, bad values are refused and change nothing.
+    """
     domain, node = ros
     model = brightness_model(tmp_path / "bright.onnx")
     results = []

@@ -1,5 +1,6 @@
 """The numeric core of grasp_success_node without ROS: per-frame classifier checks, the
-majority-vote debouncer, the service answer; and the node's parameter file."""
+majority-vote debouncer, the service answer; and the node's parameter file.
+"""
 from __future__ import annotations
 
 

@@ -1,5 +1,6 @@
 """GraspNet training side: network, masked loss, AlexNet init, label-exact augmentation, data
-sources, dense export contract, and the train/eval/export commands on tiny configs."""
+sources, dense export contract, and the train/eval/export commands on tiny configs.
+"""
 import json
 import math
 import subprocess
@@ -58,8 +59,8 @@ def test_masked_loss_only_trains_the_active_bin():
 def test_alexnet_features_load_from_a_local_file_and_freeze(tmp_path):
     ours = GraspNet(GraspNetConfig(width=1.0, fc6=64, fc7=32))
     donor = GraspNet(GraspNetConfig(width=1.0, fc6=64, fc7=32))
-    torch.save({k: v for k, v in donor.state_dict().items() if k.startswith(("conv1", "conv2", "conv3",
-                                                                              "conv4", "conv5"))},
+    torch.save({k: v for k, v in donor.state_dict().items()
+                if k.startswith(("conv1", "conv2", "conv3", "conv4", "conv5"))},
                tmp_path / "alexnet_caffe.pt")
     copied = load_alexnet_features(ours, tmp_path / "alexnet_caffe.pt")
     assert len(copied) == 10 and torch.equal(ours.conv3.weight, donor.conv3.weight)
@@ -92,7 +93,8 @@ def _moved(u, v, w, h, k, mirror):
 @pytest.mark.parametrize("k,mirror", [(0, True), (1, False), (2, False), (3, False), (1, True), (3, True)])
 def test_augmentation_keeps_the_robot_label(k, mirror):
     """Turn and mirror a whole scene; the labeller gives every grasp the same outcome at the moved
-    centre and the augmented angle, so augmented patches keep exact labels."""
+    centre and the augmented angle, so augmented patches keep exact labels.
+    """
     config = SceneConfig(seed=11, objects_range=(3, 4), height=200, width=200, size_range_px=(30, 60),
                          bar_length_range_px=(60, 90), noise_std=0)
     scene = generate_scene(config)

@@ -16,8 +16,9 @@ H, W = 480, 640
 
 
 def dots(spacing: int, radius: int, offset_rows: bool, press=None) -> np.ndarray:
-    """A dot grid (every other row shifted by half a spacing when ``offset_rows``); ``press`` =
-    (column, row, radius, dx, dy) moves and enlarges the dots within that circle."""
+    """Draw a dot grid (every other row shifted by half a spacing when ``offset_rows``); ``press`` =
+    (column, row, radius, dx, dy) moves and enlarges the dots within that circle.
+    """
     img = np.zeros((H, W), np.uint8)
     for j, y in enumerate(range(spacing // 2, H, spacing)):
         shift = spacing // 2 if offset_rows and j % 2 else 0
@@ -50,7 +51,7 @@ def tiny_config(**changes) -> M2MTrainConfig:
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """An overfit run on 2 pairs (pixel loss alone, then with the GAN terms), validated on 2 more."""
+    """Run an overfit training on 2 pairs (pixel loss alone, then with the GAN terms), validated on 2 more."""
     out = tmp_path_factory.mktemp("m2m")
     source, target = pairs(2, seed=0)
     val = pairs(2, seed=1)
@@ -79,7 +80,8 @@ def test_training_writes_loadable_checkpoint(trained):
     assert ckpt["format"] == "tacforce.m2m/1"
     assert (ckpt["source_name"], ckpt["target_name"]) == ("grid", "hex")
     assert (ckpt["sensor_height"], ckpt["sensor_width"]) == (H, W)
-    assert ckpt["target_ref"].dtype == torch.uint8 and np.array_equal(ckpt["target_ref"].numpy().astype(bool), TARGET_REF)
+    assert ckpt["target_ref"].dtype == torch.uint8
+    assert np.array_equal(ckpt["target_ref"].numpy().astype(bool), TARGET_REF)
     saved = json.loads((out / "m2m_summary.json").read_text())
     assert saved["steps"] == 60 and saved["seconds"] > 0 and 0.0 <= saved["val_iou"] <= 1.0
     assert {"pixel", "feature", "adversarial", "discriminator"} <= set(summary["final_losses"])

@@ -1,6 +1,7 @@
 """Two tactile pipelines side by side: tactile_force_node pushed into /arm1 and /arm2, each fed
 by its own publisher process, each answering only on its own topics (relative names move with
-the namespace; the shipped params file still reaches a namespaced node)."""
+the namespace; the shipped params file still reaches a namespaced node).
+"""
 from __future__ import annotations
 
 import subprocess
@@ -30,7 +31,7 @@ def publish(arm: str) -> subprocess.Popen:
 def test_two_namespaced_pipelines_answer_on_their_own_topics(tmp_path):
     config = tmp_path / "perception.yaml"  # the shipped file ('/**/tactile_force_node' keys), one value changed
     config.write_text((ROOT / "config" / "perception.yaml").read_text()
-                      .replace("frame_id: tactile_sensor", "frame_id: from_params_file"))
+                      .replace('frame_id: ""', "frame_id: from_params_file", 1))
     with probe_node(DOMAIN, "namespace_probe") as node:
         got = {arm: [] for arm in BASE}
         for arm, msgs in got.items():

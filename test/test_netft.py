@@ -38,7 +38,7 @@ CONSTANT = (1.5, -2.0, 3.25, 0.1, -0.2, 0.05)
 
 
 def closed_port(kind: int) -> int:
-    """A loopback port nothing listens on (bound, then released)."""
+    """Find a loopback port nothing listens on (bound, then released)."""
     with socket.socket(socket.AF_INET, kind) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -89,7 +89,8 @@ ACCEPTANCE_SECONDS = 30.0
 
 def test_ACCEPTANCE_1khz_30s_loss_duplication_reordering():  # noqa: N802 - easy to find
     """1 kHz for 30 s with 1 % loss, 0.5 % duplication and 0.5 % reordering: the client's
-    accounting matches what the emulator did and every value is the sent counts / cpu."""
+    accounting matches what the emulator did and every value is the sent counts / cpu.
+    """
     emu = RdtEmulator(rate_hz=1000, loss=0.01, duplicate=0.005, reorder=0.005, seed=7)
     samples = []
     with emu, NetFTClient(*emu.address, calibration=CAL) as client:
@@ -176,7 +177,7 @@ def test_malformed_datagrams_are_ignored_and_counted():
 
 
 def forged(sequence: int) -> bytes:
-    """A well-formed record numbered ``sequence`` (mod 2**32), as a forger would send it."""
+    """Encode a well-formed record numbered ``sequence`` (mod 2**32), as a forger would send it."""
     return encode_record(RdtRecord(sequence & 0xFFFFFFFF, 0, 0, (2**31 - 1,) * 6))
 
 
@@ -209,7 +210,8 @@ def test_a_box_that_renumbers_is_followed_from_its_third_record():
 
 def test_only_accepted_records_keep_the_stream_fresh():
     """Forged, duplicated and malformed datagrams from a box that stopped streaming are
-    dropped and do not refresh the last-record time, so the stream is seen to be stale."""
+    dropped and do not refresh the last-record time, so the stream is seen to be stale.
+    """
     with RdtEmulator(rate_hz=1000) as emu, NetFTClient(*emu.address, calibration=CAL) as client:
         client.start()
         last = read_for(client, 0.05)[-1].rdt_sequence

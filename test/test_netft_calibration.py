@@ -1,5 +1,6 @@
 """Net F/T calibration: units, plausibility bounds, hostile pages, and the page served over HTTP
-by the loopback calibration server (127.0.0.1 only)."""
+by the loopback calibration server (127.0.0.1 only).
+"""
 
 from __future__ import annotations
 

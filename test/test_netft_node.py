@@ -23,7 +23,7 @@ WRENCH = (0.5, -0.25, -2.0, 0.01, 0.0, -0.002)
 
 @contextmanager
 def emulated_box(*args: str):
-    """The emulated box in its own process (so this process's rclpy never starves it)."""
+    """Start the emulated box in its own process (so this process's rclpy never starves it)."""
     proc = subprocess.Popen([sys.executable, str(ROOT / "test" / "netft_box.py"), *args], env=ros_env(DOMAIN),
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
@@ -70,13 +70,18 @@ def test_streams_calibrated_wrenches_at_the_box_rate_and_reports_a_stale_box(pro
         assert tare.wait_for_service(timeout_sec=10)
         future = tare.call_async(Trigger.Request())
         spin_until(probe, future.done, 10)
+        tared_from = probe.get_clock().now().nanoseconds  # samples still queued from before may arrive next
+
+        def after_tare():
+            return [m for m in got if m.header.stamp.sec * 10**9 + m.header.stamp.nanosec > tared_from]
         got.clear()
-        spin_until(probe, lambda: len(got) > 50, 10, [node])
-        tared = got[-1].wrench.force
+        spin_until(probe, lambda: len(after_tare()) > 50, 10, [node])
+        tared = after_tare()[-1].wrench.force
         emulator.stdin.write("silent\n")
         emulator.stdin.flush()
         diagnostics.clear()
-        spin_until(probe, lambda: any(s.level == DiagnosticStatus.ERROR for d in diagnostics for s in d.status), 10, [node])
+        spin_until(probe, lambda: any(s.level == DiagnosticStatus.ERROR for d in diagnostics for s in d.status),
+                   10, [node])
     finally:
         log = stop(node)
     rate = (received - 1) / (stamps[-1] - stamps[0])

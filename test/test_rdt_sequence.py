@@ -1,5 +1,6 @@
 """RDT sequence accounting: loss, duplicates, reordering, wrap-around, and resynchronising after a
-jump without letting one forged record move the stream's numbering."""
+jump without letting one forged record move the stream's numbering.
+"""
 
 from __future__ import annotations
 

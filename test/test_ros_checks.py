@@ -1,5 +1,6 @@
 """The shared node guards in tacforce_ros/ros: parameter declaration with ranges, unknown names,
-stamp and finite-output checks (an in-process rclpy node, no DDS traffic)."""
+stamp and finite-output checks (an in-process rclpy node, no DDS traffic).
+"""
 from __future__ import annotations
 
 import math

@@ -24,7 +24,7 @@ def metadata(task="tactile_force", **changes) -> ModelMetadata:
 
 
 def build(path, meta: ModelMetadata | None, scale: float = 1.0):
-    """force = [mean(image), h_in sum, scale]; h_out = h_in + 1 (so state threading shows)."""
+    """Build a graph with force = [mean(image), h_in sum, scale] and h_out = h_in + 1 (so state threading shows)."""
     nodes = [
         helper.make_node("Cast", ["image"], ["f"], to=TensorProto.FLOAT),
         helper.make_node("ReduceMean", ["f"], ["m"], keepdims=0),
@@ -87,7 +87,8 @@ def test_estimator_tare_reset_and_non_finite(tmp_path):
 
 def test_refuses_a_model_of_another_task(tmp_path):
     path = build(tmp_path / "grasp.onnx", metadata(task="grasp_map"))
-    with pytest.raises(ModelError, match=r"grasp\.onnx: this is a 'grasp_map' model; this node needs a 'tactile_force'"):
+    with pytest.raises(ModelError,
+                       match=r"grasp\.onnx: this is a 'grasp_map' model; this node needs a 'tactile_force'"):
         OnnxModel(path, "tactile_force", providers=["cpu"])
 
 

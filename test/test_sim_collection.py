@@ -1,5 +1,6 @@
 """`tacforce collect --sim`: protocol run logic + simulated robot + Net F/T over loopback RDT +
-tactile simulator, recorded to a bag that pairs into training data."""
+tactile simulator, recorded to a bag that pairs into training data.
+"""
 from __future__ import annotations
 
 import subprocess

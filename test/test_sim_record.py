@@ -1,5 +1,6 @@
 """sim_sensors_node and recorder_node as separate processes with real DDS: the recorded bag
-reads back with rosbags and pairs into training data."""
+reads back with rosbags and pairs into training data.
+"""
 from __future__ import annotations
 
 import signal
@@ -22,7 +23,8 @@ DOMAIN = 37
 def test_simulated_run_recorded_to_a_bag_that_trains(tmp_path):
     bag = tmp_path / "run"
     recorder = start_node("tacforce_ros.nodes.recorder_node", DOMAIN,
-                          {"output": str(bag), "topics": "['/tactile/image_raw','/ft_sensor/wrench','/tactile/episode']"})
+                          {"output": str(bag),
+                           "topics": "['/tactile/image_raw','/ft_sensor/wrench','/tactile/episode']"})
     time.sleep(2.0)
     sim = start_node("tacforce_ros.nodes.sim_sensors_node", DOMAIN,
                      {"indenters": "[sphere]", "positions": 1, "depths": "[0.001]", "shear_points": 2,

@@ -1,7 +1,8 @@
 """Every node refuses unusable parameters at start-up in one line: real node processes started
 with a bad value (out of range, NaN, wrong type, misspelt name, bad topic name, bad provider,
 a model whose graph disagrees with its metadata) exit 1 with exactly one stderr line naming
-the parameter or file, never a traceback and never running on. Domains 230-235."""
+the parameter or file, never a traceback and never running on. Domains 230-235.
+"""
 from __future__ import annotations
 
 import subprocess
@@ -83,7 +84,8 @@ def test_record_refuses_an_existing_bag_directory(tmp_path):
 
 def test_a_misspelt_name_in_one_section_of_a_shared_params_file_names_its_node(tmp_path):
     """`tacforce run` starts several nodes from one file: each section is checked against its own
-    node, so the tactile node's parameters are not unknown to the planner and vice versa."""
+    node, so the tactile node's parameters are not unknown to the planner and vice versa.
+    """
     config = tmp_path / "perception.yaml"
     text = (ROOT / "config" / "perception.yaml").read_text()
     config.write_text(text.replace("    top_k: 5\n", "    top_kk: 5\n"))

@@ -1,5 +1,6 @@
 """tactile_force_node with real rclpy and DDS: publisher, node and subscriber in separate
-processes (the node and the publisher are children; this test process subscribes)."""
+processes (the node and the publisher are children; this test process subscribes).
+"""
 from __future__ import annotations
 
 import subprocess
@@ -101,7 +102,8 @@ def test_bad_frames_are_rejected_and_good_ones_still_served(ros, transport):
 
 def test_colour_frames_reach_a_mono8_model_as_grey(ros):
     """README: mono8, rgb8 and bgr8 frames are all taken. A grey picture sent as rgb8 or bgr8
-    (three equal channels) must give exactly the force of the same picture as mono8."""
+    (three equal channels) must give exactly the force of the same picture as mono8.
+    """
     from tacforce_ros.perception.image import encode_image_fields
     from tacforce_ros.ros.qos import sensor_qos
     from tacforce_ros.sim.sensors import SimConfig, SimulatedSensors
@@ -170,5 +172,6 @@ def test_tacforce_run_starts_sim_and_perception_from_the_yaml(ros):
         assert spin_until(node, lambda: len(got) >= 20, 60, [proc])
     finally:
         log = stop(proc)
-    assert {m.header.frame_id for m in got} == {"tactile_sensor"}, log
+    # the frame of the wrenches the shipped model was trained on (its metadata; config/frames.yaml)
+    assert {m.header.frame_id for m in got} == {"ft_sensor"}, log
     assert all(np.isfinite([m.wrench.force.x, m.wrench.force.y, m.wrench.force.z]).all() for m in got)

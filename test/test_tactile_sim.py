@@ -160,7 +160,8 @@ def test_sensor_frame_is_right_handed(sim):
     """The camera behind the gel looks along +z (towards the indenter). Sensor +x must show as
     image right and +y as image down: with (right, down, forward) a right-handed camera frame,
     x cross y is then +z, the way the camera looks. An indenter at +x, +y shows in the
-    bottom-right quadrant, shear along +y drags markers down, and pressing gives Fz < 0."""
+    bottom-right quadrant, shear along +y drags markers down, and pressing gives Fz < 0.
+    """
     centre = np.array([STYLE.width - 1, STYLE.height - 1]) / 2
     state = sim.contact("sphere", 3e-3, 2e-3, 1e-3, shear=(0.0, 0.3e-3))
     moved = state.marker_xy - sim.reference_marker_xy

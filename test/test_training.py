@@ -36,7 +36,7 @@ def tiny_config(**changes) -> TrainConfig:
 
 
 def as_bag_sequences(seqs):
-    """The shape tacforce_ros.bags hands over: images as a list of frames is accepted too."""
+    """Convert to the shape tacforce_ros.bags hands over: images as a list of frames is accepted too."""
     return [SimpleNamespace(images=list(s.images), forces=s.forces, stamps_ns=s.stamps_ns) for s in seqs]
 
 
@@ -203,10 +203,12 @@ def test_export_refuses_on_parity_failure(trained, sequences, tmp_path):
 
 def test_parity_tolerance_follows_the_output_scale(trained, sequences, tmp_path):
     """A rounding difference that is small next to the outputs passes; the message states the
-    absolute and the relative part."""
+    absolute and the relative part.
+    """
     tol = Tolerance(atol=1e-3, rtol=1e-3, unit="N")
     assert 5.96e-3 <= tol.limit(30.0) and not 5.96e-3 <= tol.limit(0.5)
-    with pytest.raises(ExportError, match=r"differ by up to .* N \(tolerance -1 N \+ 0.001 x output scale .* N = .*\); .* not written"):
+    expected = r"differ by up to .* N \(tolerance -1 N \+ 0.001 x output scale .* N = .*\); .* not written"
+    with pytest.raises(ExportError, match=expected):
         export_tactile_force(trained.best_path, tmp_path / "m.onnx", sequences[0].images[:3], "mono8", {}, {},
                              tolerance=Tolerance(-1.0, 1e-3, "N"))
 
@@ -263,7 +265,7 @@ def test_cli_train_eval_export(sequences, tmp_path, monkeypatch, capsys):
 
     def fake_load(args, bags):
         return SimpleNamespace(sequences=as_bag_sequences(sequences), stats={"paired": 144},
-                               summary=lambda: "fake bags")
+                               summary=lambda: "fake bags", force_frame="nano17")
 
     monkeypatch.setattr(commands, "_load", fake_load)
     parser = argparse.ArgumentParser()
@@ -279,6 +281,7 @@ def test_cli_train_eval_export(sequences, tmp_path, monkeypatch, capsys):
     assert (out / "tactile_force.onnx").is_file() and (out / "tactile_force.md").is_file()
     runtime = OnnxModel(out / "tactile_force.onnx", "tactile_force", providers=["cpu"])
     assert runtime.metadata.training["bags"] == ["b1"] and runtime.metadata.training["pairing"]["paired"] == 144
+    assert runtime.metadata.outputs["force"]["frame_id"] == "nano17"  # the labels' frame, the node's default
     eager = load_streaming_module(out / "tactile_force.pt")     # the weights beside the graph
     h, state = eager.initial_state(), None
     with torch.no_grad():
@@ -296,6 +299,8 @@ def test_cli_train_eval_export(sequences, tmp_path, monkeypatch, capsys):
     args = parser.parse_args(["export", "tactile-force", "--checkpoint", str(out / "last.pt"), *data,
                               "--out", str(tmp_path / "again.onnx")])
     assert args.func(args) == 0 and (tmp_path / "again.onnx").is_file()
+    again = OnnxModel(tmp_path / "again.onnx", "tactile_force", providers=["cpu"])
+    assert again.metadata.outputs["force"]["frame_id"] == "nano17"
 
     args = parser.parse_args(["eval", "tactile-force", "--model", str(tmp_path / "missing.onnx"), *data])
     assert args.func(args) == 1

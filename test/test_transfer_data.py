@@ -113,7 +113,7 @@ def test_pairs_from_two_runs_of_the_same_script(tmp_path):
 
 
 def write_material_run(path, stiffness, surface_z=0.2):
-    """A straight press and release: pose z at 50 Hz, |Fz| = stiffness * (d + d^2) (mm), wrench 500 Hz."""
+    """Write a straight press and release: pose z at 50 Hz, |Fz| = stiffness * (d + d^2) (mm), wrench 500 Hz."""
     def depth(t):  # 0 -> 1.5 mm in 1 s, back in 1 s
         return 1.5 * (t if t < 1 else 2 - t)
 

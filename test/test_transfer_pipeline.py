@@ -1,5 +1,6 @@
 """`tacforce pairs / fit material-curve / train m2m / train transfer / eval transfer` end to end on
-tiny simulated runs: source array1, target diamond1_soft (other markers, 8x softer)."""
+tiny simulated runs: source array1, target diamond1_soft (other markers, 8x softer).
+"""
 from __future__ import annotations
 
 import json

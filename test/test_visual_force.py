@@ -1,5 +1,6 @@
 """Visual force without ROS: the frame window, the estimator over hand-built ONNX graphs, the
-T-frame model contract, the synthetic scenes and their folder / bag round trips."""
+T-frame model contract, the synthetic scenes and their folder / bag round trips.
+"""
 from __future__ import annotations
 
 import numpy as np
@@ -21,8 +22,9 @@ def vf_metadata(task="visual_force", frames=3, outputs=1) -> ModelMetadata:
 
 
 def build_vf(path, meta: ModelMetadata, frames=3, outputs=1, scale=1.0):
-    """force = mean(last frame) * scale (repeated ``outputs`` times): shows which frame is newest.
-    ``frames`` None: a single-frame [1, H, W, C] graph."""
+    """Build a graph with force = mean(last frame) * scale (repeated ``outputs`` times): shows which frame is newest.
+    ``frames`` None: a single-frame [1, H, W, C] graph.
+    """
     nodes = [
         helper.make_node("Gather", ["image", "last"], ["newest"], axis=1) if frames else
         helper.make_node("Identity", ["image"], ["newest"]),

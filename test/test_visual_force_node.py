@@ -1,6 +1,7 @@
 """visual_force_node with real rclpy and DDS: camera publisher, node and subscriber in separate
 processes (the node and the publisher are children; this test process subscribes).
-Domains 190-220."""
+Domains 190-220.
+"""
 from __future__ import annotations
 
 import subprocess

@@ -1,5 +1,6 @@
 """Visual-force models, data plumbing and `tacforce train|eval|export visual-force` on tiny
-configs (seconds on CPU)."""
+configs (seconds on CPU).
+"""
 from __future__ import annotations
 
 import json
@@ -91,7 +92,8 @@ def test_bags_pair_camera_frames_with_the_wrench_by_stamp(tmp_path):
         np.testing.assert_array_equal(got.images, want.images)
         # the wrench is sampled a quarter frame either side of each image: interpolation at the
         # image stamp gives the mean of the two, close to the frame's force
-        np.testing.assert_allclose(got.force3, want.force3, atol=0.35 * np.abs(np.diff(want.force3, axis=0)).max() + 1e-4)
+        np.testing.assert_allclose(got.force3, want.force3,
+                                   atol=0.35 * np.abs(np.diff(want.force3, axis=0)).max() + 1e-4)
         np.testing.assert_allclose(got.force, np.linalg.norm(got.force3, axis=1), rtol=1e-5)
 
 

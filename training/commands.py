@@ -1,8 +1,10 @@
 """`tacforce train|eval|export tactile-force`: argparse wiring for the training side.
 
 Only argparse at import time: torch, onnx and the bag reader are imported inside the handlers,
-so building the `tacforce` parser stays fast; `eval` needs onnxruntime only, never torch. Each handler takes the parsed Namespace and
-returns an exit code (0 ok, 1 a user-facing error already printed).
+so building the `tacforce` parser stays fast; `eval` needs onnxruntime only, never torch. Each
+handler takes the parsed Namespace and returns an exit code (0 ok, 1 a user-facing error already
+printed).
+
 """
 from __future__ import annotations
 
@@ -83,7 +85,7 @@ def _load(args, bags):
 
 
 def _force_frame(pairs, val_pairs) -> str:
-    """The wrench frame_id of the training bags (and the validation bags, which must agree)."""
+    """Return the wrench frame_id of the training bags (and the validation bags, which must agree)."""
     frame = pairs.force_frame
     if val_pairs is not None and val_pairs.force_frame not in ("", frame):
         raise ValueError(f"validation wrenches are in frame {val_pairs.force_frame!r}, training ones in {frame!r}")
@@ -106,7 +108,7 @@ def _samples(sequences, data_encoding: str, model_encoding: str):
 
 
 def _public_summary(summary: dict) -> dict:
-    """The training summary minus per-sequence lists (they bloat the ONNX metadata)."""
+    """Return the training summary minus per-sequence lists (they bloat the ONNX metadata)."""
     return {k: v for k, v in summary.items() if k not in ("sequence_lengths", "val_sequence_indices")}
 
 
@@ -120,7 +122,8 @@ def _command() -> str:
 
 def _user_errors() -> tuple[type[Exception], ...]:
     """Errors that are the input's fault: printed as one line, exit code 1, no traceback.
-    (ModelError covers export.ExportError; importing nothing torch keeps `eval` torch-free.)"""
+    (ModelError covers export.ExportError; importing nothing torch keeps `eval` torch-free.)
+    """
     from tacforce_ros.bags import BagError
     from tacforce_ros.inference.contract import ModelError
 
@@ -206,7 +209,8 @@ def cmd_eval(args) -> int:
 def record_in_card(card: Path, data: str, report: str, title: str = "Held-out evaluation",
                    note: str = "") -> None:
     """Replace (or append) the model card's ``## title`` section with these results, an optional
-    note and the command that made them; other sections stay as they are."""
+    note and the command that made them; other sections stay as they are.
+    """
     text = card.read_text(encoding="utf-8") if card.is_file() else ""
     heading = f"## {title}"
     if heading in text:
@@ -234,7 +238,8 @@ def cmd_export(args) -> int:
         # the newest history entry belongs to the weights in this file (best.pt or last.pt)
         metrics = ckpt["history"][-1]["metrics"]
         summary = {**_public_summary(ckpt["summary"]), "epochs": ckpt["epoch"],
-                   "best_epoch": ckpt["best"]["epoch"], "exported_from": str(args.checkpoint)}
+                   "best_epoch": ckpt["best"]["epoch"], "exported_from": str(args.checkpoint),
+                   "force_frame": pairs.force_frame}
         export_tactile_force(args.checkpoint, args.out,
                              _samples(pairs.sequences, _data_encoding(pairs.sequences), encoding),
                              encoding, summary, metrics, command=_command())

@@ -13,6 +13,7 @@ every onnxruntime and TensorRT we target.
 Before the file is published it is loaded through the same OnnxModel wrapper the node uses and
 streamed over sample frames beside PyTorch; a force difference over the `Tolerance` (absolute
 part plus a part relative to the output's scale) is an ExportError and no file is left behind.
+
 """
 from __future__ import annotations
 
@@ -36,7 +37,8 @@ from .train import as_frames, load_model, model_preprocess
 
 TASK = "tactile_force"
 OPSET = 18
-FORCE_FRAME = "the training wrenches' frame; for the tactile simulator z points out of the elastomer, so pressing gives Fz < 0"
+FORCE_FRAME = ("the training wrenches' frame; for the tactile simulator z points out of the elastomer, "
+               "so pressing gives Fz < 0")
 
 
 class ExportError(ModelError):
@@ -48,7 +50,8 @@ class Tolerance:
     """How far ONNX Runtime may differ from PyTorch: ``atol + rtol * scale``, where scale is the
     largest |PyTorch output| over the samples. Float kernels round differently from one CPU (or
     runtime) to another, and the rounding grows with the values, so a fixed absolute bound
-    fails a sound model whose outputs span tens of newtons."""
+    fails a sound model whose outputs span tens of newtons.
+    """
 
     atol: float
     rtol: float
@@ -82,7 +85,7 @@ class TactileForceStep(nn.Module):
 
 
 def streaming_module(checkpoint: dict, encoding: str | None = None) -> TactileForceStep:
-    """A loaded checkpoint -> the per-frame module the graph is exported from, in eval mode.
+    """Turn a loaded checkpoint into the per-frame module the graph is exported from, in eval mode.
 
     ``encoding`` defaults to the training encoding; it may differ in channel order only.
     """
@@ -144,8 +147,9 @@ def export_tactile_force(checkpoint_path, onnx_path, sample_images, encoding: st
 
 
 def read_checkpoint(path) -> dict:
-    """A training checkpoint, loaded with weights_only=True; a missing or unreadable file is a
-    ValueError naming it."""
+    """Load a training checkpoint with weights_only=True; a missing or unreadable file is a
+    ValueError naming it.
+    """
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
@@ -159,7 +163,8 @@ def save_checked(proto, metadata: ModelMetadata, onnx_path: Path, producer: str,
     """Write ``proto`` with ``metadata`` to ``onnx_path`` only if ``difference(tmp_file)`` (the
     largest ONNX vs PyTorch output difference and the output scale, measured on the written
     file through the node's runtime) is within ``tolerance``; else ExportError and no file.
-    Returns the difference."""
+    Returns the difference.
+    """
     entry = proto.metadata_props.add()
     entry.key, entry.value = METADATA_KEY, metadata.to_json()
     proto.producer_name = f"tacforce {producer}"
@@ -192,7 +197,8 @@ def worst_difference(pairs) -> tuple[float, float]:
 def output_difference(module: nn.Module, onnx_file, task: str, output: str, frames,
                       warmup_runs: int = 2) -> tuple[float, float]:
     """`worst_difference` of ``output`` between OnnxModel and ``module`` over single inputs
-    (stateless models)."""
+    (stateless models).
+    """
     runtime = OnnxModel(onnx_file, task, providers=["cpu"], warmup_runs=warmup_runs)
     return worst_difference((runtime.run(frame[None])[0][output],
                              module(torch.from_numpy(frame[None].copy())).numpy()) for frame in frames)
@@ -247,7 +253,8 @@ def write_model_card(path: Path, meta: ModelMetadata, command: str, parity_n: fl
             lines.append(f"- {key.replace('_', ' ')}: {value}")
     lines += [f"- epochs: {t.get('epochs', '?')}, best epoch: {t.get('best_epoch', '?')}, "
               f"seed: {t.get('config', {}).get('seed', '?')}", ""]
-    lines += ["## Validation metrics (held-out sequences of the training indenters, streamed from their first frame)", ""]
+    lines += ["## Validation metrics (held-out sequences of the training indenters, streamed from their "
+              "first frame)", ""]
     if meta.metrics.get("rmse"):
         lines += ["```", format_table(meta.metrics), "```"]
     else:

@@ -29,7 +29,6 @@ from tacforce_ros.sim.grasp_scenes import SceneConfig, generate_scene
 from .models.grasp_net import PATCH
 
 
-
 @dataclass
 class GraspAttempts:
     """``images``: uint8 H x W x 3 RGB; ``rows``: float64 [N, 5] = image index, u, v, theta, success."""
@@ -47,7 +46,7 @@ class GraspAttempts:
         return len(self.rows)
 
     def subset(self, image_indices) -> "GraspAttempts":
-        """The attempts on these images (re-indexed), e.g. a validation split by image."""
+        """Return the attempts on these images (re-indexed), e.g. a validation split by image."""
         keep = sorted(set(int(i) for i in image_indices))
         remap = {old: new for new, old in enumerate(keep)}
         rows = self.rows[np.isin(self.rows[:, 0].astype(int), keep)].copy()
@@ -91,7 +90,7 @@ def merge_attempts(parts: list[GraspAttempts]) -> GraspAttempts:
 
 
 def load_attempt_folder(folder: str | Path) -> GraspAttempts:
-    """A folder with ``attempts.csv`` (image, u, v, angle, success) and the images it names."""
+    """Load a folder with ``attempts.csv`` (image, u, v, angle, success) and the images it names."""
     attempts = read_attempt_csv(folder, check_images=True)
     base = Path(folder) if Path(folder).is_dir() else Path(folder).parent
     index: dict[str, int] = {}
@@ -129,7 +128,8 @@ class PatchSampler:
     def batch(self, indices, rng: np.random.Generator | None = None):
         """uint8 patches [n, P, P, 3], angle bins [n] int64, success [n] float32.
 
-        With ``rng``, each patch gets a random rotation by k x 90 degrees and a random mirror."""
+        With ``rng``, each patch gets a random rotation by k x 90 degrees and a random mirror.
+        """
         rows = self.attempts.rows[np.asarray(indices, np.int64)]
         p = self.patch
         patches = np.empty((len(rows), p, p, 3), np.uint8)
@@ -149,7 +149,8 @@ class PatchSampler:
 
 def augment(image: np.ndarray, theta: float, k: int, mirror: bool) -> tuple[np.ndarray, float]:
     """``image`` turned by ``np.rot90(image, k)`` then, if ``mirror``, flipped left-right, and the
-    grasp angle that describes the same grasp in the result (wrapped into [0, pi))."""
+    grasp angle that describes the same grasp in the result (wrapped into [0, pi)).
+    """
     image = np.rot90(image, k)
     theta = theta + k * math.pi / 2
     if mirror:

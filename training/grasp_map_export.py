@@ -71,7 +71,8 @@ def export_grasp_map(checkpoint_path, onnx_path, height: int, width: int, sample
                      padded: bool = True, tolerance: Tolerance = PROBABILITY_TOLERANCE) -> ModelMetadata:
     """Export ``checkpoint_path`` for ``width`` x ``height`` frames in ``encoding`` (+ model card).
 
-    ``sample_images``: uint8 [N, H, W, 3] in RGB order, for the parity check."""
+    ``sample_images``: uint8 [N, H, W, 3] in RGB order, for the parity check.
+    """
     onnx_path = Path(onnx_path)
     ckpt = read_checkpoint(checkpoint_path)
     module, rows, cols = dense_module(ckpt, height, width, encoding, padded)

@@ -43,8 +43,9 @@ class GraspTrainConfig:
     balance: bool = True          # half successes per batch (real trial sets are skewed)
     augment: bool = True          # k x 90 degree rotations and mirrors, label-exact
     alexnet_weights: str = ""     # local AlexNet file for conv1-5 (then frozen); "" = from scratch
-    init_checkpoint: str = ""     # start from a GraspNet checkpoint (e.g. synthetic pre-training
-                                  # before real trials); its network config and mean colour are kept
+    # start from a GraspNet checkpoint (e.g. synthetic pre-training before real trials); its
+    # network config and mean colour are kept
+    init_checkpoint: str = ""
     seed: int = 0
     num_threads: int = 0
 

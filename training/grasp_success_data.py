@@ -71,8 +71,9 @@ def fit_frame(image: np.ndarray, frame_size: tuple[int, int]) -> np.ndarray:
 
 
 def load_folder(root: str | Path, frame_size: tuple[int, int], max_per_class: int | None = None) -> FrameSet:
-    """The seeds' layout: one sub-folder per class (see module doc). Unreadable files are an
-    error naming the file (a silently smaller data set hides broken copies)."""
+    """Load the seeds' layout: one sub-folder per class (see module doc). Unreadable files are an
+    error naming the file (a silently smaller data set hides broken copies).
+    """
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: data folder not found")
@@ -114,7 +115,8 @@ def load_bags(bags, image_topic: str, label_topic: str, frame_size: tuple[int, i
 
 def load_synthetic(count: int, seed: int, split: str, frame_size: tuple[int, int]) -> FrameSet:
     """``count`` generator frames; ``groups`` records each frame's kind, object shape and (test
-    split) which viewpoint factor lies outside the training ranges, for per-group scores."""
+    split) which viewpoint factor lies outside the training ranges, for per-group scores.
+    """
     from tacforce_ros.sim.grasp_check_scenes import HELD_OUT_SHAPES, CheckSceneConfig, frames
 
     w, h = frame_size
@@ -149,10 +151,11 @@ def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np
 
 
 def balanced_epoch(labels: np.ndarray, rng: np.random.Generator, size: int | None = None) -> np.ndarray:
-    """Indices for one epoch with both classes equally often (the seeds' data were unbalanced;
+    """Return the indices for one epoch with both classes equally often (the seeds' data were unbalanced;
     seed 004 augmented each class to 1000). The majority class is walked without repeats, the
     minority is repeated (then augmented differently each time). ``size`` defaults to twice the
-    majority count."""
+    majority count.
+    """
     groups = [np.flatnonzero(labels == c) for c in (0, 1)]
     if any(len(g) == 0 for g in groups):
         raise ValueError("both classes need at least one frame")
@@ -170,7 +173,8 @@ class Augment:
     rotation up to ``rotation_deg``, shifts up to ``shift`` of the side, shear up to ``shear``
     (a shear factor: Keras reads shear_range=0.2 as 0.2 degrees, which does nothing; the seed
     meant a visible shear), zoom in [1 - zoom, 1 + zoom], horizontal flip with p = 0.5, edges
-    filled by replicating the border (Keras' 'nearest'). Plus mild brightness/contrast jitter."""
+    filled by replicating the border (Keras' 'nearest'). Plus mild brightness/contrast jitter.
+    """
 
     rotation_deg: float = 40.0
     shift: float = 0.2

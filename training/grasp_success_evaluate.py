@@ -1,5 +1,6 @@
 """Score an exported grasp_success ONNX model on labelled frames, the way the node runs it:
-one frame at a time through OnnxModel (no PyTorch), preprocessing in the graph."""
+one frame at a time through OnnxModel (no PyTorch), preprocessing in the graph.
+"""
 from __future__ import annotations
 
 import numpy as np

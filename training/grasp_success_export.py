@@ -53,7 +53,8 @@ def export_grasp_success(checkpoint_path, onnx_path, encoding: str | None = None
 
     The graph takes frames of the size the model was trained on, in ``encoding`` (default: the
     training encoding; rgb8 <-> bgr8 is allowed, the graph reorders). ``sample_images`` (default:
-    the validation frames stored in the checkpoint) drive the parity check."""
+    the validation frames stored in the checkpoint) drive the parity check.
+    """
     onnx_path = Path(onnx_path)
     ckpt = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
     model = load_model(ckpt)

@@ -33,7 +33,8 @@ def roc_auc(labels, scores) -> float | None:
 
 def reliability(labels, scores, bins: int = 10) -> dict:
     """Per equal-width probability bin: mean predicted P(held), observed fraction held, count;
-    and the expected calibration error (count-weighted |observed - predicted|)."""
+    and the expected calibration error (count-weighted |observed - predicted|).
+    """
     y, s = np.asarray(labels, np.float64), np.asarray(scores, np.float64)
     edges = np.linspace(0.0, 1.0, bins + 1)
     which = np.clip(np.digitize(s, edges[1:-1]), 0, bins - 1)
@@ -50,7 +51,8 @@ def reliability(labels, scores, bins: int = 10) -> dict:
 
 def classification_metrics(labels, scores, threshold: float = 0.5) -> dict:
     """accuracy, recall per class, confusion matrix (rows true failure/success, columns
-    predicted failure/success), ROC-AUC, log loss, reliability; plain floats for JSON."""
+    predicted failure/success), ROC-AUC, log loss, reliability; plain floats for JSON.
+    """
     y = np.asarray(labels).astype(np.int64).reshape(-1)
     s = np.asarray(scores, np.float64).reshape(-1)
     if y.shape != s.shape:
@@ -117,7 +119,8 @@ def format_groups(by_group: dict) -> str:
 
 def save_reliability_plot(m: dict, path: str | Path, title: str = "") -> Path:
     """Reliability diagram (observed fraction held vs mean predicted P(held) per bin) with the
-    count of frames per bin, as PNG."""
+    count of frames per bin, as PNG.
+    """
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -67,7 +67,7 @@ class GraspTrainResult:
 
 
 def load_model(checkpoint: dict) -> GraspSuccessNet:
-    """A checkpoint dict (from torch.load) -> GraspSuccessNet with its weights, eval mode."""
+    """Load a checkpoint dict (from torch.load) -> GraspSuccessNet with its weights, eval mode."""
     if checkpoint.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"not a grasp-success checkpoint (format {checkpoint.get('format')!r})")
     model = GraspSuccessNet(GraspModelConfig.from_dict(checkpoint["config"]["model"]))

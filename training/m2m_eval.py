@@ -35,8 +35,9 @@ def _scores(predicted: np.ndarray, expected: np.ndarray, max_distance_px: float)
 
 
 def evaluate_m2m(translator, source_masks: np.ndarray, target_masks: np.ndarray, steps: int = 1) -> dict:
-    """bool (N, H, W) paired masks -> {"translation", "source_as_is", "target_reference"}: each
-    {"iou", "centroid_error_px", "matched_fraction"}, plus "frames" and "max_distance_px"."""
+    """Evaluate bool (N, H, W) paired masks -> {"translation", "source_as_is", "target_reference"}: each
+    {"iou", "centroid_error_px", "matched_fraction"}, plus "frames" and "max_distance_px".
+    """
     source_masks, target_masks = np.asarray(source_masks, bool), np.asarray(target_masks, bool)
     if source_masks.shape != target_masks.shape or source_masks.ndim != 3:
         raise ValueError(f"need paired (N, H, W) masks, got {source_masks.shape} and {target_masks.shape}")

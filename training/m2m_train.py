@@ -49,7 +49,8 @@ CHECKPOINT_FORMAT = "tacforce.m2m/1"
 @dataclass
 class M2MTrainConfig:
     """Loss mix and schedule. ``feature`` is pix2pixHD's discriminator feature matching: our
-    perceptual term, since no pretrained VGG / LPIPS weights can be downloaded here."""
+    perceptual term, since no pretrained VGG / LPIPS weights can be downloaded here.
+    """
 
     model: str = "cpu"            # key of training.models.m2m_unet.CONFIGS
     steps: int = 1200             # "cpu" model: ~0.4 s/step on 2 cores -> under 10 min (RECIPES)
@@ -105,7 +106,7 @@ def _check_masks(masks: np.ndarray, name: str, shape: tuple[int, ...] | None = N
 
 
 def to_working(masks: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
-    """bool (N, H, W) -> uint8 (N, h, w), the area-averaged marker fraction * 255 (compact to cache)."""
+    """Convert bool (N, H, W) -> uint8 (N, h, w), the area-averaged marker fraction * 255 (compact to cache)."""
     h, w = size
     out = np.empty((len(masks), h, w), np.uint8)
     for i, m in enumerate(masks):
@@ -125,7 +126,7 @@ def noisy(x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor, timesteps: int
 
 
 def ddim_timesteps(steps: int, timesteps: int) -> list[int]:
-    """``steps`` evenly spaced timesteps from T - 1 down to 0 (just T - 1 for one step)."""
+    """Return ``steps`` evenly spaced timesteps from T - 1 down to 0 (just T - 1 for one step)."""
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
     if steps == 1:
@@ -188,7 +189,7 @@ class M2MTranslator:
                 "sensor_size": list(self.sensor_size), "working_size": [h, w], "threshold": self.threshold}
 
     def translate(self, source_masks: np.ndarray, steps: int = 1, batch_size: int = 16, seed: int = 0) -> np.ndarray:
-        """bool (N, H, W) source masks at sensor resolution -> bool (N, H, W) target masks."""
+        """Translate bool (N, H, W) source masks at sensor resolution -> bool (N, H, W) target masks."""
         source_masks = _check_masks(source_masks, "source masks", self.sensor_size)
         if source_masks.ndim == 2:
             return self.translate(source_masks[None], steps, batch_size, seed)[0]
@@ -201,7 +202,8 @@ class M2MTranslator:
     def probabilities(self, source_masks: np.ndarray, steps: int = 1, seed: int = 0) -> np.ndarray:
         """Marker probability (N, H, W) at sensor resolution. Every frame starts from the same
         seeded noise, so the translation is a function of the source mask alone: a contact that
-        stands still translates identically in every frame of a run."""
+        stands still translates identically in every frame of a run.
+        """
         src = as_signed(to_working(source_masks, self.working_size)).to(self._refs[0].device)
         n = len(src)
         noise = torch.randn((1, *src.shape[1:]), generator=torch.Generator().manual_seed(seed))
@@ -214,7 +216,8 @@ class M2MTranslator:
 
         Upsampling the working-resolution probability and cutting at 0.5 shrinks small dots (a
         few per cent of their area, which is how the force model reads pressing depth), so the
-        cut is placed where the mean marker area of the held-out pairs matches the target's."""
+        cut is placed where the mean marker area of the held-out pairs matches the target's.
+        """
         probs = np.concatenate([self.probabilities(source_masks[i:i + batch_size])
                                 for i in range(0, len(source_masks), batch_size)])
         self.threshold = float(np.quantile(probs, 1.0 - float(np.mean(target_masks))))
@@ -222,7 +225,7 @@ class M2MTranslator:
 
 
 def _crops(data: list[torch.Tensor], index: torch.Tensor, crop: int, gen: torch.Generator) -> list[torch.Tensor]:
-    """The same random window of each tensor (N, h, w) per sample; refs are (1, h, w)."""
+    """Crop the same random window of each tensor (N, h, w) per sample; refs are (1, h, w)."""
     h, w = data[0].shape[-2:]
     rows = torch.randint(0, h - crop + 1, (len(index),), generator=gen).tolist()
     cols = torch.randint(0, w - crop + 1, (len(index),), generator=gen).tolist()

@@ -42,7 +42,7 @@ def force_metrics(pred, true) -> dict:
 
 
 def format_table(metrics: dict) -> str:
-    """A small fixed-width table of ``force_metrics`` output for terminals and model cards."""
+    """Format a small fixed-width table of ``force_metrics`` output for terminals and model cards."""
     lines = ["axis   RMSE [N]   MAE [N]       R²"]
     for a in AXES:
         lines.append(f"{a:<4} {metrics['rmse'][a]:>10.4f} {metrics['mae'][a]:>9.4f} {metrics['r2'][a]:>8.4f}")

@@ -88,7 +88,7 @@ class ImagePreprocess(nn.Module):
         return x.expand(-1, 3, -1, -1)
 
     def describe(self, height: int, width: int) -> str:
-        """The human-readable pipeline written into the model metadata and card."""
+        """Return the human-readable pipeline description written into the model metadata and card."""
         size = self.image_size
         kh, kw = max(1, height // size), max(1, width // size)
         steps = [f"{self.encoding} uint8 NHWC {width}x{height}"]
@@ -110,7 +110,8 @@ class ImagePreprocess(nn.Module):
 class MeanPixelNormalise(nn.Module):
     """uint8 [N, H, W, 3] rgb8/bgr8 -> float [N, 3, H, W] RGB, (x/255 - mean) / std (seed 001's
     mean-pixel subtraction), then zero padding (top, bottom, left, right) if given, which is the
-    mean colour: the dense grasp map pads the image this way so every 32 px cell gets a centre."""
+    mean colour: the dense grasp map pads the image this way so every 32 px cell gets a centre.
+    """
 
     def __init__(self, mean_rgb, std: float = 0.25, encoding: str = "rgb8",
                  pad: tuple[int, int, int, int] = (0, 0, 0, 0)):

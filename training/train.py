@@ -150,7 +150,8 @@ def clips_per_epoch(lengths: list[int], clip_length: int) -> int:
 
 def make_batch(data: CachedSequences, clips, clip_length: int):
     """Clips -> (x [B, L, C, S, S], forces [B, L, 3], mask [B, L]); short sequences are padded
-    at the end with their last frame and masked out (the GRU is causal, so padding is inert)."""
+    at the end with their last frame and masked out (the GRU is causal, so padding is inert).
+    """
     xs, ys, masks = [], [], []
     for s, start in clips:
         frames, forces = data.frames[s][start:start + clip_length], data.forces[s][start:start + clip_length]
@@ -196,13 +197,13 @@ def make_optimizer(model: TemporalForce, cfg: TrainConfig) -> torch.optim.AdamW:
 
 
 def model_preprocess(cfg: TemporalForceConfig, encoding: str) -> ImagePreprocess:
-    """The in-graph preprocessing a TemporalForce config asks for (training and export share it)."""
+    """Return the in-graph preprocessing a TemporalForce config asks for (training and export share it)."""
     return ImagePreprocess(cfg.image_size, encoding, cfg.in_channels, marker_threshold=cfg.marker_threshold,
                            dark_markers=cfg.dark_markers)
 
 
 def load_model(checkpoint: dict) -> TemporalForce:
-    """A checkpoint dict (from torch.load(..., weights_only=True)) -> model in eval mode."""
+    """Load a checkpoint dict (from torch.load(..., weights_only=True)) -> model in eval mode."""
     if checkpoint.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"not a TemporalForce checkpoint (format {checkpoint.get('format')!r})")
     model = TemporalForce(TrainConfig.from_dict(checkpoint["train_config"]).model)

@@ -22,13 +22,13 @@ from .models.temporal_force import TemporalForceConfig
 
 
 def segmenting(model_cfg: TemporalForceConfig, segmentation: MarkerSegmentation) -> TemporalForceConfig:
-    """A force model config that segments markers in its graph as `segmentation` does."""
+    """Return a force model config that segments markers in its graph as `segmentation` does."""
     return dataclasses.replace(model_cfg, marker_threshold=segmentation.threshold,
                                dark_markers=segmentation.dark_markers)
 
 
 def masks_to_images(masks: np.ndarray, segmentation: MarkerSegmentation) -> np.ndarray:
-    """bool (N, H, W) marker masks -> mono8 (N, H, W, 1) that `segmentation` maps back to them."""
+    """Convert bool (N, H, W) marker masks -> mono8 (N, H, W, 1) that `segmentation` maps back to them."""
     markers, skin = (0, 255) if segmentation.dark_markers else (255, 0)
     if not skin < segmentation.threshold < markers and not markers <= segmentation.threshold < skin:
         raise ValueError(f"threshold {segmentation.threshold} cannot separate 0 from 255")

@@ -1,5 +1,7 @@
 """`tacforce train|eval m2m` and `tacforce train|eval transfer`: cross-sensor transfer (GenForce).
 
+Commands:
+
     tacforce train m2m --pairs P.npz --source S --target T --out DIR      marker-to-marker model
     tacforce eval m2m --model DIR/m2m.pt --pairs HELD_OUT.npz              mask IoU, centroid error
     tacforce train transfer --bag SOURCE_BAGS --m2m DIR/m2m.pt --target-reference TARGET_BAG ...

@@ -37,7 +37,8 @@ def add_commands(train_sub, eval_sub, export_sub) -> None:
     p.add_argument("--out", required=True, type=Path, help="output folder (checkpoints, ONNX, model card)")
     p.add_argument("--arch", choices=ARCHS, default="ssam", help="ssam (default) or cnn_lstm (the baseline)")
     p.add_argument("--size", choices=SIZES, default="small",
-                   help="tiny (tests), small (CPU: 64 px, width x0.25; default), default (the seed: 128 px, full width)")
+                   help="tiny (tests), small (CPU: 64 px, width x0.25; default), "
+                        "default (the seed: 128 px, full width)")
     p.add_argument("--frames", type=int, default=None, help="sequence length T (default: per --size; the seed 20)")
     p.add_argument("--image-size", type=int, default=None, help="model input side, multiple of 32")
     p.add_argument("--width", type=float, default=None, help="channel multiplier (1.0 = the seed)")

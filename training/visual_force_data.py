@@ -62,7 +62,8 @@ def load_bags(bags, image_topic: str, wrench_topic: str, episode_topic: str | No
     """Camera + wrench bags, paired by stamp (tacforce_ros.data.tactile_pairs.load_tactile_pairs: the wrench
     interpolated at each image stamp, sequences split at episodes or stamp gaps). The force
     along the press axis is the force's norm (the probe pushes along its axis); the 3-axis
-    force is the wrench's. Object / direction / illumination are unknown ('bag', -1, -1)."""
+    force is the wrench's. Object / direction / illumination are unknown ('bag', -1, -1).
+    """
     import cv2
 
     from tacforce_ros.data.tactile_pairs import load_tactile_pairs
@@ -101,7 +102,8 @@ def held_out_split(data: EpisodeSet, illumination: int, degree: int) -> tuple[Ep
 
 def episode_split(data: EpisodeSet, fraction: float, seed: int) -> tuple[EpisodeSet, EpisodeSet]:
     """Hold out ``fraction`` of the episodes of every cell (at least one where a cell has two
-    or more) for validation (best-epoch choice); the rest trains."""
+    or more) for validation (best-epoch choice); the rest trains.
+    """
     rng = np.random.default_rng(seed)
     cells: dict[tuple, list[int]] = {}
     for i, e in enumerate(data.episodes):

@@ -1,6 +1,7 @@
 """Score a visual_force ONNX model the way the node runs it: every window of T frames through
 OnnxModel, label = the force at the window's last frame. Reports RMSE / MAE overall, per object
-and as the seed's illumination x direction table (cells with no data are blank)."""
+and as the seed's illumination x direction table (cells with no data are blank).
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -62,8 +63,8 @@ def format_report(m: dict) -> str:
     for name, v in m["by_object"].items():
         lines.append(f"  {name:<16} {v['rmse']:8.3f} {v['mae']:8.3f} {v['windows']:8d}")
     cells = m["by_cell"]
-    luxes = sorted({int(k.split('_')[0]) for k in cells})
-    degs = sorted({int(k.split('_')[1]) for k in cells})
+    luxes = sorted({int(k.split("_")[0]) for k in cells})
+    degs = sorted({int(k.split("_")[1]) for k in cells})
     lines += ["", "illumination x direction, RMSE / MAE (N):",
               "  lux \\ deg " + "".join(f"{d:>14}" for d in degs)]
     for lx in luxes:

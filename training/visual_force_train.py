@@ -81,7 +81,7 @@ class FrameCache:
                 self.episodes.append(torch.cat(parts))
 
     def batch(self, index: np.ndarray, frames: int) -> torch.Tensor:
-        """float [B, T, 1, S, S] for windows (episode, last frame)."""
+        """Return float [B, T, 1, S, S] for windows (episode, last frame)."""
         return torch.stack([self.episodes[i][end - frames + 1:end + 1] for i, end in index])
 
 

@@ -31,20 +31,20 @@ class EpisodeMark:
     def info(self) -> dict[str, Any]:
         """Per-episode fields (the phase changes within an episode)."""
         return {
-            'episode': self.episode,
-            'indenter': self.indenter,
-            'position_id': self.position_id,
-            'depth_m': self.depth_m,
+            "episode": self.episode,
+            "indenter": self.indenter,
+            "position_id": self.position_id,
+            "depth_m": self.depth_m,
         }
 
 
 _EPISODE_TYPES: dict[str, tuple[type, ...]] = {
-    'stamp_ns': (int,),
-    'episode': (int,),
-    'indenter': (str,),
-    'position_id': (int,),
-    'depth_m': (int, float),
-    'phase': (str,),
+    "stamp_ns": (int,),
+    "episode": (int,),
+    "indenter": (str,),
+    "position_id": (int,),
+    "depth_m": (int, float),
+    "phase": (str,),
 }
 
 
@@ -69,28 +69,28 @@ def parse_episode(data: str) -> EpisodeMark:
     try:
         obj = json.loads(data)
     except (json.JSONDecodeError, TypeError, RecursionError) as exc:
-        msg = f'episode message is not JSON: {exc}'
+        msg = f"episode message is not JSON: {exc}"
         raise EpisodeError(msg) from None
     if not isinstance(obj, dict):
-        msg = f'episode message must be a JSON object, got {type(obj).__name__}'
+        msg = f"episode message must be a JSON object, got {type(obj).__name__}"
         raise EpisodeError(msg)
     for key, types in _EPISODE_TYPES.items():
         if key not in obj:
-            msg = f'episode message lacks field {key!r}'
+            msg = f"episode message lacks field {key!r}"
             raise EpisodeError(msg)
         value = obj[key]
         if isinstance(value, bool) or not isinstance(value, types):
-            names = '/'.join(t.__name__ for t in types)
-            msg = f'episode field {key!r} must be {names}, got {value!r}'
+            names = "/".join(t.__name__ for t in types)
+            msg = f"episode field {key!r} must be {names}, got {value!r}"
             raise EpisodeError(msg)
-    if not math.isfinite(obj['depth_m']):
+    if not math.isfinite(obj["depth_m"]):
         msg = f'episode field depth_m must be finite, got {obj["depth_m"]!r}'
         raise EpisodeError(msg)
     return EpisodeMark(
-        stamp_ns=obj['stamp_ns'],
-        episode=obj['episode'],
-        indenter=obj['indenter'],
-        position_id=obj['position_id'],
-        depth_m=float(obj['depth_m']),
-        phase=obj['phase'],
+        stamp_ns=obj["stamp_ns"],
+        episode=obj["episode"],
+        indenter=obj["indenter"],
+        position_id=obj["position_id"],
+        depth_m=float(obj["depth_m"]),
+        phase=obj["phase"],
     )

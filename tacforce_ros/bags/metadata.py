@@ -65,49 +65,49 @@ def bag_metadata(storage_id: str, files: list[FileSummary]) -> dict[str, Any]:
     def type_hash(conn: Connection) -> str:
         if conn.digest:
             return conn.digest
-        return store.hash_rihs01(conn.msgtype) if conn.msgtype in store.fielddefs else ''
+        return store.hash_rihs01(conn.msgtype) if conn.msgtype in store.fielddefs else ""
 
     return {
-        'rosbag2_bagfile_information': {
-            'version': METADATA_VERSION,
-            'storage_identifier': storage_id,
-            'relative_file_paths': [f.name for f in files],
-            'duration': {'nanoseconds': duration},
-            'starting_time': {'nanoseconds_since_epoch': start},
-            'message_count': sum(f.count for f in files),
-            'topics_with_message_count': [
+        "rosbag2_bagfile_information": {
+            "version": METADATA_VERSION,
+            "storage_identifier": storage_id,
+            "relative_file_paths": [f.name for f in files],
+            "duration": {"nanoseconds": duration},
+            "starting_time": {"nanoseconds_since_epoch": start},
+            "message_count": sum(f.count for f in files),
+            "topics_with_message_count": [
                 {
-                    'topic_metadata': {
-                        'name': conn.topic,
-                        'type': conn.msgtype,
-                        'serialization_format': conn.ext.serialization_format,
-                        'offered_qos_profiles': dump_qos_v9(conn.ext.offered_qos_profiles),
-                        'type_description_hash': type_hash(conn),
+                    "topic_metadata": {
+                        "name": conn.topic,
+                        "type": conn.msgtype,
+                        "serialization_format": conn.ext.serialization_format,
+                        "offered_qos_profiles": dump_qos_v9(conn.ext.offered_qos_profiles),
+                        "type_description_hash": type_hash(conn),
                     },
-                    'message_count': count,
+                    "message_count": count,
                 }
                 for conn, count in topics
             ],
-            'compression_format': '',
-            'compression_mode': '',
-            'files': [
+            "compression_format": "",
+            "compression_mode": "",
+            "files": [
                 {
-                    'path': f.name,
-                    'starting_time': {'nanoseconds_since_epoch': f.start_ns},
-                    'duration': {'nanoseconds': f.end_ns - f.start_ns},
-                    'message_count': f.count,
+                    "path": f.name,
+                    "starting_time": {"nanoseconds_since_epoch": f.start_ns},
+                    "duration": {"nanoseconds": f.end_ns - f.start_ns},
+                    "message_count": f.count,
                 }
                 for f in files
             ],
-            'custom_data': None,
-            'ros_distro': 'rosbags',
+            "custom_data": None,
+            "ros_distro": "rosbags",
         },
     }
 
 
 def yaml_text(data: object) -> str:
     """YAML as rosbag2 writes it (block style)."""
-    yaml = YAML(typ='safe')
+    yaml = YAML(typ="safe")
     yaml.default_flow_style = False
     stream = StringIO()
     yaml.dump(data, stream)
@@ -116,6 +116,6 @@ def yaml_text(data: object) -> str:
 
 def write_yaml(path: Path, data: object) -> None:
     """Write atomically, so a crash never leaves a half-written metadata.yaml."""
-    tmp = path.with_suffix('.yaml.tmp')
-    tmp.write_text(yaml_text(data), 'utf8')
+    tmp = path.with_suffix(".yaml.tmp")
+    tmp.write_text(yaml_text(data), "utf8")
     os.replace(tmp, path)

@@ -41,14 +41,14 @@ def stamp_to_ns(stamp: Any) -> int:
 
 @contextmanager
 def open_bag(path: Path | str) -> Iterator[Reader]:
-    """An open rosbags Reader on a bag directory (MCAP or sqlite3) or a single storage file.
+    """Open a rosbags Reader on a bag directory (MCAP or sqlite3) or a single storage file.
 
     Raises BagError for an unfinished bag, saying whether a live BagWriter
     still holds it or how to recover it.
     """
     bagpath = Path(path)
     if not bagpath.exists():
-        msg = f'bag {bagpath} does not exist'
+        msg = f"bag {bagpath} does not exist"
         raise BagError(msg)
     if needs_recovery(bagpath):
         raise BagError(_unfinished_message(bagpath))
@@ -56,7 +56,7 @@ def open_bag(path: Path | str) -> Iterator[Reader]:
         reader = Reader(bagpath)
         reader.open()
     except ReaderError as exc:
-        msg = f'cannot read bag {bagpath}: {exc}'
+        msg = f"cannot read bag {bagpath}: {exc}"
         raise BagError(msg) from exc
     try:
         yield reader
@@ -76,7 +76,7 @@ def read_messages(
         conns = [c for c in reader.connections if wanted is None or c.topic in wanted]
         for conn in conns:
             if conn.msgtype not in store.fielddefs:
-                msg = f'{path}: type {conn.msgtype!r} of {conn.topic!r} is not in the typestore'
+                msg = f"{path}: type {conn.msgtype!r} of {conn.topic!r} is not in the typestore"
                 raise BagError(msg)
         if not conns:
             return
@@ -87,9 +87,9 @@ def read_messages(
 
 def _unfinished_message(bagdir: Path) -> str:
     if writer_is_live(bagdir):
-        return f'bag {bagdir} is still being recorded (a live writer holds it); read it once closed'
+        return f"bag {bagdir} is still being recorded (a live writer holds it); read it once closed"
     return (
-        f'bag {bagdir} is unfinished (no metadata.yaml, or an MCAP file without footer): '
-        f'if its recorder was killed, run `tacforce bag recover {bagdir}`; '
-        f'if it is still recording, wait until it stops'
+        f"bag {bagdir} is unfinished (no metadata.yaml, or an MCAP file without footer): "
+        f"if its recorder was killed, run `tacforce bag recover {bagdir}`; "
+        f"if it is still recording, wait until it stops"
     )

@@ -55,24 +55,24 @@ class Recovery:
     def summary(self) -> str:
         """One line for the CLI."""
         if self.rewritten:
-            names = ', '.join(self.rewritten)
-            files = f'rewrote {names}, dropping {self.dropped_bytes} cut-off bytes'
+            names = ", ".join(self.rewritten)
+            files = f"rewrote {names}, dropping {self.dropped_bytes} cut-off bytes"
         else:
-            files = 'no storage file needed rewriting'
+            files = "no storage file needed rewriting"
         return (
-            f'{self.path}: {self.message_count} messages readable ({self.storage}); '
-            f'{files}; metadata.yaml rebuilt'
+            f"{self.path}: {self.message_count} messages readable ({self.storage}); "
+            f"{files}; metadata.yaml rebuilt"
         )
 
 
 def needs_recovery(path: Path | str) -> bool:
-    """True for a bag directory without metadata.yaml or with an unfinished MCAP file."""
+    """Return True for a bag directory without metadata.yaml or with an unfinished MCAP file."""
     bagdir = Path(path)
     if not bagdir.is_dir():
         return False
-    if not (bagdir / 'metadata.yaml').exists():
+    if not (bagdir / "metadata.yaml").exists():
         return True
-    return any(not _mcap_is_complete(f) for f in _storage_files(bagdir) if f.suffix == '.mcap')
+    return any(not _mcap_is_complete(f) for f in _storage_files(bagdir) if f.suffix == ".mcap")
 
 
 def recover_bag(path: Path | str) -> Recovery:
@@ -85,15 +85,15 @@ def recover_bag(path: Path | str) -> Recovery:
     """
     bagdir = Path(path)
     if not bagdir.is_dir():
-        msg = f'{bagdir} is not a bag directory'
+        msg = f"{bagdir} is not a bag directory"
         raise BagError(msg)
     files = _storage_files(bagdir)
     kinds = {f.suffix for f in files}
     if not files:
-        msg = f'{bagdir} holds no .mcap or .db3 file to recover'
+        msg = f"{bagdir} holds no .mcap or .db3 file to recover"
         raise BagError(msg)
     if len(kinds) > 1:
-        msg = f'{bagdir} mixes .mcap and .db3 files; cannot tell which storage it is'
+        msg = f"{bagdir} mixes .mcap and .db3 files; cannot tell which storage it is"
         raise BagError(msg)
 
     lock = acquire_lock(bagdir)
@@ -101,14 +101,14 @@ def recover_bag(path: Path | str) -> Recovery:
         rewritten: list[str] = []
         dropped = 0
         for storage_file in files:
-            if storage_file.suffix == '.db3':
+            if storage_file.suffix == ".db3":
                 _settle_sqlite(storage_file)
             elif not _mcap_is_complete(storage_file):
                 dropped += _rewrite_mcap(storage_file)
                 rewritten.append(storage_file.name)
-        storage_id = 'mcap' if '.mcap' in kinds else 'sqlite3'
+        storage_id = "mcap" if ".mcap" in kinds else "sqlite3"
         summaries = [summarize_file(f) for f in files]
-        write_yaml(bagdir / 'metadata.yaml', bag_metadata(storage_id, summaries))
+        write_yaml(bagdir / "metadata.yaml", bag_metadata(storage_id, summaries))
     finally:
         release_lock(bagdir, lock)
     return Recovery(
@@ -120,23 +120,23 @@ def _storage_files(bagdir: Path) -> list[Path]:
     """Storage files in split order (name_0, name_1, ..., name_10)."""
 
     def natural(p: Path) -> list[object]:
-        return [int(t) if t.isdigit() else t for t in re.split(r'(\d+)', p.name)]
+        return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", p.name)]
 
     return sorted(
         (
             p
             for p in bagdir.iterdir()
-            if p.suffix in {'.mcap', '.db3'} and not p.name.startswith('.') and p.is_file()
+            if p.suffix in {".mcap", ".db3"} and not p.name.startswith(".") and p.is_file()
         ),
         key=natural,
     )
 
 
 def _mcap_is_complete(path: Path) -> bool:
-    """An MCAP file is complete when it ends with a footer record and the magic."""
+    """Tell whether an MCAP file is complete: it ends with a footer record and the magic."""
     if path.stat().st_size < len(MCAP0_MAGIC) + _FOOTER_SIZE:
         return False
-    with path.open('rb') as f:
+    with path.open("rb") as f:
         f.seek(-_FOOTER_SIZE, os.SEEK_END)
         tail = f.read(_FOOTER_SIZE)
     return tail[0] == Opcode.FOOTER and tail.endswith(MCAP0_MAGIC)
@@ -146,10 +146,10 @@ def _settle_sqlite(path: Path) -> None:
     """Roll back a hot journal / checkpoint a WAL: rosbags reads the file immutable."""
     conn = sqlite3.connect(path)
     try:
-        conn.execute('SELECT count(*) FROM messages').fetchone()
-        conn.execute('PRAGMA wal_checkpoint(TRUNCATE)')
+        conn.execute("SELECT count(*) FROM messages").fetchone()
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     except sqlite3.DatabaseError as exc:
-        msg = f'cannot recover sqlite3 bag file {path}: {exc}'
+        msg = f"cannot recover sqlite3 bag file {path}: {exc}"
         raise BagError(msg) from exc
     finally:
         conn.close()
@@ -161,9 +161,9 @@ def _rewrite_mcap(path: Path) -> int:
     The new file is built beside the old one and replaces it atomically, so
     an interrupted recovery leaves the original untouched.
     """
-    tmp = path.with_name(f'.{path.name}.recovering')
+    tmp = path.with_name(f".{path.name}.recovering")
     try:
-        with path.open('rb') as src, tmp.open('wb') as dst:
+        with path.open("rb") as src, tmp.open("wb") as dst:
             cut = _CutMcap(src, path)
             summary = _copy_mcap(cut, dst, path.name)
     except BaseException:
@@ -171,7 +171,7 @@ def _rewrite_mcap(path: Path) -> int:
         raise
     os.replace(tmp, path)
     log.warning(
-        'recovered %s: kept %d messages, dropped %d cut-off bytes',
+        "recovered %s: kept %d messages, dropped %d cut-off bytes",
         path,
         summary.count,
         cut.dropped_bytes,
@@ -202,7 +202,7 @@ class _CutMcap:
         if magic != MCAP0_MAGIC:
             if MCAP0_MAGIC.startswith(magic):
                 return  # killed before the magic reached the file
-            msg = f'{self._path} is not an MCAP file (bad magic)'
+            msg = f"{self._path} is not an MCAP file (bad magic)"
             raise BagError(msg)
         self.dropped_bytes = self._size - self._src.tell()
         reader = StreamReader(self._src, skip_magic=True, record_size_limit=self._size)
@@ -213,7 +213,7 @@ class _CutMcap:
             except StopIteration:
                 return
             except UnsupportedCompressionError as exc:
-                msg = f'cannot recover {self._path}: {exc}'
+                msg = f"cannot recover {self._path}: {exc}"
                 raise BagError(msg) from exc
             except (McapError, struct.error, ValueError):
                 return  # the record the kill cut short
@@ -230,7 +230,7 @@ def _copy_mcap(cut: _CutMcap, dst: BinaryIO, name: str) -> FileSummary:
     file also embeds its metadata, as rosbags' and rosbag2's writers do.
     """
     out = Writer(dst, compression=CompressionType.NONE)
-    out.start(profile='ros2', library='tacforce bag recover')
+    out.start(profile="ros2", library="tacforce bag recover")
     schemas: dict[int, tuple[int, Schema]] = {}
     channels: dict[int, tuple[int, Connection]] = {}
     counts: Counter[int] = Counter()
@@ -265,21 +265,21 @@ def _copy_mcap(cut: _CutMcap, dst: BinaryIO, name: str) -> FileSummary:
         last,
         total,
     )
-    info = bag_metadata('mcap', [summary])['rosbag2_bagfile_information']
-    out.add_metadata('rosbag2', {'serialized_metadata': yaml_text(info)})
+    info = bag_metadata("mcap", [summary])["rosbag2_bagfile_information"]
+    out.add_metadata("rosbag2", {"serialized_metadata": yaml_text(info)})
     out.finish()
     return summary
 
 
 def _connection(channel: Channel, schema: Schema) -> Connection:
-    """The rosbags view of a channel that metadata.yaml needs (type, serialization, QoS)."""
-    qos = channel.metadata.get('offered_qos_profiles', '')
+    """Return the rosbags view of a channel that metadata.yaml needs (type, serialization, QoS)."""
+    qos = channel.metadata.get("offered_qos_profiles", "")
     return Connection(
         channel.id,
         channel.topic,
         schema.name,
-        MessageDefinition(MessageDefinitionFormat.NONE, ''),
-        '',
+        MessageDefinition(MessageDefinitionFormat.NONE, ""),
+        "",
         0,
         ConnectionExtRosbag2(channel.message_encoding, parse_qos(qos)),
         None,

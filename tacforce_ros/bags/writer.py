@@ -37,13 +37,13 @@ if TYPE_CHECKING:
     from rosbags.interfaces import Connection
     from rosbags.typesys.store import Typestore
 
-IMAGE = 'sensor_msgs/msg/Image'
-COMPRESSED_IMAGE = 'sensor_msgs/msg/CompressedImage'
-WRENCH = 'geometry_msgs/msg/WrenchStamped'
-STRING = 'std_msgs/msg/String'
+IMAGE = "sensor_msgs/msg/Image"
+COMPRESSED_IMAGE = "sensor_msgs/msg/CompressedImage"
+WRENCH = "geometry_msgs/msg/WrenchStamped"
+STRING = "std_msgs/msg/String"
 
 METADATA_VERSION = 9
-_LOCK_NAME = '.tacforce-writer.lock'
+_LOCK_NAME = ".tacforce-writer.lock"
 
 
 class BagError(RuntimeError):
@@ -52,7 +52,7 @@ class BagError(RuntimeError):
 
 @lru_cache(maxsize=1)
 def default_typestore() -> Typestore:
-    """The ROS 2 Jazzy typestore (message classes, CDR (de)serialization)."""
+    """Return the ROS 2 Jazzy typestore (message classes, CDR (de)serialization)."""
     return get_typestore(Stores.ROS2_JAZZY)
 
 
@@ -72,18 +72,18 @@ class BagWriter:
         self,
         path: Path | str,
         *,
-        storage: Literal['mcap', 'sqlite3'] = 'mcap',
+        storage: Literal["mcap", "sqlite3"] = "mcap",
         flush_every: int = 500,
         flush_interval_s: float = 0.5,
         fsync: bool = False,
         typestore: Typestore | None = None,
     ) -> None:
-        plugins = {'mcap': StoragePlugin.MCAP, 'sqlite3': StoragePlugin.SQLITE3}
+        plugins = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
         if storage not in plugins:
-            msg = f'unknown storage {storage!r}; use mcap or sqlite3'
+            msg = f"unknown storage {storage!r}; use mcap or sqlite3"
             raise BagError(msg)
         if flush_every < 1 or flush_interval_s <= 0:
-            msg = 'flush_every must be >= 1 and flush_interval_s > 0'
+            msg = "flush_every must be >= 1 and flush_interval_s > 0"
             raise BagError(msg)
         self.path = Path(path)
         self.flush_every = flush_every
@@ -96,7 +96,7 @@ class BagWriter:
             )
             self._writer.open()
         except WriterError as exc:
-            msg = f'cannot create bag {self.path}: {exc}'
+            msg = f"cannot create bag {self.path}: {exc}"
             raise BagError(msg) from exc
         self._lock = acquire_lock(self.path)
         self._connections: dict[str, Connection] = {}
@@ -109,10 +109,10 @@ class BagWriter:
     def add_topic(self, topic: str, msgtype: str) -> None:
         """Register a topic; msgtype must be in the typestore (e.g. sensor_msgs/msg/Image)."""
         if topic in self._connections:
-            msg = f'topic {topic!r} was already added'
+            msg = f"topic {topic!r} was already added"
             raise BagError(msg)
         if msgtype not in self.typestore.fielddefs:
-            msg = f'message type {msgtype!r} is not in the typestore'
+            msg = f"message type {msgtype!r} is not in the typestore"
             raise BagError(msg)
         self._connections[topic] = self._writer.add_connection(
             topic, msgtype, typestore=self.typestore
@@ -175,22 +175,22 @@ class BagWriter:
         try:
             return self._connections[topic]
         except KeyError:
-            msg = f'topic {topic!r} was not added; call add_topic first'
+            msg = f"topic {topic!r} was not added; call add_topic first"
             raise BagError(msg) from None
 
 
 def acquire_lock(bagdir: Path) -> IO[str]:
-    """flock a file in the bag so recovery never rewrites a bag a live writer holds.
+    """Lock (flock) a file in the bag so recovery never rewrites a bag a live writer holds.
 
     The kernel drops the lock when its process dies, so a killed writer's bag
     is recoverable at once.
     """
-    handle = (bagdir / _LOCK_NAME).open('a')
+    handle = (bagdir / _LOCK_NAME).open("a")
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         handle.close()
-        msg = f'{bagdir} is being written by a live process; not recovering it'
+        msg = f"{bagdir} is being written by a live process; not recovering it"
         raise BagError(msg) from None
     return handle
 
@@ -202,9 +202,9 @@ def release_lock(bagdir: Path, handle: IO[str]) -> None:
 
 
 def writer_is_live(bagdir: Path) -> bool:
-    """True while a live BagWriter holds the bag; creates and changes nothing."""
+    """Return True while a live BagWriter holds the bag; this creates and changes nothing."""
     try:
-        handle = (bagdir / _LOCK_NAME).open('rb')
+        handle = (bagdir / _LOCK_NAME).open("rb")
     except FileNotFoundError:
         return False
     with handle:

@@ -3,6 +3,7 @@
 Training, evaluation and the transfer tools all read recorded runs through
 ``load_tactile_pairs``: plain numpy arrays per sequence, split at episode
 marks (or time gaps), with every dropped frame counted.
+
 """
 
 from __future__ import annotations
@@ -90,21 +91,22 @@ class TactilePairs:
         """One line for logs."""
         s = self.stats
         return (
-            f'{s.bags} bag(s): {s.images_read} images read, {s.paired} paired in '
-            f'{s.sequences} sequence(s); dropped {s.dropped_no_wrench} with no wrench within '
-            f'{self.tolerance_s * 1e3:g} ms, {s.dropped_bad_image} undecodable; '
-            f'{s.wrenches_read} wrenches; {s.episodes_malformed} malformed episode message(s)'
+            f"{s.bags} bag(s): {s.images_read} images read, {s.paired} paired in "
+            f"{s.sequences} sequence(s); dropped {s.dropped_no_wrench} with no wrench within "
+            f"{self.tolerance_s * 1e3:g} ms, {s.dropped_bad_image} undecodable; "
+            f"{s.wrenches_read} wrenches; {s.episodes_malformed} malformed episode message(s)"
         )
 
     @property
     def force_frame(self) -> str:
-        """The frame_id of the wrenches the labels came from: the frame the model's force is
-        in. '' when the bags never said; ValueError when they disagree (one model, one frame)."""
+        """Return the frame_id of the wrenches the labels came from: the frame the model's force is
+        in. '' when the bags never said; ValueError when they disagree (one model, one frame).
+        """
         frames = [name for name in self.stats.wrench_frames if name]
         if len(frames) > 1:
-            raise ValueError(f'wrenches in several frames {sorted(frames)}: one model predicts in one '
-                             'frame; train on bags from one force sensor mounting')
-        return frames[0] if frames else ''
+            raise ValueError(f"wrenches in several frames {sorted(frames)}: one model predicts in one "
+                             "frame; train on bags from one force sensor mounting")
+        return frames[0] if frames else ""
 
 
 def interpolate_wrench(
@@ -118,8 +120,8 @@ def interpolate_wrench(
     None unless there is a sample at most ``tolerance_ns`` before *and* after
     ``t_ns`` (one sample exactly at ``t_ns`` is both).
     """
-    before = int(np.searchsorted(stamps_ns, t_ns, side='right')) - 1
-    after = int(np.searchsorted(stamps_ns, t_ns, side='left'))
+    before = int(np.searchsorted(stamps_ns, t_ns, side="right")) - 1
+    after = int(np.searchsorted(stamps_ns, t_ns, side="left"))
     if before < 0 or after >= len(stamps_ns):
         return None
     t0, t1 = int(stamps_ns[before]), int(stamps_ns[after])
@@ -218,16 +220,16 @@ def _load_bag_frames(
                 image, encoding = decode_frame(msg, conn.msgtype)
             except ImageError as exc:
                 stats.dropped_bad_image += 1
-                log.debug('%s: dropping image at %d ns: %s', bag, t_ns, exc)
+                log.debug("%s: dropping image at %d ns: %s", bag, t_ns, exc)
                 continue
             if spec.transform is not None:
                 image = spec.transform(image)
-            index = int(np.searchsorted(mark_stamps, t_ns, side='right')) - 1
+            index = int(np.searchsorted(mark_stamps, t_ns, side="right")) - 1
             mark = marks[index] if index >= 0 else None
             frames.append(_Frame(t_ns, image, wrench, encoding, mark))
             stats.paired += 1
     if spec.episode_topic and not marks and frames:
-        log.info('%s: no valid episode marks; splitting sequences at time gaps', bag)
+        log.info("%s: no valid episode marks; splitting sequences at time gaps", bag)
     frames.sort(key=lambda fr: fr.stamp_ns)
     return frames
 
@@ -256,10 +258,10 @@ def _read_wrenches_and_marks(
             marks.append(parse_episode(msg.data))
         except EpisodeError as exc:
             stats.episodes_malformed += 1
-            log.debug('%s: skipping episode message: %s', bag, exc)
+            log.debug("%s: skipping episode message: %s", bag, exc)
     stats.wrenches_read += len(stamps)
     stamp_array = np.asarray(stamps, dtype=np.int64)
-    order = np.argsort(stamp_array, kind='stable')
+    order = np.argsort(stamp_array, kind="stable")
     values = np.asarray(wrenches, dtype=np.float64).reshape(-1, 6)[order]
     marks.sort(key=lambda m: m.stamp_ns)
     return stamp_array[order], values, marks
@@ -273,14 +275,14 @@ def topic_connections(
     *,
     required: bool = True,
 ) -> list[Connection]:
-    """The connections of ``topic`` (of one of ``msgtypes``); an error lists what the bag has."""
+    """Return the connections of ``topic`` (of one of ``msgtypes``); an error lists what the bag has."""
     conns = [c for c in reader.connections if c.topic == topic]
     if not conns and required:
-        available = ', '.join(sorted({f'{c.topic} [{c.msgtype}]' for c in reader.connections}))
+        available = ", ".join(sorted({f"{c.topic} [{c.msgtype}]" for c in reader.connections}))
         msg = f'{bag}: no topic {topic!r}; it has: {available or "no topics"}'
         raise BagError(msg)
     if wrong := [c.msgtype for c in conns if c.msgtype not in msgtypes]:
-        msg = f'{bag}: topic {topic!r} has type {wrong[0]}, expected one of {sorted(msgtypes)}'
+        msg = f"{bag}: topic {topic!r} has type {wrong[0]}, expected one of {sorted(msgtypes)}"
         raise BagError(msg)
     return conns
 
@@ -291,10 +293,10 @@ def decode_frame(msg: Any, msgtype: str) -> tuple[np.ndarray, str]:
         image, order = decode_image(msg), image_order(msg.encoding)
     else:
         image = decode_compressed(msg)
-        order = 'gray' if image.shape[2] == 1 else 'bgr'
-    if order == 'gray':
-        return np.array(image), 'mono8'
-    return np.array(to_model_channels(image, order, 'rgb')), 'rgb8'
+        order = "gray" if image.shape[2] == 1 else "bgr"
+    if order == "gray":
+        return np.array(image), "mono8"
+    return np.array(to_model_channels(image, order, "rgb")), "rgb8"
 
 
 def _split_sequences(frames: list[_Frame], bag: str) -> list[Sequence]:
@@ -332,5 +334,5 @@ def _make_sequence(frames: list[_Frame], bag: str, use_episodes: bool) -> Sequen
         encoding=frames[0].encoding,
         bag=bag,
         episode=first_mark.info() if first_mark else None,
-        phases=tuple(f.mark.phase if f.mark else '' for f in frames) if use_episodes else None,
+        phases=tuple(f.mark.phase if f.mark else "" for f in frames) if use_episodes else None,
     )

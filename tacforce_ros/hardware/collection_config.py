@@ -11,7 +11,9 @@ from .safety import ForceLimits
 
 NODE_NAME = "collection_node"
 RUN_KEYS = ("force_limits", "stale_after", "control_period", "image_rate", "style")
-NODE_KEYS = ("autostart", "robot", "robot_host", "wrench_topic", "base_frame", "dry_run", "simulate_sensors", "sim_rdt_port")  # used by the node only
+# used by the node only
+NODE_KEYS = ("autostart", "robot", "robot_host", "wrench_topic", "base_frame", "dry_run", "simulate_sensors",
+             "sim_rdt_port")
 
 
 @dataclass

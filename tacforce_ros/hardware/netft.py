@@ -208,7 +208,7 @@ class NetFTClient:
         self._streaming = False
 
     def bias(self) -> None:
-        """Box-side software bias (RDT 0x0042): zeroes the box's output for every client."""
+        """Set the box-side software bias, RDT command 0x0042, which zeroes the box's output for every client."""
         self._send(CMD_SET_BIAS)
 
     def tare(self, samples: int = 1) -> np.ndarray:
@@ -227,8 +227,9 @@ class NetFTClient:
             self._tare = None
 
     def read(self, timeout: float | None = None) -> Sample | None:
-        """The next new or late sample, or None when none came within ``timeout`` (default
-        ``timeout_s``). Malformed datagrams and duplicates are counted and skipped."""
+        """Return the next new or late sample, or None when none came within ``timeout`` (default
+        ``timeout_s``). Malformed datagrams and duplicates are counted and skipped.
+        """
         if self._pending is not None:
             sample, self._pending = self._pending, None
             return sample
@@ -367,7 +368,8 @@ class NetFTStream:
     def drain(self, quiet_s: float = 0.5, timeout: float = 5.0) -> None:
         """After ``client.stop()``: deliver the records still in flight, then end the thread once
         none came for ``quiet_s``, so a stream stopped on purpose loses none of what the box
-        sent. A box still streaming after ``timeout`` is cut off as by ``stop``."""
+        sent. A box still streaming after ``timeout`` is cut off as by ``stop``.
+        """
         self._quiet_s = quiet_s
         if self._thread.ident is not None:
             self._thread.join(timeout)

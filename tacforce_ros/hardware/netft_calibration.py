@@ -60,7 +60,7 @@ class CalibrationError(NetFTError):
 
 
 def unit_key(unit: str) -> str:
-    """A unit name without case, spaces or - . * · _ ("N-m" -> "nm"), the tables' keys."""
+    """Return a unit name without case, spaces or - . * · _ ("N-m" -> "nm"), the tables' keys."""
     return "".join(c for c in unit.strip().lower() if c not in " -.*·_")
 
 
@@ -100,7 +100,7 @@ class Calibration:
         object.__setattr__(self, "_factor", np.array([force] * 3 + [torque] * 3, np.float64))
 
     def to_si(self, counts: Sequence[int] | np.ndarray) -> np.ndarray:
-        """Counts (..., 6) to Fx Fy Fz in N and Tx Ty Tz in N·m (float64).
+        """Convert counts (..., 6) to Fx Fy Fz in N and Tx Ty Tz in N·m (float64).
 
         Divides by counts-per-unit first, then scales the unit to SI, so for N/Nm the result is
         exactly ``counts / counts_per_unit``.
@@ -117,7 +117,7 @@ def _text(root: ET.Element, tag: str) -> str | None:
 
 def _xml_unit(root: ET.Element, code_tag: str, text_tag: str, codes: dict[int, str],
               table: dict[str, float], what: str) -> str:
-    """The unit from the text tag and/or the code tag; both present must agree."""
+    """Return the unit from the text tag and/or the code tag; both present must agree."""
     text, code = _text(root, text_tag), _text(root, code_tag)
     from_code = None
     if code is not None:
@@ -139,7 +139,7 @@ def _xml_unit(root: ET.Element, code_tag: str, text_tag: str, codes: dict[int, s
 
 
 def parse_calibration_xml(data: str | bytes) -> Calibration:
-    """The ``Calibration`` in a netftapi2.xml page (parsed as data, never eval).
+    """Parse the ``Calibration`` in a netftapi2.xml page (parsed as data, never eval).
 
     The box's page has no DTD, so any is refused (defusedxml) as soon as the parser meets it:
     entity-expansion bombs and external entities are never expanded, whatever expat's version.

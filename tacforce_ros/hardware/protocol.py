@@ -174,7 +174,7 @@ def plan(config: ProtocolConfig) -> list[Waypoint]:
 
 
 def describe(waypoints: list[Waypoint]) -> str:
-    """A table of every waypoint for a dry run, with an estimate of the run time."""
+    """Return a table of every waypoint for a dry run, with an estimate of the run time."""
     header = (f"{'#':>4} {'ep':>3} {'pos':>3} {'indenter':<10} {'phase':<10} {'depth mm':>8} "
               f"{'x mm':>9} {'y mm':>9} {'z mm':>9} {'v mm/s':>7} {'dwell s':>7}")
     lines = [header, "-" * len(header)]

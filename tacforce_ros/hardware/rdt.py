@@ -54,7 +54,7 @@ class RdtRecord:
 
 
 def encode_request(command: int, sample_count: int = 0) -> bytes:
-    """The 8-byte RDT request for ``command``; ``sample_count`` 0 streams until stopped."""
+    """Encode the 8-byte RDT request for ``command``; ``sample_count`` 0 streams until stopped."""
     if not 0 <= command <= 0xFFFF:
         raise ValueError(f"RDT command must fit uint16, got {command}")
     if not 0 <= sample_count <= UINT32:
@@ -73,7 +73,7 @@ def decode_request(data: bytes) -> tuple[int, int]:
 
 
 def encode_record(record: RdtRecord) -> bytes:
-    """The 36-byte datagram of ``record`` (the emulator's side)."""
+    """Encode the 36-byte datagram of ``record`` (the emulator's side)."""
     return RECORD.pack(record.rdt_sequence, record.ft_sequence, record.status, *record.counts)
 
 

@@ -69,12 +69,12 @@ class SequenceTracker:
 
     @property
     def first(self) -> int | None:
-        """The lowest number of the current run (as received, i.e. wrapped)."""
+        """Return the lowest number of the current run (as received, i.e. wrapped)."""
         return None if self._first is None else self._first & UINT32
 
     @property
     def last(self) -> int | None:
-        """The highest number of the current run (as received, i.e. wrapped)."""
+        """Return the highest number of the current run (as received, i.e. wrapped)."""
         return None if self._high is None else self._high & UINT32
 
     def feed(self, sequence: int) -> Arrival:

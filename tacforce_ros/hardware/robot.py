@@ -26,7 +26,7 @@ class Robot(Protocol):
         """Actual TCP pose (6,)."""
 
     def is_moving(self) -> bool:
-        """True while a commanded move has not finished."""
+        """Return True while a commanded move has not finished."""
 
     def stop(self, deceleration: float = 10.0) -> None:
         """Abandon the current move, decelerating at `deceleration` m/s^2."""
@@ -39,7 +39,7 @@ class Robot(Protocol):
 
 
 def check_pose(pose: np.ndarray) -> np.ndarray:
-    """A finite float copy of a (6,) pose, or ValueError: a bad target must never reach a robot."""
+    """Return a finite float copy of a (6,) pose, or ValueError: a bad target must never reach a robot."""
     pose = np.array(pose, dtype=np.float64).reshape(-1)
     if pose.shape != (6,) or not np.isfinite(pose).all():
         raise ValueError(f"pose must be 6 finite numbers [x, y, z, rx, ry, rz], got {pose}")
@@ -115,7 +115,7 @@ class SimulatedRobot:
 
     @property
     def time(self) -> float:
-        """Simulated clock (s): control cycles stepped times the control period."""
+        """Return the simulated clock (s): control cycles stepped times the control period."""
         return self._ticks * self.control_period
 
     def move_linear(self, pose: np.ndarray, speed: float, acceleration: float,

@@ -44,7 +44,8 @@ class ModelError(RuntimeError):
 
 class NonFiniteOutput(ValueError):
     """The model produced NaN, Inf or an impossible value: nothing is published for this input,
-    and every node counts it as errors_non_finite."""
+    and every node counts it as errors_non_finite.
+    """
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ class InputSpec:
 
     @property
     def shape(self) -> tuple[int, ...]:
-        """The graph input's shape (64x64 where the size is free)."""
+        """Return the graph input's shape, 64x64 where the size is free."""
         frame = (self.height or 64, self.width or 64, self.channels)
         return (1, *frame) if self.frames is None else (1, self.frames, *frame)
 

@@ -57,7 +57,7 @@ class RuntimeOptions:
     trt_engine_cache: str = ""
 
     def provider_list(self, available: Sequence[str]) -> list:
-        """Providers for `InferenceSession`, TensorRT with its options; ModelError on a bad name."""
+        """Return the providers for `InferenceSession`, TensorRT with its options; ModelError on a bad name."""
         try:
             chosen = resolve_providers(self.providers, available)
         except ValueError as exc:
@@ -204,7 +204,8 @@ class OnnxModel:
 
     def _run_bound(self, feeds: dict) -> list:
         """GPU path: the image goes up once, results come back to the host, and the recurrent
-        state stays on the device as OrtValues between frames (fed back by ``run``)."""
+        state stays on the device as OrtValues between frames (fed back by ``run``).
+        """
         binding = self.session.io_binding()
         for name, value in feeds.items():
             if isinstance(value, np.ndarray):

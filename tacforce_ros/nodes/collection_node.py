@@ -33,7 +33,7 @@ from ..hardware.robot import SimulatedRobot, URRobot, rotvec_to_quaternion
 from ..hardware.safety import SafetyMonitor
 from ..perception.image import encode_image_fields
 from ..ros.lifecycle import ManagedNode
-from ..ros.params import declare, refuse_unknown
+from ..ros.params import declare, refuse_unknown, topic
 from ..ros.qos import output_qos, sensor_qos
 
 FORCE_STREAM_WAIT_S = 10.0
@@ -68,7 +68,8 @@ class CollectionNode(ManagedNode):
         values = {name: declare(self, name, default, text) for name, (default, text) in PARAMETERS.items()}
         self.robot_kind = declare(self, "robot", "ur", "'ur' (ur_rtde at robot_host) or 'sim' (simulated robot)")
         self.robot_host = declare(self, "robot_host", "192.168.1.102", "UR controller address")
-        self.wrench_topic = declare(self, "wrench_topic", "/ft_sensor/wrench", "force sensor WrenchStamped")
+        self.wrench_topic = declare(self, "wrench_topic", "ft_sensor/wrench", "force sensor WrenchStamped",
+                                    check=topic)
         self.base_frame = declare(self, "base_frame", "base", "frame_id of the TCP pose")
         dry_run = declare(self, "dry_run", False, "log the planned waypoints and exit without moving")
         self.simulate = declare(self, "simulate_sensors", False,
@@ -92,8 +93,8 @@ class CollectionNode(ManagedNode):
         self.timer: Timer | None = None  # the control cycle, while active
         self.latest: tuple[np.ndarray, float] | None = None
         self.create_subscription(WrenchStamped, self.wrench_topic, self.on_wrench, sensor_qos(depth=100))
-        self.pose_pub = self.create_lifecycle_publisher(PoseStamped, "/tcp_pose", output_qos())
-        self.episode_pub = self.create_lifecycle_publisher(String, "/tactile/episode", output_qos(depth=50))
+        self.pose_pub = self.create_lifecycle_publisher(PoseStamped, "tcp_pose", output_qos())
+        self.episode_pub = self.create_lifecycle_publisher(String, "tactile/episode", output_qos(depth=50))
         self.get_logger().info(f"{len(self.waypoints)} waypoints, {self.config.protocol.indenter}, "
                                f"robot {self.robot_kind}")
         self.start()
@@ -203,7 +204,8 @@ class CollectionNode(ManagedNode):
 
 class SimulatedSensorsAtPose:
     """The simulated rig for a simulated run through ROS: a Net F/T box on loopback (read by
-    netft_node over real RDT) and a tactile camera, both reading the robot's current pose."""
+    netft_node over real RDT) and a tactile camera, both reading the robot's current pose.
+    """
 
     def __init__(self, node: Node, robot: SimulatedRobot, config: CollectionConfig, rdt_port: int):
         from ..sim.netft_box import RdtEmulator
@@ -214,7 +216,7 @@ class SimulatedSensorsAtPose:
         self.box = RdtEmulator(SIM_COUNTS, SIM_COUNTS, rate_hz=1000, keep_log=False, port=rdt_port,
                                wrench_fn=lambda _t: self.rig.wrench(self.robot.tcp_pose()))
         self.node = node
-        self.pub = node.create_publisher(Image, "/tactile/image_raw", sensor_qos(depth=5))
+        self.pub = node.create_publisher(Image, "tactile/image_raw", sensor_qos(depth=5))
         self.timer = node.create_timer(1.0 / config.image_rate, self.publish_image)
         node.get_logger().info(f"simulated Net F/T box on 127.0.0.1:{self.box.address[1]} "
                                f"({SIM_COUNTS} counts per N and per N·m)")

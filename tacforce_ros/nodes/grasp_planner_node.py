@@ -116,7 +116,8 @@ class GraspPlannerNode(ModelNode):
     # ------------------------------------------------------------------ live parameters
     def apply_parameters(self, changes: dict) -> str | None:
         """Set the LIVE parameters in ``changes`` together, or none of them and say why:
-        min_range must stay below max_range and angle_window fit this model's bins."""
+        min_range must stay below max_range and angle_window fit this model's bins.
+        """
         new = {name: changes.get(name, getattr(self, name)) for name in LIVE}
         if new["min_range"] >= new["max_range"]:
             return f"min_range ({new['min_range']}) must be below max_range ({new['max_range']})"
@@ -167,7 +168,7 @@ class GraspPlannerNode(ModelNode):
 
     # ------------------------------------------------------------------ planning
     def decode(self, msg: Image | CompressedImage) -> tuple[np.ndarray, str]:
-        """The frame as it came (and its channel order): the overlay draws on the camera's colours."""
+        """Return the frame as it came (and its channel order): the overlay draws on the camera's colours."""
         return decode_any(msg, self.max_pixels)
 
     def estimate(self, decoded: tuple[np.ndarray, str], msg: Image | CompressedImage) -> tuple:

@@ -75,7 +75,8 @@ class GraspSuccessNode(ModelNode):
 
     def apply_parameters(self, changes: dict) -> str | None:
         """Live `threshold`, `window`, `min_frames`, `max_age`: one new debouncer holding the
-        newest frames replaces the old at once, so a frame never sees half the change."""
+        newest frames replaces the old at once, so a frame never sees half the change.
+        """
         d = self.debouncer
         try:
             debouncer = d.reconfigured(changes.get("window", d.window), changes.get("threshold", d.threshold),
@@ -100,7 +101,8 @@ class GraspSuccessNode(ModelNode):
 def result_message(header, probability: float, vote: Vote, name: str) -> DiagnosticArray:
     """One frame's result stamped with that frame's stamp and frame_id: a DiagnosticArray (the
     standard header plus named values) whose one status has message 'held', 'not held' or
-    'undecided' and the values probability, held (true/false/unknown), held_frames, frames."""
+    'undecided' and the values probability, held (true/false/unknown), held_frames, frames.
+    """
     word = "undecided" if vote.held is None else "held" if vote.held else "not held"
     held = "unknown" if vote.held is None else str(vote.held).lower()
     values = {"probability": f"{probability:.6f}", "held": held, "held_frames": str(vote.held_frames),

@@ -46,7 +46,8 @@ class ModelNode(Node, ABC):
             f"ONNX {task} model: a file name in the package's models/ or a path")))
         self.image_topic = declare(self, "image_topic", image_topic, image_description, check=topic)
         self.transport = declare(self, "image_transport", "raw",
-                                 "'raw' (sensor_msgs/Image) or 'compressed' (CompressedImage on <image_topic>/compressed)",
+                                 "'raw' (sensor_msgs/Image) or 'compressed' "
+                                 "(CompressedImage on <image_topic>/compressed)",
                                  choices=TRANSPORTS)
         self.runtime = declare_runtime(self)
         self.max_pixels, self.diagnostics_period = declare_common(self)
@@ -58,7 +59,8 @@ class ModelNode(Node, ABC):
               check: Callable[[T], None] = lambda wrapped: None) -> T:
         """Call once every parameter is declared: refuse unknown ones, load and wrap the model
         and ``check`` it against the parameters (any refusal stops the node with one line),
-        then start /diagnostics and the image input."""
+        then start /diagnostics and the image input.
+        """
         refuse_unknown(self)
         wrapped = load_model(self, self.model_path, self.task, self.runtime, wrap)
         check(wrapped)
@@ -79,8 +81,9 @@ class ModelNode(Node, ABC):
         self.process(msg)
 
     def process(self, msg: Image | CompressedImage) -> bool:
-        """decode -> estimate -> publish with each stage timed; False when the frame was
-        rejected (counted by kind, logged) or gave nothing to publish."""
+        """Decode -> estimate -> publish with each stage timed; False when the frame was
+        rejected (counted by kind, logged) or gave nothing to publish.
+        """
         t0 = time.perf_counter()
         try:
             image = self.decode(msg)
@@ -101,7 +104,7 @@ class ModelNode(Node, ABC):
         return True
 
     def decode(self, msg: Image | CompressedImage) -> Any:
-        """The frame in the channels the model was trained on, whatever the camera sends."""
+        """Return the frame in the channels the model was trained on, whatever the camera sends."""
         return decode_for_model(msg, self.model.metadata.input.encoding, self.max_pixels)
 
     @abstractmethod

@@ -53,7 +53,7 @@ class NetFTNode(ManagedNode):
         self.cpt = declare(self, "counts_per_torque", 0.0, "counts per N·m; 0 reads the box's calibration page",
                            limits=(0.0, COUNTS_PER_UNIT_RANGE[1]))
         self.frame_id = declare(self, "frame_id", "ft_sensor", "frame_id of the wrench")
-        self.topic = declare(self, "topic", "/ft_sensor/wrench", "WrenchStamped output topic", check=topic)
+        self.topic = declare(self, "topic", "ft_sensor/wrench", "WrenchStamped output topic", check=topic)
         self.stale_after = declare(self, "stale_after", 0.1,
                                    "seconds without an accepted record before the stream is stale",
                                    limits=(0.001, 60.0))

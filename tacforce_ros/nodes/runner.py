@@ -17,7 +17,8 @@ def use_large_image_transport() -> None:
     one: with the default 512 KB segment, colour 640x480 frames fall back to fragmented UDP and
     best-effort subscribers lose many of them. Fast DDS 2.x (Humble, Jazzy) reads
     FASTRTPS_DEFAULT_PROFILES_FILE, 3.x (Kilted) FASTDDS_DEFAULT_PROFILES_FILE: set both.
-    Must run before rclpy.init()."""
+    Must run before rclpy.init().
+    """
     profile = resolve("config", FASTDDS_PROFILE)
     user_set = any(v in os.environ for v in PROFILE_VARIABLES)
     if profile.is_file() and not user_set:
@@ -29,7 +30,8 @@ def spin_nodes(factories: Sequence[Callable], args: Sequence[str] | None = None,
                threads: int = 0) -> int:
     """Create the nodes (after rclpy.init with ``args``, so --ros-args and --params-file apply)
     and spin them until Ctrl-C. A node that refuses to start (SystemExit with a message, or a
-    parameter or topic name rclpy refuses) stops the process with that one line."""
+    parameter or topic name rclpy refuses) stops the process with that one line.
+    """
     import rclpy
     from rclpy.exceptions import NameValidationException, ParameterException
     from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor

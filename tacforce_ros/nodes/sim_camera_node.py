@@ -28,10 +28,10 @@ class SimCameraNode(Node):
         shapes = declare(self, "shapes", list(SHAPES), "Object shapes to draw scenes from")
         seed = declare(self, "seed", 0, "Scene random seed")
         self.frame_id = declare(self, "frame_id", "camera_color_optical_frame", "Optical frame id")
-        image_topic = declare(self, "image_topic", "/camera/color/image_raw", "Colour image topic", check=topic)
-        depth_topic = declare(self, "depth_topic", "/camera/aligned_depth_to_color/image_raw",
+        image_topic = declare(self, "image_topic", "camera/color/image_raw", "Colour image topic", check=topic)
+        depth_topic = declare(self, "depth_topic", "camera/aligned_depth_to_color/image_raw",
                               "Aligned depth topic (16UC1, mm)", check=topic)
-        info_topic = declare(self, "camera_info_topic", "/camera/color/camera_info", "CameraInfo topic", check=topic)
+        info_topic = declare(self, "camera_info_topic", "camera/color/camera_info", "CameraInfo topic", check=topic)
         refuse_unknown(self)
         try:
             self.config = SceneConfig(shapes=tuple(shapes), seed=seed)

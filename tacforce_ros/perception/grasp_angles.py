@@ -69,6 +69,6 @@ def bin_to_angle(index, bins: int = DEFAULT_BINS):
 
 
 def bin_edges(bins: int = DEFAULT_BINS) -> np.ndarray:
-    """The B + 1 edges 0, pi/B, ..., pi; bin i is [edges[i], edges[i+1])."""
+    """Return the B + 1 edges 0, pi/B, ..., pi; bin i is [edges[i], edges[i+1])."""
     bins = _check_bins(bins)
     return np.arange(bins + 1, dtype=np.float64) * (math.pi / bins)

@@ -79,7 +79,8 @@ class GraspMapLayout:
 @dataclass(frozen=True)
 class Grasp:
     """One decoded grasp: centre pixel, angle (rad, grasp_angles convention), P(success) of its
-    cell and bin, and the ranking score (P averaged over the neighbouring angle bins)."""
+    cell and bin, and the ranking score (P averaged over the neighbouring angle bins).
+    """
 
     u: float
     v: float
@@ -92,7 +93,7 @@ class Grasp:
 
 
 def check_map(prob: np.ndarray, layout: GraspMapLayout) -> np.ndarray:
-    """The model output as float32 [rows, cols, bins]; wrong shape or NaN is a GraspMapError."""
+    """Return the model output as float32 [rows, cols, bins]; wrong shape or NaN is a GraspMapError."""
     prob = np.asarray(prob, np.float32)
     if prob.ndim == 4 and prob.shape[0] == 1:
         prob = prob[0]
@@ -110,7 +111,8 @@ def angle_score(prob: np.ndarray, window: int = 1) -> np.ndarray:
 
     A grasp whose neighbouring angles would also hold tolerates the up-to-half-a-bin angle error
     of decoding to the bin centre and the robot's own error; ranking by this score picked grasps
-    that hold more often on validation scenes of the training shapes (README, grasp planning)."""
+    that hold more often on validation scenes of the training shapes (README, grasp planning).
+    """
     if window <= 0:
         return prob
     weights = [math.comb(2 * window, k + window) for k in range(-window, window + 1)]
@@ -121,7 +123,8 @@ def decode_grasps(prob: np.ndarray, layout: GraspMapLayout, min_probability: flo
                   top_k: int = 5, nms_distance_px: float = 48.0, angle_window: int = 1) -> list[Grasp]:
     """Best grasps, best first: per cell the bin with the highest ``angle_score``, ranked by
     that score, then greedy non-maximum suppression (a grasp closer than ``nms_distance_px``
-    to a better one is dropped); at most ``top_k``, each with P >= ``min_probability``."""
+    to a better one is dropped); at most ``top_k``, each with P >= ``min_probability``.
+    """
     prob = check_map(prob, layout)
     if top_k < 1:
         return []
@@ -183,7 +186,8 @@ class Intrinsics:
     def from_camera_info(cls, k, width: int, height: int) -> "Intrinsics":
         """From CameraInfo.k, refused (ValueError) when implausible for a ``width`` x ``height``
         image: fx, fy outside FOCAL_RANGE times the width, or the principal point outside the
-        image (a size of 0, not given, checks K alone)."""
+        image (a size of 0, not given, checks K alone).
+        """
         intrinsics = cls.from_k(k)
         if width > 0 and height > 0:
             low, high = (f * width for f in FOCAL_RANGE)
@@ -237,7 +241,8 @@ def grasp_position(grasp: Grasp, intrinsics: Intrinsics, depth_m: np.ndarray | N
 def position_problem(xyz: np.ndarray, min_range: float, max_range: float) -> str | None:
     """Why a grasp position (optical frame, m) cannot be real, or None: not finite, nearer than
     ``min_range`` along the optical axis, or farther than ``max_range`` from the camera (a
-    saturated depth pixel, a wrong CameraInfo)."""
+    saturated depth pixel, a wrong CameraInfo).
+    """
     if not np.isfinite(xyz).all():
         return "position is not finite"
     distance = float(np.linalg.norm(xyz))
@@ -264,7 +269,8 @@ def heatmap_overlay(image_rgb: np.ndarray, prob: np.ndarray, layout: GraspMapLay
     """RGB image with max-over-bins P(success) as a colour map, blended at ``alpha`` only where
     it is at least ``min_probability`` (elsewhere the camera image shows unchanged, so the scene
     stays visible), and the grasps drawn as jaw lines (best in white, others in black) with a
-    dot at the centre."""
+    dot at the centre.
+    """
     h, w = image_rgb.shape[:2]
     full = _pixel_map(check_map(prob, layout).max(axis=2), layout, w, h)
     heat = cv2.applyColorMap(np.clip(full * 255, 0, 255).astype(np.uint8), cv2.COLORMAP_JET)[..., ::-1]
@@ -285,8 +291,9 @@ def heatmap_overlay(image_rgb: np.ndarray, prob: np.ndarray, layout: GraspMapLay
 
 
 def _pixel_map(cells: np.ndarray, layout: GraspMapLayout, width: int, height: int) -> np.ndarray:
-    """A [rows, cols] per-cell map as a ``width`` x ``height`` image: each cell's value at its
-    centre pixel, linearly interpolated between centres."""
+    """Render a [rows, cols] per-cell map as a ``width`` x ``height`` image: each cell's value at its
+    centre pixel, linearly interpolated between centres.
+    """
     cell_img = cv2.resize(cells, (round(layout.cols * layout.stride), round(layout.rows * layout.stride)),
                           interpolation=cv2.INTER_LINEAR)
     shift = layout.offset - layout.stride / 2

@@ -65,8 +65,9 @@ class MajorityDebouncer:
         return self.vote()
 
     def reconfigured(self, window: int, threshold: float, min_frames: int) -> MajorityDebouncer:
-        """A new debouncer with these settings holding this one's newest ``window`` frames, so a
-        setting changed at run time keeps the decision going (ValueError for bad settings)."""
+        """Return a new debouncer with these settings holding this one's newest ``window`` frames, so a
+        setting changed at run time keeps the decision going (ValueError for bad settings).
+        """
         new = MajorityDebouncer(window, threshold, min_frames)
         new._items.extend(self._items)
         return new
@@ -75,8 +76,9 @@ class MajorityDebouncer:
         self._items.clear()
 
     def vote(self, now: float | None = None, max_age: float | None = None) -> Vote:
-        """The decision over the window; with ``now`` and ``max_age`` only frames at most
-        ``max_age`` seconds old count (a stalled camera must not answer with old frames)."""
+        """Return the decision over the window; with ``now`` and ``max_age`` only frames at most
+        ``max_age`` seconds old count (a stalled camera must not answer with old frames).
+        """
         items = list(self._items)
         if now is not None and max_age is not None:
             items = [it for it in items if now - it[0] <= max_age]

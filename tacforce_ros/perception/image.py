@@ -29,30 +29,30 @@ from .pixels import DEFAULT_MAX_PIXELS, ColorOrder, ImageError, as_hwc, as_uint8
 
 # Re-exported: the compressed codec and the shared names are imported from here across the package.
 __all__ = [
-    'DEFAULT_MAX_PIXELS',
-    'ColorOrder',
-    'CompressedImageMsg',
-    'ImageError',
-    'ImageMsg',
-    'decode_compressed',
-    'decode_depth',
-    'decode_image',
-    'encode_compressed',
-    'encode_image_fields',
-    'image_order',
-    'supported_encodings',
-    'to_model_channels',
+    "DEFAULT_MAX_PIXELS",
+    "ColorOrder",
+    "CompressedImageMsg",
+    "ImageError",
+    "ImageMsg",
+    "decode_compressed",
+    "decode_depth",
+    "decode_image",
+    "encode_compressed",
+    "encode_image_fields",
+    "image_order",
+    "supported_encodings",
+    "to_model_channels",
 ]
 
 # encoding -> (channels stored in the message, order after decoding)
 _ENCODINGS: dict[str, tuple[int, ColorOrder]] = {
-    'mono8': (1, 'gray'),
-    '8UC1': (1, 'gray'),
-    'rgb8': (3, 'rgb'),
-    'bgr8': (3, 'bgr'),
-    '8UC3': (3, 'bgr'),
-    'rgba8': (4, 'rgb'),
-    'bgra8': (4, 'bgr'),
+    "mono8": (1, "gray"),
+    "8UC1": (1, "gray"),
+    "rgb8": (3, "rgb"),
+    "bgr8": (3, "bgr"),
+    "8UC3": (3, "bgr"),
+    "rgba8": (4, "rgb"),
+    "bgra8": (4, "bgr"),
 }
 
 
@@ -67,7 +67,7 @@ class ImageMsg(Protocol):
 
 
 def supported_encodings() -> tuple[str, ...]:
-    """Encodings `decode_image` accepts."""
+    """Return the encodings `decode_image` accepts."""
     return tuple(_ENCODINGS)
 
 
@@ -90,42 +90,43 @@ def decode_image(msg: ImageMsg, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndar
 
 # depth encoding -> (little-endian sample type, metres per unit)
 _DEPTH_ENCODINGS: dict[str, tuple[np.dtype, float]] = {
-    '16UC1': (np.dtype('<u2'), 0.001),
-    'mono16': (np.dtype('<u2'), 0.001),
-    '32FC1': (np.dtype('<f4'), 1.0),
+    "16UC1": (np.dtype("<u2"), 0.001),
+    "mono16": (np.dtype("<u2"), 0.001),
+    "32FC1": (np.dtype("<f4"), 1.0),
 }
 
 
 def decode_depth(msg: ImageMsg, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Decode a depth sensor_msgs/Image (16UC1/mono16 in mm, 32FC1 in m) into float32 (H, W)
-    metres, following REP-118; 0 and NaN mean "no reading" and are kept as they are."""
+    metres, following REP-118; 0 and NaN mean "no reading" and are kept as they are.
+    """
     try:
         dtype, scale = _DEPTH_ENCODINGS[msg.encoding]
     except KeyError:
-        msg_ = (f'unsupported depth encoding {msg.encoding!r}; supported: '
-                f'{", ".join(_DEPTH_ENCODINGS)}')
+        msg_ = (f"unsupported depth encoding {msg.encoding!r}; supported: "
+                f"{', '.join(_DEPTH_ENCODINGS)}")
         raise ImageError(msg_) from None
-    if getattr(msg, 'is_bigendian', 0):
-        dtype = dtype.newbyteorder('>')
+    if getattr(msg, "is_bigendian", 0):
+        dtype = dtype.newbyteorder(">")
     rows = _pixel_rows(msg, dtype.itemsize, max_pixels)
     depth = np.ascontiguousarray(rows).view(dtype).reshape(int(msg.height), int(msg.width))
     return depth.astype(np.float32) * np.float32(scale)
 
 
 def _pixel_rows(msg: ImageMsg, bytes_per_pixel: int, max_pixels: int) -> np.ndarray:
-    """The (height, width * bytes_per_pixel) uint8 rows of a raw image, padding cut off."""
+    """Return the (height, width * bytes_per_pixel) uint8 rows of a raw image, padding cut off."""
     height, width, step = int(msg.height), int(msg.width), int(msg.step)
     check_size(height, width, max_pixels)
     row_bytes = width * bytes_per_pixel
     if step < row_bytes:
-        msg_ = (f'step {step} is smaller than width*bytes per pixel = {width}*{bytes_per_pixel} '
-                f'= {row_bytes}')
+        msg_ = (f"step {step} is smaller than width*bytes per pixel = {width}*{bytes_per_pixel} "
+                f"= {row_bytes}")
         raise ImageError(msg_)
     buf = as_uint8(msg.data)
     if buf.size < step * height:
         msg_ = (
-            f'truncated data: {buf.size} bytes, need step*height = {step}*{height} '
-            f'= {step * height}'
+            f"truncated data: {buf.size} bytes, need step*height = {step}*{height} "
+            f"= {step * height}"
         )
         raise ImageError(msg_)
     return buf[: step * height].reshape(height, step)[:, :row_bytes]
@@ -141,16 +142,16 @@ def encode_image_fields(array: np.ndarray, encoding: str) -> dict[str, object]:
     channels, _ = _lookup_encoding(encoding)
     image = as_hwc(array)
     if image.shape[2] != channels:
-        msg = f'array has {image.shape[2]} channels, encoding {encoding!r} needs {channels}'
+        msg = f"array has {image.shape[2]} channels, encoding {encoding!r} needs {channels}"
         raise ImageError(msg)
     height, width = image.shape[:2]
     return {
-        'height': height,
-        'width': width,
-        'encoding': encoding,
-        'is_bigendian': 0,
-        'step': width * channels,
-        'data': np.ascontiguousarray(image).tobytes(),
+        "height": height,
+        "width": width,
+        "encoding": encoding,
+        "is_bigendian": 0,
+        "step": width * channels,
+        "data": np.ascontiguousarray(image).tobytes(),
     }
 
 
@@ -159,7 +160,7 @@ def _lookup_encoding(encoding: str) -> tuple[int, ColorOrder]:
         return _ENCODINGS[encoding]
     except KeyError:
         msg = (
-            f'unsupported image encoding {encoding!r}; supported: '
-            f'{", ".join(_ENCODINGS)}'
+            f"unsupported image encoding {encoding!r}; supported: "
+            f"{', '.join(_ENCODINGS)}"
         )
         raise ImageError(msg) from None

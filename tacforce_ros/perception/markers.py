@@ -38,7 +38,7 @@ class MarkerSegmentation:
         return cls(midway, dark_markers=bright_fraction > 0.5)
 
     def mask(self, image: np.ndarray) -> np.ndarray:
-        """bool (H, W), True on markers, from a mono8 (H, W) or (H, W, 1) image."""
+        """Return a bool (H, W) mask, True on markers, from a mono8 (H, W) or (H, W, 1) image."""
         grey = _mono(image)
         return grey <= self.threshold if self.dark_markers else grey > self.threshold
 
@@ -86,7 +86,8 @@ class CentroidMatch:
 
 def match_centroids(predicted: np.ndarray, expected: np.ndarray, max_distance_px: float) -> CentroidMatch:
     """Pairs each expected centroid with the predicted one it is nearest to and vice versa,
-    within `max_distance_px`; the error is their mean distance."""
+    within `max_distance_px`; the error is their mean distance.
+    """
     if len(predicted) == 0 or len(expected) == 0:
         return CentroidMatch(float("nan"), 0, len(predicted), len(expected))
     distance = np.linalg.norm(expected[:, None, :] - predicted[None, :, :], axis=2)

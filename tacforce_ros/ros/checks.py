@@ -21,8 +21,9 @@ def stamp_problem(stamp) -> str | None:
 
 
 def checked_stamp(node: Node, stats: StageStats, callback: Callable, what: str = "frame") -> Callable:
-    """``callback`` for messages with a valid header stamp; any other is counted (errors_stamp),
-    logged and dropped, so a bad stamp is never copied into an output."""
+    """Wrap ``callback`` for messages with a valid header stamp; any other is counted (errors_stamp),
+    logged and dropped, so a bad stamp is never copied into an output.
+    """
     def guarded(msg) -> None:
         problem = stamp_problem(msg.header.stamp)
         if problem:
@@ -34,8 +35,9 @@ def checked_stamp(node: Node, stats: StageStats, callback: Callable, what: str =
 
 
 def non_finite_field(msg) -> str | None:
-    """The first float field of a message (nested messages and arrays included) that is NaN
-    or infinite, as a path such as 'poses[2].position.x'; None when all are finite."""
+    """Return the first float field of a message (nested messages and arrays included) that is NaN
+    or infinite, as a path such as 'poses[2].position.x'; None when all are finite.
+    """
     for name in msg.get_fields_and_field_types():
         value = getattr(msg, name)
         if isinstance(value, float):
@@ -64,7 +66,8 @@ def non_finite_field(msg) -> str | None:
 
 def publish_finite(node: Node, publisher, msg, stats: StageStats) -> bool:
     """Publish ``msg`` unless a number in it is NaN or infinite (counted as errors_non_finite
-    and logged): no subscriber ever sees one. Returns whether it was published."""
+    and logged): no subscriber ever sees one. Returns whether it was published.
+    """
     field = non_finite_field(msg)
     if field:
         stats.error("non_finite")

@@ -22,7 +22,8 @@ def subscribe_image(node, topic: str, transport: str, on_raw: Callable[[Image], 
     """'raw': sensor_msgs/Image on ``topic``; 'compressed': CompressedImage on ``topic``/compressed.
     Sensor-data QoS keeping the newest ``depth`` frames (1: only the newest waits). Frames with
     a bad header stamp are counted in ``stats`` and dropped before the callbacks. Anything else
-    stops start-up with a message naming the node."""
+    stops start-up with a message naming the node.
+    """
     if not 1 <= depth <= 100:
         raise SystemExit(f"{node.get_name()}: queue_depth must be 1..100, not {depth}")
     if transport == "raw":
@@ -36,7 +37,7 @@ def subscribe_image(node, topic: str, transport: str, on_raw: Callable[[Image], 
 
 
 def decode_any(msg: Image | CompressedImage, max_pixels: int) -> tuple[np.ndarray, ColorOrder]:
-    """A raw or compressed frame as uint8 HxWxC and its channel order (compressed colour is BGR)."""
+    """Decode a raw or compressed frame as uint8 HxWxC and its channel order (compressed colour is BGR)."""
     if isinstance(msg, CompressedImage):
         image = decode_compressed(msg, max_pixels=max_pixels)
         return image, "gray" if image.shape[2] == 1 else "bgr"
@@ -44,7 +45,8 @@ def decode_any(msg: Image | CompressedImage, max_pixels: int) -> tuple[np.ndarra
 
 
 def decode_for_model(msg: Image | CompressedImage, encoding: str, max_pixels: int) -> np.ndarray:
-    """A raw or compressed frame in the channels of a model whose input is ``encoding`` (mono8,
-    rgb8, bgr8): any camera encoding reaches any model the way it was trained."""
+    """Decode a raw or compressed frame into the channels of a model whose input is ``encoding`` (mono8,
+    rgb8, bgr8): any camera encoding reaches any model the way it was trained.
+    """
     image, order = decode_any(msg, max_pixels)
     return to_model_channels(image, order, MODEL_ORDER[encoding])

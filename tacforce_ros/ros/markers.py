@@ -32,7 +32,7 @@ def grasp_markers(header, candidates: list[tuple[Grasp, Pose]], jaw_opening: flo
 
 
 def scores(markers: MarkerArray) -> list[float]:
-    """The candidates' P(success), best first, read back from `grasp_markers`' output."""
+    """Return the candidates' P(success), best first, read back from `grasp_markers`' output."""
     texts = sorted((m.id, m.text) for m in markers.markers if m.ns == SCORES and m.action == Marker.ADD)
     return [float(text) for _, text in texts]
 

@@ -14,7 +14,7 @@ MAX_PIXELS_LIMIT = 1 << 28  # 16384 x 16384: the most max_image_pixels may allow
 
 
 def declare_runtime(node: Node) -> RuntimeOptions:
-    """providers, intra_op_threads, trt_fp16, trt_engine_cache (see README, "GPU")."""
+    """Declare providers, intra_op_threads, trt_fp16, trt_engine_cache (see README, "GPU")."""
     providers = declare(node, "providers", list(DEFAULT_PROVIDERS),
                         "ONNX Runtime execution providers in order of preference (tensorrt, cuda, cpu)")
     threads = declare(node, "intra_op_threads", 1,

@@ -28,6 +28,7 @@ Check = Callable[[Node, Any], "str | None"]
 @dataclass(frozen=True)
 class _Rule:
     """What `declare` was told a value must be, kept for values set later (`live`)."""
+
     choices: Sequence[str] | None
     check: Check | None
 
@@ -43,7 +44,8 @@ def declare(node: Node, name: str, default: Any, description: str, read_only: bo
     ``limits`` (low, high), both allowed, go in the descriptor as an IntegerRange or
     FloatingPointRange, so rclpy refuses a value outside them here and on later sets;
     ``choices`` are the allowed strings; ``check(node, value)`` says what is wrong with a value
-    (None: nothing). Doubles must be finite. Any refusal raises `invalid`'s SystemExit."""
+    (None: nothing). Doubles must be finite. Any refusal raises `invalid`'s SystemExit.
+    """
     descriptor = ParameterDescriptor(description=description, read_only=read_only)
     if limits is not None and isinstance(default, float):
         descriptor.floating_point_range = [FloatingPointRange(from_value=float(limits[0]), to_value=float(limits[1]))]
@@ -73,7 +75,8 @@ def live(node: Node, names: Sequence[str], apply: Callable[[dict[str, Any]], str
     of one set call) checks what only the node can (min below max, a window for this model)
     and returns why not, or applies them all and returns None. A refusal answers
     SetParametersResult(successful=False, reason) and the node keeps every old value. Other
-    parameters pass through (rclpy refuses read-only ones). Call after the last declare."""
+    parameters pass through (rclpy refuses read-only ones). Call after the last declare.
+    """
     rules, names = _RULES.get(node, {}), frozenset(names)
 
     def on_set(parameters) -> SetParametersResult:
@@ -102,12 +105,12 @@ def _problem(node: Node, value: Any, rule: _Rule) -> str | None:
 
 
 def invalid(node: Node, name: str, problem: str, value: Any) -> SystemExit:
-    """The one-line start-up refusal: ``<node>: parameter '<name>' <problem> (got <value>)``."""
+    """Return the one-line start-up refusal: ``<node>: parameter '<name>' <problem> (got <value>)``."""
     return SystemExit(f"{node.get_name()}: parameter '{name}' {problem} (got {value!r})")
 
 
 def topic(node: Node, value: str) -> str | None:
-    """A `check`: a topic name rclpy accepts, also once ~ and relative names are expanded."""
+    """Check that rclpy accepts a topic name, also once ~ and relative names are expanded (a `check`)."""
     try:
         validate_topic_name(value)
         validate_full_topic_name(expand_topic_name(value, node.get_name(), node.get_namespace()))
@@ -119,7 +122,7 @@ def topic(node: Node, value: str) -> str | None:
 
 
 def optional_topic(node: Node, value: str) -> str | None:
-    """A `check`: empty (no topic), or a valid topic name."""
+    """Check for empty (no topic), or a valid topic name (a `check`)."""
     return topic(node, value) if value else None
 
 
@@ -127,7 +130,8 @@ def refuse_unknown(node: Node) -> None:
     """Stop on a parameter given to this node (its section of a params file, '/**', -p) that it
     does not declare: a misspelt name is otherwise silently ignored. Call after the last
     declare. rclpy keeps the node's overrides in ``_parameter_overrides`` (no public accessor);
-    its own parameters (use_sim_time, ...) are declared and so never unknown."""
+    its own parameters (use_sim_time, ...) are declared and so never unknown.
+    """
     declared = node.list_parameters([], 0).names
     unknown = sorted(n for n in node._parameter_overrides if not node.has_parameter(n))
     if unknown:

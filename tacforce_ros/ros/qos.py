@@ -4,7 +4,8 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 
 def sensor_qos(depth: int = 1) -> QoSProfile:
     """Sensor-data QoS keeping only the newest ``depth`` samples: a slow node skips frames
-    instead of queueing them (latest-frame-only processing)."""
+    instead of queueing them (latest-frame-only processing).
+    """
     return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth,
                       reliability=ReliabilityPolicy.BEST_EFFORT,
                       durability=DurabilityPolicy.VOLATILE)

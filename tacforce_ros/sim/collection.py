@@ -49,7 +49,8 @@ def run_sim_collection(bag: str | Path, config: ProtocolConfig, style: str = "ar
                        limits: ForceLimits | None = None, stale_after_s: float = 0.1,
                        overload_at: float | None = None) -> SimCollectionResult:
     """Run the protocol in real time and record it. ``overload_at`` (s) injects a force spike
-    into the simulated sensor, to exercise the safety stop end to end."""
+    into the simulated sensor, to exercise the safety stop end to end.
+    """
     robot = SimulatedRobot(control_period=control_period, start_pose=config.start_pose)
     rig = IndentationRig.for_protocol(config, style)
     t0 = time.monotonic()
@@ -137,8 +138,8 @@ def _write_frame(writer, lock, types, header, rig: IndentationRig, robot: Simula
                                     data=np.frombuffer(data, np.uint8))
     point = types["geometry_msgs/msg/Point"](x=float(pose[0]), y=float(pose[1]), z=float(pose[2]))
     quat = types["geometry_msgs/msg/Quaternion"](**dict(zip("xyzw", rotvec_to_quaternion(pose[3:]))))
-    tcp = types[POSE](header=header(stamp_ns, "base"), pose=types["geometry_msgs/msg/Pose"](position=point,
-                                                                                             orientation=quat))
+    tcp = types[POSE](header=header(stamp_ns, "base"),
+                      pose=types["geometry_msgs/msg/Pose"](position=point, orientation=quat))
     with lock:
         writer.write_msg("/tactile/image_raw/compressed", stamp_ns, image)
         writer.write_msg("/tcp_pose", stamp_ns, tcp)

@@ -1,5 +1,6 @@
 """Grasp trial records (image, centre, angle, outcome) in the attempts CSV format shared by
-synthetic (``grasp_labels.sample_attempts``) and real robot trials."""
+synthetic (``grasp_labels.sample_attempts``) and real robot trials.
+"""
 
 from __future__ import annotations
 
@@ -74,7 +75,8 @@ def _validate(row, where: str) -> Attempt:
 
 def write_attempt_csv(path: str | Path, rows: Iterable[Sequence]) -> Path:
     """Write rows (image, u, v, angle, success) to ``path`` (a CSV file, or a folder to get
-    ``attempts.csv`` in it); rows are validated first so a bad one leaves no partial file."""
+    ``attempts.csv`` in it); rows are validated first so a bad one leaves no partial file.
+    """
     target = _csv_path(path)
     checked = [_validate(tuple(row), f"row {i}") for i, row in enumerate(rows)]
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -90,7 +92,8 @@ def read_attempt_csv(path: str | Path, check_images: bool = False) -> list[Attem
     """Read and validate an attempts CSV (a file, or a folder holding ``attempts.csv``).
 
     The header must name the columns image,u,v,angle,success (any order, extras ignored). With
-    ``check_images`` every referenced image must exist next to the CSV."""
+    ``check_images`` every referenced image must exist next to the CSV.
+    """
     target = _csv_path(path)
     if not target.is_file():
         raise FileNotFoundError(f"no attempts CSV at {target}")

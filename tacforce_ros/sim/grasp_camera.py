@@ -24,7 +24,7 @@ def camera_matrix(config: SceneConfig, height_m: float) -> list[float]:
 
 
 def table_plane(height_m: float) -> list[float]:
-    """The table as (a, b, c, d) with a x + b y + c z = d in the optical frame."""
+    """Return the table as (a, b, c, d) with a x + b y + c z = d in the optical frame."""
     return [0.0, 0.0, 1.0, float(height_m)]
 
 

@@ -1,5 +1,6 @@
 """Drawing and viewpoints of the grasp-check scenes (``grasp_check_scenes``): objects, shadows,
-the gripper, and the sampled camera view with its homography."""
+the gripper, and the sampled camera view with its homography.
+"""
 
 from __future__ import annotations
 
@@ -92,7 +93,8 @@ def draw_shadow(canvas, x, y, w, strength, blur) -> None:
 
 def draw_gripper(canvas, x, tip_y, gap, finger_w, finger_l, colour, angle) -> None:
     """Wrist from the top edge, palm, two fingers whose inner faces are ``gap`` apart; the
-    whole hand may be tilted by ``angle`` about the fingertip centre."""
+    whole hand may be tilted by ``angle`` about the fingertip centre.
+    """
     palm_h, palm_w = 0.3 * finger_l, gap + 2 * finger_w + 0.5 * finger_w
     palm_w = max(palm_w, 2.6 * finger_w)
     top = tip_y - finger_l - palm_h

@@ -65,7 +65,8 @@ SPLITS = ("train", "test")
 class ViewRanges:
     """Camera variation. Training draws inside each range; the held-out test split draws
     each frame with at least one of roll, keystone or scale in its ``test_*`` band (outside
-    the training range), the others in the training range."""
+    the training range), the others in the training range.
+    """
 
     horizon: tuple[float, float] = (0.22, 0.5)          # horizon row / height (elevation)
     roll_deg: tuple[float, float] = (-8.0, 8.0)
@@ -116,7 +117,8 @@ class Frame:
 def render_frame(rng: np.random.Generator, config: CheckSceneConfig | None = None,
                  split: str = "train", kind: str | None = None) -> Frame:
     """One random after-grasp frame of ``split``; ``kind`` forces the outcome (default: drawn
-    from ``success_fraction`` and ``failure_weights``)."""
+    from ``success_fraction`` and ``failure_weights``).
+    """
     config = config or CheckSceneConfig()
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
@@ -255,7 +257,8 @@ def generate(count: int, seed: int, split: str = "train", config: CheckSceneConf
 def write_folder_dataset(root: str | Path, count: int, seed: int, split: str = "train",
                          config: CheckSceneConfig | None = None) -> dict[str, int]:
     """Write PNGs in the seeds' layout: ``root/success/*.png`` and ``root/failure/*.png``.
-    Returns the number written per class."""
+    Returns the number written per class.
+    """
     root = Path(root)
     written = {name: 0 for name in CLASS_NAMES}
     for name in CLASS_NAMES:
@@ -270,8 +273,10 @@ def write_folder_dataset(root: str | Path, count: int, seed: int, split: str = "
 
 
 def main(argv=None) -> int:
-    """python -m tacforce_ros.sim.grasp_check_scenes --out DIR --count N [--split test] [--seed S]
-    writes a folder data set in the seeds' layout (success/, failure/)."""
+    """Write a folder data set in the seeds' layout (success/, failure/):
+
+    python -m tacforce_ros.sim.grasp_check_scenes --out DIR --count N [--split test] [--seed S]
+    """
     import argparse
 
     p = argparse.ArgumentParser(prog="python -m tacforce_ros.sim.grasp_check_scenes", description=main.__doc__)

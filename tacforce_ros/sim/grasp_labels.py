@@ -1,5 +1,6 @@
 """Grasp outcome labels of synthetic scenes (``grasp_scenes``): the geometric labeller and sampled
-self-supervised trials (the rules are in ``grasp_scenes``' docstring)."""
+self-supervised trials (the rules are in ``grasp_scenes``' docstring).
+"""
 
 from __future__ import annotations
 
@@ -63,14 +64,15 @@ def grasp_outcomes(scene: Scene, u, v, theta, config: SceneConfig | None = None)
 
 
 def grasp_outcome(scene: Scene, u: float, v: float, theta: float, config: SceneConfig | None = None) -> bool:
-    """The success label a robot would record for one grasp at pixel (u, v), angle theta.
+    """Return the success label a robot would record for one grasp at pixel (u, v), angle theta.
 
     The jaws close along the line through (u, v) at theta, starting at +-opening/2. Success iff
     (1) the closing segment meets exactly one object; (2) that object's width between the two
     first contacts from outside in is at least ``min_grasp_width_m`` and less than the opening;
     (3) the centre lies between the contacts (within ``centre_tolerance_px``), so the grasp is
     not empty; (4) both finger footprints (finger_width x finger_thickness rectangles just
-    outside +-opening/2) are free of objects, else the descending finger collides."""
+    outside +-opening/2) are free of objects, else the descending finger collides.
+    """
     return bool(grasp_outcomes(scene, u, v, theta, config)[0])
 
 
@@ -88,7 +90,8 @@ def sample_attempts(scene: Scene, n: int, rng: np.random.Generator, config: Scen
     ``grasp_outcomes`` and the returned set takes round(n * positive_fraction) successes and the
     rest failures, drawing more rounds when one kind is short. If the scene cannot supply enough
     of one outcome (e.g. nothing graspable) the other fills in, so the fraction is a target,
-    not a guarantee."""
+    not a guarantee.
+    """
     config = config or SceneConfig()
     if n < 0:
         raise ValueError(f"n must be >= 0, got {n}")

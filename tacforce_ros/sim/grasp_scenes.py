@@ -135,7 +135,8 @@ class Scene:
 def _local_polygons(shape: str, rng: np.random.Generator, config: SceneConfig):
     """Outline (and holes) of a shape in its own frame, x along the major axis, centred at 0.
 
-    Returns (outlines, holes, length, width)."""
+    Returns (outlines, holes, length, width).
+    """
     s = rng.uniform(*config.size_range_px)
     circle = np.linspace(0.0, 2 * math.pi, 64, endpoint=False)
     unit = np.stack([np.cos(circle), np.sin(circle)], axis=1)
@@ -246,7 +247,7 @@ def _render(labels: np.ndarray, objects: list[SceneObject], rng: np.random.Gener
 
 
 def _object_colour(rng: np.random.Generator, table_rgb: Sequence[int]) -> tuple[int, int, int]:
-    """A saturated colour clearly different from the table, so objects are visible."""
+    """Pick a saturated colour clearly different from the table, so objects are visible."""
     for _ in range(20):
         hsv = np.uint8([[[rng.integers(0, 180), rng.integers(90, 256), rng.integers(70, 256)]]])
         rgb = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0, 0].astype(int)
@@ -261,7 +262,8 @@ def generate_scene(config: SceneConfig | None = None, rng: np.random.Generator |
     Objects are placed by rejection: a candidate whose footprint lies more than
     ``max_overlap`` on older objects is redrawn; where it does overlap, the older object stays
     on top. Objects that cannot be placed after a few tries are skipped, so crowded configs may
-    yield fewer than requested."""
+    yield fewer than requested.
+    """
     config = config or SceneConfig()
     rng = rng if rng is not None else np.random.default_rng(config.seed)
     size = (config.height, config.width)

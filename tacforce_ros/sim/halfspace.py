@@ -1,5 +1,6 @@
 """Elastic half-space mechanics of the tactile simulator (``tactile``; its docstring explains the
-model): point-load influence functions over pad cells, force-depth curves and contact edges."""
+model): point-load influence functions over pad cells, force-depth curves and contact edges.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
+
 
 # --------------------------------------------------------------------------- influence functions
 

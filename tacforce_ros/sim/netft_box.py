@@ -23,7 +23,7 @@ INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 
 
 def default_wrench(t: float) -> tuple[float, ...]:
-    """A smooth, known Nano17-sized wrench (N, N·m) at time ``t`` (s)."""
+    """Return a smooth, known Nano17-sized wrench (N, N·m) at time ``t`` (s)."""
     w = 2 * math.pi
     return (0.5 * math.sin(w * 1.0 * t), 0.3 * math.cos(w * 0.5 * t),
             -1.0 + 0.8 * math.sin(w * 0.25 * t), 0.01 * math.sin(w * 0.7 * t),
@@ -110,7 +110,7 @@ class RdtEmulator:
 
     @property
     def requester(self) -> tuple[str, int] | None:
-        """The address the last start request came from: where records go."""
+        """Return the address the last start request came from: where records go."""
         return self._target
 
     @property
@@ -119,7 +119,7 @@ class RdtEmulator:
 
     @property
     def generated(self) -> int:
-        """Records generated in the current/last stream."""
+        """Return the records generated in the current/last stream."""
         return self._seq
 
     @property
@@ -263,7 +263,7 @@ class RdtEmulator:
 
 def calibration_xml(counts_per_force: float, counts_per_torque: float, force_unit: str = "N",
                     torque_unit: str = "Nm") -> bytes:
-    """A netftapi2.xml page like the box serves (codes where the unit has one, and text)."""
+    """Return a netftapi2.xml page like the box serves (codes where the unit has one, and text)."""
     root = ET.Element("netft")
     force_codes = {unit_key(u): c for c, u in FORCE_UNIT_CODES.items()}
     torque_codes = {unit_key(u): c for c, u in TORQUE_UNIT_CODES.items()}

@@ -24,9 +24,10 @@ class IndentationRig:
 
     @classmethod
     def for_protocol(cls, protocol, style: str) -> "IndentationRig":
-        """The rig a protocol run presses into, with the force-depth curves of every contact
+        """Build the rig a protocol run presses into, with the force-depth curves of every contact
         position built now: building one takes up to a second, far too long inside a 1 kHz
-        force stream."""
+        force stream.
+        """
         from ..hardware.protocol import contact_offsets
         from .tactile_styles import SENSOR_STYLES
 

@@ -36,9 +36,9 @@ class SimConfig:
     image_rate: float = 30.0
     wrench_rate: float = 1000.0
     wrench_noise: float = 0.005
-    image_topic: str = "/tactile/image_raw"
-    wrench_topic: str = "/ft_sensor/wrench"
-    episode_topic: str = "/tactile/episode"
+    image_topic: str = "tactile/image_raw"  # relative: a namespace moves them; a bag gets /<name>
+    wrench_topic: str = "ft_sensor/wrench"
+    episode_topic: str = "tactile/episode"
     tactile_frame_id: str = "tactile_sensor"
     ft_frame_id: str = "ft_sensor"
     grid: int = 64
@@ -144,7 +144,8 @@ def write_sim_bag(path: str | Path, config: SimConfig, compressed: bool = True,
                   max_seconds: float | None = None, progress: bool = True) -> str:
     """Write the scripted run to an MCAP bag: images (PNG CompressedImage on
     <image_topic>/compressed, or raw Image), wrenches at wrench_rate, and an episode mark at
-    every phase change. Returns a one-line summary."""
+    every phase change. Returns a one-line summary.
+    """
     from tqdm import tqdm
 
     from ..bags import COMPRESSED_IMAGE, IMAGE, STRING, WRENCH, BagWriter, episode_message_json
@@ -153,14 +154,16 @@ def write_sim_bag(path: str | Path, config: SimConfig, compressed: bool = True,
 
     sensors = SimulatedSensors(config)
     duration = sensors.duration if max_seconds is None else min(max_seconds, sensors.duration)
-    image_topic = config.image_topic + ("/compressed" if compressed else "")
+    # the names a node in the root namespace would publish: bags hold absolute topic names
+    image_topic, wrench_topic, episode_topic = ("/" + name.lstrip("/") for name in (
+        config.image_topic + ("/compressed" if compressed else ""), config.wrench_topic, config.episode_topic))
     n_images = int(duration * config.image_rate) + 1
     n_wrenches = int(duration * config.wrench_rate) + 1
     with BagWriter(path, flush_every=2000) as writer:
         types = writer.typestore.types
         writer.add_topic(image_topic, COMPRESSED_IMAGE if compressed else IMAGE)
-        writer.add_topic(config.wrench_topic, WRENCH)
-        writer.add_topic(config.episode_topic, STRING)
+        writer.add_topic(wrench_topic, WRENCH)
+        writer.add_topic(episode_topic, STRING)
 
         def header(t_ns: int, frame_id: str):
             stamp = types["builtin_interfaces/msg/Time"](sec=t_ns // 10**9, nanosec=t_ns % 10**9)
@@ -181,8 +184,8 @@ def write_sim_bag(path: str | Path, config: SimConfig, compressed: bool = True,
                 text = episode_message_json(stamp_ns=t_ns, episode=sample.episode, indenter=sample.indenter,
                                             position_id=sample.position_id, depth_m=sample.target_depth,
                                             phase=sample.phase)
-                writer.write_msg(config.episode_topic, t_ns, types["std_msgs/msg/String"](data=text))
-            writer.write_msg(config.wrench_topic, t_ns, types["geometry_msgs/msg/WrenchStamped"](
+                writer.write_msg(episode_topic, t_ns, types["std_msgs/msg/String"](data=text))
+            writer.write_msg(wrench_topic, t_ns, types["geometry_msgs/msg/WrenchStamped"](
                 header=header(t_ns, config.ft_frame_id),
                 wrench=types["geometry_msgs/msg/Wrench"](force=vector(force), torque=vector((0, 0, 0)))))
             while next_image < n_images and next_image / config.image_rate <= t:
@@ -200,5 +203,5 @@ def write_sim_bag(path: str | Path, config: SimConfig, compressed: bool = True,
                 writer.write_msg(image_topic, ti_ns, msg)
                 next_image += 1
     return (f"{path}: {duration:.1f} s simulated, {next_image} images on {image_topic}, "
-            f"{n_wrenches} wrenches on {config.wrench_topic}, {sensors.script.num_episodes} episodes "
+            f"{n_wrenches} wrenches on {wrench_topic}, {sensors.script.num_episodes} episodes "
             f"({', '.join(config.indenters)}; style {config.style})")

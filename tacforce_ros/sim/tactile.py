@@ -4,9 +4,10 @@ Sign convention (sensor frame, right-handed, REP-103 units):
     z points out of the elastomer surface towards the indenter, which is also the direction
     the camera behind the gel looks in; x points to the image right and y to the image
     bottom, as in a camera's optical frame (x right, y down, z forward). Lying flat on a table
-    with the gel up, the frame is the table's frame seen from below. The reported force is the force exerted ON the sensor BY the
-    indenter, so pressing gives Fz < 0 (as in GenForce and a Nano17 reading the contact) and
-    dragging the indenter towards +x gives Fx > 0 and moves the markers towards +x.
+    with the gel up, the frame is the table's frame seen from below. The reported force is the
+    force exerted ON the sensor BY the indenter, so pressing gives Fz < 0 (as in GenForce and a
+    Nano17 reading the contact) and dragging the indenter towards +x gives Fx > 0 and moves the
+    markers towards +x.
 
 Units: positions, depths and shear displacements in metres, forces in newtons, areas in m^2,
 pressures in Pa. Marker positions are image pixels as (column, row); row 0 is the image top.
@@ -49,16 +50,16 @@ from .tactile_styles import MARKER_LAYOUTS, SENSOR_STYLES, SensorStyle, marker_l
 
 # Re-exported: the styles and indenters are imported from here across the package (and the CLI).
 __all__ = [
-    'INDENTERS',
-    'MARKER_LAYOUTS',
-    'SEEN_INDENTERS',
-    'SENSOR_STYLES',
-    'UNSEEN_INDENTERS',
-    'ContactState',
-    'Indenter',
-    'SensorStyle',
-    'TactileSimulator',
-    'marker_layout_mm',
+    "INDENTERS",
+    "MARKER_LAYOUTS",
+    "SEEN_INDENTERS",
+    "SENSOR_STYLES",
+    "UNSEEN_INDENTERS",
+    "ContactState",
+    "Indenter",
+    "SensorStyle",
+    "TactileSimulator",
+    "marker_layout_mm",
 ]
 
 _SUBPIXEL_SHIFT = 4  # cv2 fixed-point bits for anti-aliased sub-pixel dots
@@ -111,7 +112,7 @@ class TactileSimulator:
         ys = (np.arange(self._ny) + 0.5) * self._cell_y - pad_h / 2
         self._grid_x, self._grid_y = np.meshgrid(xs, ys)
         self._spectra = influence_spectra(self._nx, self._ny, self._cell_x, self._cell_y,
-                                           style.shear_modulus_pa, style.poisson)
+                                          style.shear_modulus_pa, style.poisson)
         # Mindlin tangential stiffness per unit equivalent contact radius: 8 G*.
         self._tangential_stiffness_per_radius = 8.0 * style.shear_modulus_pa / (2.0 - style.poisson)
 

@@ -1,5 +1,6 @@
 """Sensor styles of the tactile simulator (``tactile``): appearance, material and marker layout
-of each simulated marker sensor, as configuration data."""
+of each simulated marker sensor, as configuration data.
+"""
 
 from __future__ import annotations
 

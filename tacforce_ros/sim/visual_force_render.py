@@ -1,5 +1,6 @@
 """Rendering of the visual-force scenes (``visual_force_scenes``; its docstring describes the
-scene): object instances with their material, the dented object layer and the lit, noisy frame."""
+scene): object instances with their material, the dented object layer and the lit, noisy frame.
+"""
 
 from __future__ import annotations
 

@@ -99,7 +99,7 @@ def press_profile(n: int, rng: np.random.Generator, depth_max: float) -> np.ndar
 
 
 def contact_force(obj: str, depth: np.ndarray, k: float, c: float, buckle: float | None = None) -> np.ndarray:
-    """The contact model: elastic Hertz-like term (cup: buckling) + viscous term, >= 0."""
+    """Apply the contact model: elastic Hertz-like term (cup: buckling) + viscous term, >= 0."""
     d = np.maximum(depth, 0.0)
     elastic = k * d ** 1.5
     if obj == "cup" and buckle is not None:
@@ -168,10 +168,11 @@ def write_folders(root: Path | str, episodes: Iterable[Episode]) -> int:
 
 
 def read_folders(root: Path | str, size: tuple[int, int] | None = None) -> list[Episode]:
-    """The seed's layout -> episodes. ``labels.csv`` needs ``frame`` and ``force``; ``episode``
+    """Read the seed's layout -> episodes. ``labels.csv`` needs ``frame`` and ``force``; ``episode``
     (else the folder is one sequence) and ``fx, fy, fz`` (else the force is along -z) are
     optional. ``size`` (w, h) resizes frames (area) when given. Folders whose names do not
-    match ``[object]_[degree]_[illumination]`` are an error, so a typo is not silently skipped."""
+    match ``[object]_[degree]_[illumination]`` are an error, so a typo is not silently skipped.
+    """
     root = Path(root)
     if not root.is_dir():
         raise OSError(f"{root}: not a folder")
@@ -221,7 +222,8 @@ def write_bag(path: Path | str, episodes: Iterable[Episode], image_topic: str = 
               t0_ns: int = 1_700_000_000 * 10**9) -> int:
     """Record episodes as a camera topic (rgb8 sensor_msgs/Image) and a WrenchStamped topic at
     twice the camera rate (the force sampled between frames, as a real F/T sensor would be),
-    with ``gap_s`` of silence between episodes (so the loader splits sequences there)."""
+    with ``gap_s`` of silence between episodes (so the loader splits sequences there).
+    """
     from ..bags import BagWriter
     from ..perception.image import encode_image_fields
 

@@ -116,7 +116,7 @@ class GraspNet(nn.Module):
 
 
 def success_probability(logits: torch.Tensor) -> torch.Tensor:
-    """logits [N, 2B, h, w] -> P(success) [N, B, h, w]."""
+    """Map logits [N, 2B, h, w] -> P(success) [N, B, h, w]."""
     n, c, h, w = logits.shape
     return torch.softmax(logits.view(n, c // 2, 2, h, w), dim=2)[:, :, 1]
 
@@ -124,7 +124,8 @@ def success_probability(logits: torch.Tensor) -> torch.Tensor:
 def masked_bin_loss(logits: torch.Tensor, bins: torch.Tensor, success: torch.Tensor) -> torch.Tensor:
     """Cross-entropy of the active angle bin's two logits only (the seed's masked loss).
 
-    logits [N, 2B, 1, 1] (one cell per patch), bins [N] int64, success [N] (0/1)."""
+    logits [N, 2B, 1, 1] (one cell per patch), bins [N] int64, success [N] (0/1).
+    """
     n = logits.shape[0]
     pairs = logits.view(n, -1, 2)
     active = pairs[torch.arange(n), bins]

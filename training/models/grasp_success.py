@@ -62,7 +62,8 @@ class GraspModelConfig:
 
 class GraspPreprocess(nn.Module):
     """uint8 [N, H, W, C] -> float [N, 3, S, S]: ImagePreprocess (channels, box average,
-    bilinear resize, /255), then per-channel (x - mean) / std as the backbone's weights expect."""
+    bilinear resize, /255), then per-channel (x - mean) / std as the backbone's weights expect.
+    """
 
     def __init__(self, image_size: int, encoding: str, mean, std):
         super().__init__()
@@ -102,7 +103,8 @@ class GraspSuccessNet(nn.Module):
 
     def freeze(self, prefixes) -> None:
         """Stop training the named top-level modules of the backbone; their batch norms keep
-        their (pretrained) running statistics."""
+        their (pretrained) running statistics.
+        """
         names = dict(self.net.named_children())
         unknown = [p for p in prefixes if p not in names]
         if unknown:
@@ -122,8 +124,9 @@ class GraspSuccessNet(nn.Module):
 
 
 def build(config: GraspModelConfig, weights: str | Path | None = None) -> GraspSuccessNet:
-    """A model of ``config``; from a local weights file (freezing the seed's early layers) when
-    ``weights`` is given, from scratch otherwise."""
+    """Build a model of ``config``; from a local weights file (freezing the seed's early layers) when
+    ``weights`` is given, from scratch otherwise.
+    """
     model = GraspSuccessNet(config)
     if weights is not None:
         load_weights(model.net, weights, _MODULES[config.arch].HEAD_PREFIXES)
@@ -132,9 +135,10 @@ def build(config: GraspModelConfig, weights: str | Path | None = None) -> GraspS
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """A state_dict from a local file: a bare state_dict (torchvision's files), or a dict holding
+    """Read a state_dict from a local file: a bare state_dict (torchvision's files), or a dict holding
     one under 'state_dict' / 'model' (our checkpoints hold GraspSuccessNet's, whose backbone keys
-    start with 'net.'). 'module.' prefixes (DataParallel) are removed."""
+    start with 'net.'). 'module.' prefixes (DataParallel) are removed.
+    """
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"{path}: weights file not found")
@@ -160,7 +164,8 @@ def load_weights(net: nn.Module, path: str | Path, head_prefixes=()) -> list[str
     """Load a local weights file into the backbone ``net``, strictly: every backbone key must
     be in the file with the same shape, and the file may hold nothing else except head keys
     (``head_prefixes``: torchvision's 1000-class fc, Inception's Mixed_7*/AuxLogits), which are
-    loaded when their shapes fit and skipped otherwise. Returns the skipped keys."""
+    loaded when their shapes fit and skipped otherwise. Returns the skipped keys.
+    """
     state = read_state_dict(path)
     own = net.state_dict()
     is_head = lambda k: k.startswith(tuple(head_prefixes))   # noqa: E731

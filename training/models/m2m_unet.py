@@ -148,7 +148,8 @@ class M2MUNet(nn.Module):
 
 class PatchDiscriminator(nn.Module):
     """PatchGAN (pix2pix): a real/fake logit per patch of a target mask, judged next to the source
-    mask and the target reference, so it checks the translation rather than the layout alone."""
+    mask and the target reference, so it checks the translation rather than the layout alone.
+    """
 
     def __init__(self, cfg: M2MModelConfig):
         super().__init__()

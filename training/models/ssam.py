@@ -166,7 +166,7 @@ class VisualForceNet(nn.Module):
         self.head = Head(c, cfg.lstm_hidden, cfg.fc_hidden, cfg.outputs)
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        """float [B, T, C, S, S] -> force [B, outputs] in N."""
+        """Map float [B, T, C, S, S] -> force [B, outputs] in N."""
         b, t = frames.shape[:2]
         x = self.trunk(frames.flatten(0, 1))
         x = x.reshape(b, t, *x.shape[1:])
