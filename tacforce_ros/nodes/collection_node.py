@@ -189,12 +189,8 @@ class CollectionNode(ManagedNode):
 
     def release(self) -> None:
         """Let go of the simulated sensors and the robot."""
-        if self.sensors is not None:
-            self.sensors.close()
-            self.sensors = None
-        if self.robot is not None:
-            self.robot.close()
-            self.robot = None
+        self.drop("sensors")
+        self.drop("robot")
 
     def close(self) -> None:
         """On shutdown (Ctrl-C, SIGTERM) from any state: stop and retract a run, then release."""

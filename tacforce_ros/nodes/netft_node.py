@@ -179,12 +179,8 @@ class NetFTNode(ManagedNode):
 
     def close(self) -> None:
         """Release the box from any state: stop reading, stop its stream, close the socket."""
-        if self.stream is not None:
-            self.stream.stop()
-            self.stream = None
-        if self.client is not None:
-            self.client.close()
-            self.client = None
+        self.drop("stream", "stop")
+        self.drop("client")
 
 
 def main(args=None) -> None:

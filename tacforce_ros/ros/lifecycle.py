@@ -56,6 +56,13 @@ class ManagedNode(LifecycleNode, ABC):
     def close(self) -> None:
         """Release the hardware from any state (a subclass's own)."""
 
+    def drop(self, name: str, release: str = "close") -> None:
+        """Call ``release`` on the attribute ``name`` when it holds something, then forget it."""
+        held = getattr(self, name)
+        if held is not None:
+            getattr(held, release)()
+            setattr(self, name, None)
+
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
         self.close()
         return super().on_shutdown(state)
