@@ -6,8 +6,9 @@ with the measuring process's).
     python benchmarks/frame_publisher.py tactile|grasp --rate 30 --seconds 20 [--warmup 2]
 
 tactile: mono8 on /tactile/image_raw. grasp: rgb8 on /camera/color/image_raw with its CameraInfo.
-Frames of the first --warmup seconds have frame_id 'warmup', the rest 'measure' (a node with an
-empty frame_id parameter passes it through to its answer). The rate is kept on an absolute
+Frames of the first --warmup seconds have frame_id 'warmup', the rest 'measure'; at the end it
+prints how many were measured and the stamp of the first, so a subscriber can drop the answers
+to warm-up frames by stamp. The rate is kept on an absolute
 schedule; when the process falls more than a period behind it skips ahead instead of bursting.
 Prints 'sent N' (frames after the warm-up) when done.
 """
@@ -62,11 +63,14 @@ def main() -> None:
     period = 1.0 / args.rate
     start = time.monotonic()
     measure_from, stop_at = start + args.warmup, start + args.warmup + args.seconds
-    next_t, k, sent = start, 0, 0
+    next_t, k, sent, first_measured_ns = start, 0, 0, None
     while next_t < stop_at:
         msg = messages[k % len(messages)]
-        msg.header.stamp = info.header.stamp = node.get_clock().now().to_msg()
+        now_ros = node.get_clock().now()
+        msg.header.stamp = info.header.stamp = now_ros.to_msg()
         msg.header.frame_id = "measure" if next_t >= measure_from else "warmup"
+        if first_measured_ns is None and msg.header.frame_id == "measure":
+            first_measured_ns = now_ros.nanoseconds
         if args.kind == "grasp":
             info_pub.publish(info)
         pub.publish(msg)
@@ -78,6 +82,7 @@ def main() -> None:
             next_t += (now - next_t) // period * period
         time.sleep(max(0.0, next_t - now))
     print(f"sent {sent}", flush=True)
+    print(f"measured from {first_measured_ns}", flush=True)  # the stamp of the first measured frame
     node.destroy_node()
     rclpy.shutdown()
 

@@ -2,6 +2,9 @@
 new ones, all in one run so the rows are comparable (issue 16: ~1.1 cores at 30 Hz; target
 <= 0.4 cores with latency no worse).
 
+baseline: the node as it was when issue 16 was filed (--baseline REV, default 9daae0a), its
+     source taken from git into a temporary folder and run on the same model, venv and frames.
+
 old: intra_op_num_threads 0 (one per core) with ORT's workers spinning between runs (its
      default), which is what every node ran with before `RuntimeOptions`; no parameter brings
      that back, so the old node is the real node started by this script with OnnxModel forced
@@ -56,18 +59,20 @@ def rss_mb(pid: int) -> float:
     raise RuntimeError(f"no VmRSS for pid {pid}")
 
 
-def child_env() -> dict:
+def child_env(root: Path = ROOT) -> dict:
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
+    env["PYTHONPATH"] = os.pathsep.join([str(root), env.get("PYTHONPATH", "")])
     env["PYTHONUNBUFFERED"] = "1"
     return env
 
 
-def start_node(cmd: list[str], params: dict, log) -> subprocess.Popen:
-    """Start a node with its output going to ``log`` (a file, shown if the node fails)."""
+def start_node(cmd: list[str], params: dict, log, root: Path = ROOT) -> subprocess.Popen:
+    """Start a node from the source tree ``root`` with its output going to ``log`` (a file, shown
+    if the node fails).
+    """
     for key, value in params.items():
         cmd = cmd + ["-p", f"{key}:={value}"]
-    return subprocess.Popen(cmd, env=child_env(), stdout=log, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(cmd, env=child_env(root), stdout=log, stderr=subprocess.STDOUT, text=True, cwd=root)
 
 
 def start_publisher(kind: str, rate: float, seconds: float, warmup: float) -> subprocess.Popen:
@@ -91,12 +96,13 @@ def tail(log) -> str:
     return log.read()[-3000:]
 
 
-def sent_count(publisher: subprocess.Popen) -> int:
+def publisher_report(publisher: subprocess.Popen) -> tuple[int, int]:
+    """(measured frames sent, stamp in ns of the first) as frame_publisher.py prints them."""
     out = publisher.communicate(timeout=30)[0]
-    for line in out.splitlines():
-        if line.startswith("sent "):
-            return int(line.split()[1])
-    raise RuntimeError(f"frame publisher failed:\n{out[-3000:]}")
+    values = dict(line.rsplit(" ", 1) for line in out.splitlines() if line.startswith(("sent ", "measured from ")))
+    if set(values) != {"sent", "measured from"}:
+        raise RuntimeError(f"frame publisher failed:\n{out[-3000:]}")
+    return int(values["sent"]), int(values["measured from"])
 
 
 def wait_for(node, condition, timeout: float, proc: subprocess.Popen, log) -> None:
@@ -152,7 +158,8 @@ def in_process(model: str, threads: int, spin_between_runs: bool, rate: float, s
     return Row(name, cpu / wall, cpu / count * 1e3, steps, count, count)
 
 
-def node_row(name: str, cmd: list[str], params: dict, rate: float, seconds: float, warmup: float) -> Row:
+def node_row(name: str, cmd: list[str], params: dict, rate: float, seconds: float, warmup: float,
+             env_root: Path = ROOT) -> Row:
     import rclpy
     from geometry_msgs.msg import WrenchStamped
     from rclpy.time import Time
@@ -162,12 +169,11 @@ def node_row(name: str, cmd: list[str], params: dict, rate: float, seconds: floa
     node = rclpy.create_node("bench_cpu_probe")
     got = []  # (arrival ns, stamp ns, node CPU s) of every answered measured frame
     with tempfile.TemporaryFile("w+") as log:
-        proc = start_node(cmd, {"providers": "[cpu]", "frame_id": "''", **params}, log)
+        proc = start_node(cmd, {"providers": "[cpu]", **params}, log, env_root)
 
         def on_wrench(msg):
-            if msg.header.frame_id == "measure":
-                got.append((node.get_clock().now().nanoseconds, Time.from_msg(msg.header.stamp).nanoseconds,
-                            cpu_seconds(proc.pid)))
+            got.append((node.get_clock().now().nanoseconds, Time.from_msg(msg.header.stamp).nanoseconds,
+                        cpu_seconds(proc.pid)))
 
         node.create_subscription(WrenchStamped, "/estimated_wrench", on_wrench, output_qos(1000))
         publisher = None
@@ -178,12 +184,13 @@ def node_row(name: str, cmd: list[str], params: dict, rate: float, seconds: floa
             drain = time.monotonic() + 1.0
             while time.monotonic() < drain:
                 rclpy.spin_once(node, timeout_sec=0.05)
-            sent = sent_count(publisher)
+            sent, measured_from = publisher_report(publisher)
         finally:
             node.destroy_node()
             if publisher:
                 stop(publisher)
             stop(proc)
+        got = [g for g in got if g[1] >= measured_from]  # answers to warm-up frames out
         if len(got) < 2:
             raise RuntimeError(f"{name}: {len(got)} frames answered; node log:\n{tail(log)}")
     arrival, stamp, cpu = (np.array(column, dtype=np.float64) for column in zip(*got))
@@ -230,6 +237,8 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=30.0)
     parser.add_argument("--model", default=str(ROOT / "models" / "tactile_force.onnx"))
     parser.add_argument("--domain", type=int, default=77, help="ROS_DOMAIN_ID for this run")
+    parser.add_argument("--baseline", default="9daae0a",
+                        help="git revision of the node to compare with ('' to leave it out)")
     args = parser.parse_args()
     exit_on_sigterm()
 
@@ -246,20 +255,28 @@ def main() -> None:
     rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
     module_cmd = [sys.executable, "-m", NODE_MODULE["tactile"], "--ros-args"]
     old_cmd = [sys.executable, str(Path(__file__).resolve()), OLD_SESSION_FLAG, "--ros-args"]
-    configs = [("node old session (threads=0, spinning)", old_cmd, {}),
-               ("node intra_op_threads=1 (default)", module_cmd, {"intra_op_threads": 1}),
-               ("node intra_op_threads=0", module_cmd, {"intra_op_threads": 0})]
-    try:
-        nodes = [node_row(name, cmd, {"model_path": args.model, **params}, args.rate, args.seconds, args.warmup)
-                 for name, cmd, params in configs]
-    finally:
-        rclpy.shutdown()
+    configs = [("node old session (threads=0, spinning)", old_cmd, {}, ROOT),
+               ("node intra_op_threads=1 (default)", module_cmd, {"intra_op_threads": 1}, ROOT),
+               ("node intra_op_threads=0", module_cmd, {"intra_op_threads": 0}, ROOT)]
+    with tempfile.TemporaryDirectory(prefix="tacforce-baseline-") as tree:
+        if args.baseline:
+            archive = subprocess.run(["git", "-C", str(ROOT), "archive", args.baseline, "tacforce_ros", "config"],
+                                     check=True, capture_output=True).stdout
+            subprocess.run(["tar", "-x", "-C", tree], input=archive, check=True)
+            configs.insert(0, (f"node at {args.baseline} (issue filed)", module_cmd, {}, Path(tree)))
+        try:
+            nodes = [node_row(name, cmd, {"model_path": args.model, **params}, args.rate, args.seconds, args.warmup,
+                              root) for name, cmd, params, root in configs]
+        finally:
+            rclpy.shutdown()
     print_table([local, nodes], args.rate)
-    old, new = nodes[0], nodes[1]
-    (old50, old99), (new50, new99) = (np.percentile(r.latency_s * 1e3, [50, 99]) for r in (old, new))
+    new = next(r for r in nodes if r.name.endswith("(default)"))
+    new50, new99 = np.percentile(new.latency_s * 1e3, [50, 99])
     print(f"target: node default (intra_op_threads=1) {new.cores:.3f} cores "
-          f"({'meets' if new.cores <= 0.4 else 'misses'} <= 0.4); latency p50 {new50:.2f} vs old {old50:.2f} ms, "
-          f"p99 {new99:.2f} vs old {old99:.2f} ms; load average now {os.getloadavg()[0]:.2f}")
+          f"({'meets' if new.cores <= 0.4 else 'misses'} <= 0.4); load average now {os.getloadavg()[0]:.2f}")
+    for old in nodes[:2 if args.baseline else 1]:
+        old50, old99 = np.percentile(old.latency_s * 1e3, [50, 99])
+        print(f"  latency p50 {new50:.2f} vs {old50:.2f} ms, p99 {new99:.2f} vs {old99:.2f} ms: {old.name}")
 
 
 if __name__ == "__main__":
