@@ -10,7 +10,7 @@ from geometry_msgs.msg import Pose
 from std_msgs.msg import Header
 
 from tacforce_ros.perception.grasp_map import Grasp
-from tacforce_ros.ros.markers import JAWS, SCORES, grasp_markers, scores
+from tacforce_ros.ros.markers import FORCE, JAWS, SCORES, force_arrow, grasp_markers, scores
 
 
 def test_jaws_and_scores_per_candidate_after_a_delete_all():
@@ -29,3 +29,14 @@ def test_jaws_and_scores_per_candidate_after_a_delete_all():
     assert {round(p.x, 6) for p in jaw.points} == {-0.04, 0.04}            # the jaw opening
     assert out.markers[4].pose.position.z < 0.6                              # text in front, towards the camera
     assert scores(grasp_markers(header, [], 0.08)) == []
+
+
+def test_force_arrow_points_along_the_force_from_the_frame_origin():
+    header = Header(frame_id="ft_sensor")
+    header.stamp.sec = 7
+    [arrow] = force_arrow(header, [1.0, -2.0, -4.0], metres_per_newton=0.01).markers
+    assert (arrow.ns, arrow.id, arrow.type) == (FORCE, 0, Marker.ARROW)
+    assert arrow.header.frame_id == "ft_sensor" and arrow.header.stamp.sec == 7
+    start, tip = arrow.points
+    assert (start.x, start.y, start.z) == (0.0, 0.0, 0.0)
+    assert (tip.x, tip.y, tip.z) == pytest.approx((0.01, -0.02, -0.04))

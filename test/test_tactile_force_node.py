@@ -14,6 +14,7 @@ from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from geometry_msgs.msg import WrenchStamped  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
+from visualization_msgs.msg import Marker, MarkerArray  # noqa: E402
 
 from rosutil import ROOT, probe_node, ros_env, spin_until, start_node, stop  # noqa: E402
 from tacforce_ros.ros.qos import output_qos  # noqa: E402
@@ -42,11 +43,14 @@ def collect(node):
 
 def test_every_frame_gets_a_wrench_with_its_stamp(ros):
     domain, node = ros
-    got = collect(node)
+    got, arrows = collect(node), []
+    node.create_subscription(MarkerArray, "/tactile_force_node/markers", arrows.append, output_qos(500))
     # a short input queue: a momentary stall under CI load must not drop a frame (1 = newest only)
-    server = start_node(NODE, domain, {"model_path": str(MODEL), "frame_id": "tactile_pad", "queue_depth": 5})
+    server = start_node(NODE, domain, {"model_path": str(MODEL), "frame_id": "tactile_pad", "queue_depth": 5,
+                                       "marker_scale": 0.05})
     try:
         assert spin_until(node, lambda: node.count_publishers("/estimated_wrench") > 0, 60, [server])
+        assert spin_until(node, lambda: node.count_subscribers("/tactile_force_node/markers") > 0, 10, [server])
         pub = publish(domain, 200, 30.0)
         spin_until(node, lambda: pub.poll() is not None and len(got) >= 200, 60, [server])
         out = pub.communicate(timeout=30)[0]
@@ -61,6 +65,14 @@ def test_every_frame_gets_a_wrench_with_its_stamp(ros):
     forces = np.array([[m.wrench.force.x, m.wrench.force.y, m.wrench.force.z] for m in got])
     assert np.isfinite(forces).all()
     assert all(m.wrench.torque.x == m.wrench.torque.y == m.wrench.torque.z == 0.0 for m in got)
+    # the rviz arrow of each answer: same stamp and frame, from the origin to 0.05 m/N x F
+    by_stamp = {(m.header.stamp.sec, m.header.stamp.nanosec): m.wrench.force for m in got}
+    assert len(arrows) >= 190, log  # best effort on the probe's side, like any topic
+    for arrow in (a.markers[0] for a in arrows):
+        force = by_stamp[(arrow.header.stamp.sec, arrow.header.stamp.nanosec)]
+        assert arrow.type == Marker.ARROW and arrow.header.frame_id == "tactile_pad"
+        tip = arrow.points[1]
+        assert (tip.x, tip.y, tip.z) == pytest.approx((0.05 * force.x, 0.05 * force.y, 0.05 * force.z))
 
 
 @pytest.mark.parametrize("transport", ["raw", "compressed"])

@@ -13,10 +13,12 @@ import numpy as np
 from geometry_msgs.msg import WrenchStamped
 from sensor_msgs.msg import CompressedImage, Image
 from std_srvs.srv import Trigger
+from visualization_msgs.msg import MarkerArray
 
 from ..perception.force import TASK, TactileForceEstimator
 from ..ros.checks import publish_finite
-from ..ros.params import declare, topic
+from ..ros.markers import force_arrow
+from ..ros.params import declare, live, topic
 from ..ros.qos import output_qos
 from .model_node import ModelNode
 
@@ -30,17 +32,29 @@ class TactileForceNode(ModelNode):
         frame_id = declare(self, "frame_id", "",
                            "frame_id of the output (empty: the frame of the wrenches the model was trained on, "
                            "from its metadata; the input image's frame_id for a model that does not say)")
+        self.metres_per_newton = declare(self, "marker_scale", 0.02, "~/markers force arrow length, m per N (live)",
+                                         False, limits=(1e-6, 10.0))
         self.estimator = self.start(TactileForceEstimator, queue_depth)
         self.frame_id = frame_id or self.model.metadata.outputs.get("force", {}).get("frame_id", "")
         self.pub = self.create_publisher(WrenchStamped, output_topic, output_qos())
+        self.pub_markers = self.create_publisher(MarkerArray, "~/markers", output_qos())
         self.create_service(Trigger, "~/reset", self.on_reset)
         self.create_service(Trigger, "~/tare", self.on_tare)
+        live(self, ("marker_scale",), self.apply_parameters)
+
+    def apply_parameters(self, changes: dict) -> None:
+        self.metres_per_newton = changes["marker_scale"]
 
     def estimate(self, image: np.ndarray, msg: Image | CompressedImage) -> np.ndarray:
         return self.estimator.step(image)
 
     def publish(self, msg: Image | CompressedImage, force: np.ndarray) -> bool:
-        return publish_finite(self, self.pub, build_wrench(msg.header, self.frame_id, force), self.stats)
+        wrench = build_wrench(msg.header, self.frame_id, force)
+        if not publish_finite(self, self.pub, wrench, self.stats):
+            return False
+        if self.pub_markers.get_subscription_count():  # nothing to build for no one
+            self.pub_markers.publish(force_arrow(wrench.header, force, self.metres_per_newton))
+        return True
 
     def on_reset(self, _request, response):
         self.estimator.reset()

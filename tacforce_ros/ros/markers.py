@@ -1,4 +1,5 @@
-"""Grasp candidates as rviz markers that also carry their scores (a PoseArray has no field for them).
+"""Rviz markers: grasp candidates that also carry their scores (a PoseArray has no field for
+them), and the estimated contact force as an arrow.
 
 For candidate k (rank k, best = 0, the same order and count as ~/candidates' poses):
   ns "grasp_jaws",   id k: LINE_LIST at the grasp pose, the gripper's closing line across the
@@ -7,6 +8,10 @@ For candidate k (rank k, best = 0, the same order and count as ~/candidates' pos
   ns "grasp_scores", id k: TEXT_VIEW_FACING just in front of the grasp, text = P(success) as a
                            plain number ("0.873"), so ``float(marker.text)`` reads it back
 A DELETEALL marker comes first, so a frame with fewer candidates leaves no stale ones in rviz.
+
+The force: ns "force", id 0, an ARROW from the frame's origin to ``metres_per_newton`` x F, in
+the wrench's frame and stamp (rviz's own Wrench display draws the same from the WrenchStamped,
+but a MarkerArray also shows in tools that only take markers).
 """
 from __future__ import annotations
 
@@ -16,7 +21,7 @@ from visualization_msgs.msg import Marker, MarkerArray
 
 from ..perception.grasp_map import Grasp
 
-JAWS, SCORES = "grasp_jaws", "grasp_scores"
+JAWS, SCORES, FORCE = "grasp_jaws", "grasp_scores", "force"
 FINGER_M = 0.04     # drawn finger length, towards the camera (optical -z)
 LINE_M = 0.004      # line width
 TEXT_M = 0.02       # text height
@@ -56,3 +61,14 @@ def _score(header, rank: int, probability: float, pose: Pose) -> Marker:
     marker.pose.orientation.w = 1.0
     marker.scale.z = TEXT_M
     return marker
+
+
+def force_arrow(header, force, metres_per_newton: float) -> MarkerArray:
+    """Draw ``force`` (N, three finite values) as one arrow from the origin of ``header``'s frame."""
+    tip = Point(x=float(force[0]) * metres_per_newton, y=float(force[1]) * metres_per_newton,
+                z=float(force[2]) * metres_per_newton)
+    marker = Marker(header=header, ns=FORCE, id=0, type=Marker.ARROW, action=Marker.ADD, points=[Point(), tip],
+                    color=ColorRGBA(r=1.0, g=0.5, b=0.0, a=1.0))
+    marker.pose.orientation.w = 1.0
+    marker.scale.x, marker.scale.y, marker.scale.z = LINE_M, 2 * LINE_M, 3 * LINE_M  # shaft, head width, head
+    return MarkerArray(markers=[marker])
