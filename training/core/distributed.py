@@ -50,16 +50,19 @@ def close(ctx: Context) -> None:
         dist.destroy_process_group()
 
 
-def wrap(model: nn.Module, ctx: Context) -> nn.Module:
-    """Return ``model`` in DDP when there are several ranks (gradients averaged over ranks)."""
+def wrap(model: nn.Module, ctx: Context) -> tuple[nn.Module, nn.Module]:
+    """Return (module, model to train): the module in DDP when there are several ranks.
+
+    On CUDA, BatchNorm becomes SyncBatchNorm, so its statistics are those of the global batch as
+    in one process; PyTorch has no SyncBatchNorm on CPU, so under gloo each rank normalises its
+    own share of the batch (the one place where N processes differ from one).
+    """
     if ctx.world == 1:
-        return model
-    return DistributedDataParallel(model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
-
-
-def unwrap(model: nn.Module) -> nn.Module:
-    """Return the module inside a DDP wrapper (attributes, state_dict without the 'module.' prefix)."""
-    return model.module if isinstance(model, DistributedDataParallel) else model
+        return model, model
+    if ctx.device.type == "cuda":
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        return model, DistributedDataParallel(model, device_ids=[ctx.device.index])
+    return model, DistributedDataParallel(model)
 
 
 def all_sum(value: float, ctx: Context) -> float:

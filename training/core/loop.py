@@ -127,8 +127,7 @@ def _fit(task, cfg: LoopConfig, out_dir: Path, resume: bool, ctx: distributed.Co
     log = tqdm.write if ctx.main else (lambda *a, **k: None)
 
     torch.manual_seed(cfg.seed)
-    module = task.build_model().to(ctx.device)
-    model = distributed.wrap(module, ctx)
+    module, model = distributed.wrap(task.build_model().to(ctx.device), ctx)
     optimizer = make_optimizer(module, cfg)
     train_set = task.train_set()
     sampler = DistributedSampler(train_set, num_replicas=ctx.world, rank=ctx.rank, shuffle=True, seed=cfg.seed)
