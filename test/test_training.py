@@ -311,3 +311,10 @@ def test_cli_train_eval_export(sequences, tmp_path, monkeypatch, capsys):
 
     args = parser.parse_args(["eval", "tactile-force", "--model", str(tmp_path / "missing.onnx"), *data])
     assert args.func(args) == 1
+
+    capsys.readouterr()
+    checkpoint.save(checkpoint.make("grasp_map", epoch=1), tmp_path / "grasp_map.pt")
+    args = parser.parse_args(["export", "tactile-force", "--checkpoint", str(tmp_path / "grasp_map.pt"), *data,
+                              "--out", str(tmp_path / "x.onnx")])
+    assert args.func(args) == 1
+    assert "grasp_map.pt is a grasp_map checkpoint, not a tactile_force one" in capsys.readouterr().err

@@ -25,9 +25,9 @@ sys.path.insert(0, str(TEST))
 import ddp_tactile  # noqa: E402
 
 # 1 vs 2 processes on the batch-independent tiny model: the same clips per global step, gradients
-# averaged over ranks; only float summation order differs, amplified a little by AdamW over 10 steps
-DDP_RTOL = 1e-3        # on each epoch's validation loss
-DDP_WEIGHT_ATOL = 1e-3  # on every weight after 2 epochs
+# averaged over ranks; only float summation order differs (measured: 5e-7 on the weights after 3 epochs)
+DDP_RTOL = 1e-4         # on each epoch's validation loss
+DDP_WEIGHT_ATOL = 1e-4  # on every weight after 2 epochs
 
 
 def test_checkpoint_schema_atomic_save_and_wrong_task(tmp_path):
