@@ -151,7 +151,8 @@ def _fit(task, cfg: LoopConfig, out_dir: Path, resume: bool, ctx: distributed.Co
         module.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
-        scaler.load_state_dict(ckpt["scaler"])
+        if ckpt["scaler"]:       # empty when the run was saved without AMP (e.g. on CPU)
+            scaler.load_state_dict(ckpt["scaler"])
         torch.set_rng_state(ckpt["rng"]["torch"])
         start_epoch, step, history, best = ckpt["epoch"], ckpt["step"], ckpt["history"], ckpt["best"]
         log(f"resuming from {last_path} after epoch {start_epoch}")
