@@ -267,7 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     curve.set_defaults(func=cmd_fit)
 
     if len(sys.argv) > 1 and sys.argv[1] in ("train", "eval", "export"):
-        from training.commands import add_commands
+        from training.tasks.tactile_force.commands import add_commands
         from training.grasp_map_commands import add_grasp_map_commands
         from training.grasp_success_commands import add_commands as add_grasp_success_commands
         from training.transfer_commands import add_commands as add_transfer_commands

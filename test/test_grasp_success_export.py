@@ -15,7 +15,7 @@ from tacforce_ros.inference.runtime import OnnxModel
 from tacforce_ros.perception.grasp_success import GraspSuccessClassifier
 from tacforce_ros.sim.grasp_check_scenes import write_folder_dataset
 from training.grasp_success_data import load_synthetic
-from training.export import ExportError, Tolerance
+from training.core.export import ExportError, Tolerance
 from training.grasp_success_export import GraspSuccessGraph, export_grasp_success
 from training.grasp_success_train import GraspTrainConfig, load_model, train
 from training.models.grasp_success import GraspModelConfig

@@ -133,7 +133,8 @@ def test_runtime_never_imports_torch_and_training_never_imports_rclpy():
                "for m in pkgutil.walk_packages(tacforce_ros.__path__, 'tacforce_ros.'):\n"
                "    importlib.import_module(m.name)\n"
                "assert 'rclpy' in sys.modules and 'torch' not in sys.modules, 'tacforce_ros imported torch'\n")
-    training = ("import sys, training.train, training.export, training.commands, training.evaluate, "
+    training = ("import sys, training.tasks.tactile_force.train, training.tasks.tactile_force.export, "
+                "training.tasks.tactile_force.commands, training.tasks.tactile_force.evaluate, "
                 "training.grasp_map_commands, training.grasp_map_export, training.grasp_map_eval, "
                 "training.grasp_success_commands, training.visual_force_commands, training.visual_force_export, "
                 "training.visual_force_evaluate\n"

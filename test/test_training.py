@@ -17,14 +17,17 @@ pytest.importorskip("onnxscript")
 
 from tacforce_ros.inference.contract import METADATA_KEY, ModelError  # noqa: E402
 from tacforce_ros.inference.runtime import OnnxModel  # noqa: E402
-from training import train as train_mod  # noqa: E402
-from training.evaluate import evaluate_tactile_force  # noqa: E402
-from training.export import ExportError, Tolerance, export_tactile_force, load_streaming_module  # noqa: E402
-from training.metrics import force_metrics, format_table  # noqa: E402
+from training.core import checkpoint  # noqa: E402
+from training.core.export import ExportError, Tolerance  # noqa: E402
 from training.models.temporal_force import CONFIGS, TemporalForce  # noqa: E402
 from training.preprocess import ImagePreprocess  # noqa: E402
 from training.synthetic import marker_sequences  # noqa: E402
-from training.train import TrainConfig, train  # noqa: E402
+from training.tasks.tactile_force import data as data_mod  # noqa: E402
+from training.tasks.tactile_force.config import TrainConfig  # noqa: E402
+from training.tasks.tactile_force.evaluate import evaluate_tactile_force  # noqa: E402
+from training.tasks.tactile_force.export import export_tactile_force, load_streaming_module  # noqa: E402
+from training.tasks.tactile_force.metrics import force_metrics, format_table  # noqa: E402
+from training.tasks.tactile_force.train import TactileForceTask, train  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 H, W = 40, 56          # deliberately not square and not a multiple of the model size
@@ -117,38 +120,41 @@ def test_training_reduces_loss_and_keeps_checkpoints(trained):
     assert len(losses) == 3 and losses[-1] < losses[0]
     for path in (trained.best_path, trained.last_path):
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        assert ckpt["format"] == train_mod.CHECKPOINT_FORMAT
-        assert ckpt["input"] == {"height": H, "width": W, "channels": 1, "encoding": "mono8"}
+        assert set(ckpt) == set(checkpoint.KEYS)
+        assert (ckpt["format"], ckpt["version"], ckpt["task"]) == (checkpoint.FORMAT, checkpoint.VERSION,
+                                                                   "tactile_force")
+        assert ckpt["summary"]["input"] == {"height": H, "width": W, "channels": 1, "encoding": "mono8"}
     last = torch.load(trained.last_path, weights_only=True)
-    assert last["epoch"] == 3 and "optimizer" in last and "sampler" in last["rng"]
+    assert last["epoch"] == 3 and last["optimizer"] and last["scheduler"] and "torch" in last["rng"]
+    assert torch.load(trained.best_path, weights_only=True)["optimizer"] is None
     assert trained.summary["sequences"] == {"train": 5, "val": 1}
     assert set(trained.metrics["r2"]) == {"x", "y", "z"}
 
 
 def test_validation_split_is_by_sequence():
-    tr, va = train_mod.split_sequences(10, 0.2, seed=3)
+    tr, va = data_mod.split_sequences(10, 0.2, seed=3)
     assert sorted(tr + va) == list(range(10)) and len(va) == 2
-    assert train_mod.split_sequences(10, 0.2, seed=3) == (tr, va)
+    assert data_mod.split_sequences(10, 0.2, seed=3) == (tr, va)
     with pytest.raises(ValueError):
-        train_mod.split_sequences(1, 0.2, seed=0)
+        data_mod.split_sequences(1, 0.2, seed=0)
 
 
 def test_resume_matches_uninterrupted_run(sequences, tmp_path, monkeypatch):
     data = as_bag_sequences(sequences)
     full = train(tiny_config(), data, tmp_path / "full")
 
-    real_validate, calls = train_mod.validate, []
+    real_score, calls = TactileForceTask.score, []
 
     def crash_in_second_epoch(*args, **kwargs):
         calls.append(1)
         if len(calls) == 2:
             raise KeyboardInterrupt
-        return real_validate(*args, **kwargs)
+        return real_score(*args, **kwargs)
 
-    monkeypatch.setattr(train_mod, "validate", crash_in_second_epoch)
+    monkeypatch.setattr(TactileForceTask, "score", crash_in_second_epoch)
     with pytest.raises(KeyboardInterrupt):
         train(tiny_config(), data, tmp_path / "resumed")
-    monkeypatch.setattr(train_mod, "validate", real_validate)
+    monkeypatch.setattr(TactileForceTask, "score", real_score)
     assert torch.load(tmp_path / "resumed" / "last.pt", weights_only=True)["epoch"] == 1
 
     resumed = train(tiny_config(), data, tmp_path / "resumed", resume=True)
@@ -256,12 +262,13 @@ def test_metrics_hand_computed():
 # --- command line --------------------------------------------------------------------------------
 
 def test_commands_and_evaluation_do_not_import_torch():
-    code = "import sys, training.commands, training.evaluate; sys.exit('torch' in sys.modules)"
+    code = ("import sys, training.tasks.tactile_force.commands, training.tasks.tactile_force.evaluate; "
+            "sys.exit('torch' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], cwd=REPO).returncode == 0
 
 
 def test_cli_train_eval_export(sequences, tmp_path, monkeypatch, capsys):
-    from training import commands
+    from training.tasks.tactile_force import commands
 
     def fake_load(args, bags):
         return SimpleNamespace(sequences=as_bag_sequences(sequences), stats={"paired": 144},
@@ -304,3 +311,10 @@ def test_cli_train_eval_export(sequences, tmp_path, monkeypatch, capsys):
 
     args = parser.parse_args(["eval", "tactile-force", "--model", str(tmp_path / "missing.onnx"), *data])
     assert args.func(args) == 1
+
+    capsys.readouterr()
+    checkpoint.save(checkpoint.make("grasp_map", epoch=1), tmp_path / "grasp_map.pt")
+    args = parser.parse_args(["export", "tactile-force", "--checkpoint", str(tmp_path / "grasp_map.pt"), *data,
+                              "--out", str(tmp_path / "x.onnx")])
+    assert args.func(args) == 1
+    assert "grasp_map.pt is a grasp_map checkpoint, not a tactile_force one" in capsys.readouterr().err

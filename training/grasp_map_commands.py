@@ -10,7 +10,7 @@ import argparse
 import json
 from pathlib import Path
 
-from .commands import _command, _fail, _user_errors, record_in_card
+from .core.cli import command_line, fail, record_in_card, user_errors
 
 DEFAULT_SIZE = (480, 640)
 
@@ -123,9 +123,9 @@ def cmd_train(args) -> int:
         samples = np.stack((val or attempts).images[:4])
         onnx_path = args.out / "grasp_map.onnx"
         export_grasp_map(result.best_path, onnx_path, height, width, samples, args.encoding,
-                         command=_command(), metrics=result.metrics)
-    except _user_errors() as exc:
-        return _fail(exc)
+                         command=command_line(), metrics=result.metrics)
+    except user_errors() as exc:
+        return fail(exc)
     print(f"best epoch {result.best_epoch}: validation {json.dumps(result.metrics)}")
     print(f"model: {onnx_path} (card {onnx_path.with_suffix('.md')}); checkpoints {result.best_path}, "
           f"{result.last_path}")
@@ -137,7 +137,7 @@ def cmd_eval(args) -> int:
     from .grasp_map_eval import evaluate_attempts, evaluate_scenes, format_grasp_metrics
 
     if not args.model.is_file():
-        return _fail(FileNotFoundError(f"{args.model}: model file not found"))
+        return fail(FileNotFoundError(f"{args.model}: model file not found"))
     try:
         if args.folder:
             data: GraspAttempts = _val_data(args.folder)
@@ -147,8 +147,8 @@ def cmd_eval(args) -> int:
             metrics = evaluate_scenes(args.model, args.scenes, tuple(args.shapes), args.seed,
                                       progress=not args.json)
             what = f"{args.scenes} synthetic scenes, shapes {' '.join(args.shapes)}, seed {args.seed}"
-    except _user_errors() as exc:
-        return _fail(exc)
+    except user_errors() as exc:
+        return fail(exc)
     table = format_grasp_metrics(metrics)
     print(json.dumps(metrics) if args.json else f"{args.model}: {what}\n{table}")
     if args.card:
@@ -168,9 +168,9 @@ def cmd_export(args) -> int:
         config = SceneConfig(height=args.height, width=args.width)
         samples = np.stack([generate_scene(config, rng).image for _ in range(2)])
         meta = export_grasp_map(args.checkpoint, args.out, args.height, args.width, samples,
-                                args.encoding, command=_command())
-    except _user_errors() as exc:
-        return _fail(exc)
+                                args.encoding, command=command_line())
+    except user_errors() as exc:
+        return fail(exc)
     print(f"exported {args.checkpoint} -> {args.out} ({meta.outputs['grasp_probability']['shape']} map, "
           f"card {args.out.with_suffix('.md')})")
     return 0

@@ -24,7 +24,8 @@ from torch import nn
 from tacforce_ros.inference.contract import InputSpec, ModelMetadata
 from tacforce_ros.perception.grasp_map import ANGLE_CONVENTION, CELL_TO_PIXEL, OUTPUT, TASK
 
-from .export import OPSET, PROBABILITY_TOLERANCE, Tolerance, output_difference, read_checkpoint, save_checked
+from .core.checkpoint import read as read_checkpoint
+from .core.export import OPSET, PROBABILITY_TOLERANCE, Tolerance, output_difference, save_checked
 from .grasp_map_train import load_grasp_model
 from .models.grasp_net import PATCH, STRIDE, GraspNet, success_probability
 from .preprocess import MeanPixelNormalise

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .export import read_checkpoint
+from .core.checkpoint import read as read_checkpoint
 from .grasp_map_data import GraspAttempts, PatchSampler, mean_rgb
 from .models.grasp_net import GraspNet, GraspNetConfig, load_alexnet_features, masked_bin_loss
 from .preprocess import MeanPixelNormalise

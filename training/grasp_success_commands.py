@@ -14,7 +14,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from .commands import ENCODINGS, _command, _fail, _user_errors, record_in_card
+from .core.cli import ENCODINGS, command_line, fail, record_in_card, user_errors
 
 DEFAULT_FRAME = "160x120"
 ARCHS = ("small_cnn", "tiny_cnn", "resnet34", "inception_v3_mixed7")   # = models.grasp_success.ARCHS (no torch here)
@@ -134,10 +134,10 @@ def cmd_train(args) -> int:
         result = train(cfg, train_set, val, args.out)
         onnx_path = args.out / "grasp_success.onnx"
         export_grasp_success(result.best_path, onnx_path, args.encoding, result.summary, result.metrics,
-                             command=_command())
+                             command=command_line())
         shutil.copyfile(result.best_path, onnx_path.with_suffix(".pt"))
-    except _user_errors() as exc:
-        return _fail(exc)
+    except user_errors() as exc:
+        return fail(exc)
     print(f"\ntrained {result.summary['epochs']} epoch(s) on {len(train_set)} frames; best epoch "
           f"{result.best_epoch}; validation ({len(val)} frames):")
     print(format_table(result.metrics))
@@ -156,7 +156,7 @@ def cmd_eval(args) -> int:
     )
 
     if not args.model.is_file():
-        return _fail(FileNotFoundError(f"{args.model}: model file not found"))
+        return fail(FileNotFoundError(f"{args.model}: model file not found"))
     try:
         size = parse_size(args.frame_size) if args.frame_size else model_frame_size(args.model)
         seed = 12345 if args.data_seed is None else args.data_seed
@@ -168,8 +168,8 @@ def cmd_eval(args) -> int:
             (args.out / "metrics.json").write_text(json.dumps(metrics, indent=1))
         save_reliability_plot(metrics, plot, f"{args.model.name} on {len(frames)} frames: "
                                              f"ECE {metrics['reliability']['ece']:.3f}")
-    except _user_errors() as exc:
-        return _fail(exc)
+    except user_errors() as exc:
+        return fail(exc)
     table = format_table(metrics)
     if metrics.get("by_group"):
         table += "\n" + format_groups(metrics["by_group"])
@@ -185,7 +185,7 @@ def cmd_eval(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from .export import read_checkpoint
+    from .core.checkpoint import read as read_checkpoint
     from .grasp_success_export import export_grasp_success
     from .grasp_success_metrics import format_table
 
@@ -193,9 +193,9 @@ def cmd_export(args) -> int:
         ckpt = read_checkpoint(args.checkpoint)
         metrics = ckpt["history"][-1]["metrics"]
         summary = {**ckpt["summary"], "exported_from": str(args.checkpoint)}
-        export_grasp_success(args.checkpoint, args.out, args.encoding, summary, metrics, command=_command())
-    except _user_errors() as exc:
-        return _fail(exc)
+        export_grasp_success(args.checkpoint, args.out, args.encoding, summary, metrics, command=command_line())
+    except user_errors() as exc:
+        return fail(exc)
     print(f"exported {args.checkpoint} (epoch {ckpt['epoch']}) -> {args.out} (card {args.out.with_suffix('.md')})")
     print(format_table(metrics))
     return 0

@@ -18,7 +18,7 @@ from torch import nn
 
 from tacforce_ros.inference.contract import ENCODING_CHANNELS, InputSpec, ModelMetadata
 
-from .export import OPSET, PROBABILITY_TOLERANCE, Tolerance, output_difference, save_checked
+from .core.export import OPSET, PROBABILITY_TOLERANCE, Tolerance, output_difference, save_checked
 from .grasp_success_metrics import format_table
 from .grasp_success_train import load_model
 from .models.grasp_success import GraspPreprocess, GraspSuccessNet

@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 from tacforce_ros.perception.markers import mask_iou
 
-from .export import read_checkpoint
+from .core.checkpoint import read as read_checkpoint
 from .models.m2m_unet import (
     CONFIGS,
     M2MModelConfig,

@@ -87,7 +87,8 @@ def main(argv=None) -> int:
     import torch
 
     from .models.temporal_force import CONFIGS
-    from .train import TrainConfig, train
+    from .tasks.tactile_force.config import TrainConfig
+    from .tasks.tactile_force.train import train
 
     p = argparse.ArgumentParser(description="Time TemporalForce training on synthetic marker images.")
     p.add_argument("--frames", type=int, default=5000, help="total frames")

@@ -14,7 +14,8 @@ import json
 import sys
 from pathlib import Path
 
-from .commands import _add_data_args, _command, _fail, _load, _public_summary, _stats, _user_errors, record_in_card
+from .core.cli import command_line, fail, record_in_card, user_errors
+from .tasks.tactile_force.commands import _add_data_args, _load, _public_summary, _stats
 
 
 def add_commands(train_sub, eval_sub, export_sub) -> None:
@@ -100,8 +101,8 @@ def cmd_train_m2m(args) -> int:
                             pairs.references[args.source], pairs.references[args.target], args.out,
                             source_name=args.source, target_name=args.target,
                             val=(val_pairs.masks_of(args.source), val_pairs.masks_of(args.target)))
-    except _user_errors() as exc:
-        return _fail(exc)
+    except user_errors() as exc:
+        return fail(exc)
     print(f"{args.source} -> {args.target}: {summary['steps']} steps on {summary['pairs']} pairs in "
           f"{summary['train_seconds']:.0f} s ({summary['threads']} threads); final losses "
           + ", ".join(f"{k} {v:.4f}" for k, v in summary["final_losses"].items())
@@ -125,8 +126,8 @@ def _m2m_quality(model: Path, pairs_path: Path, steps: int) -> dict:
 def cmd_eval_m2m(args) -> int:
     try:
         result = _m2m_quality(args.model, args.pairs, args.steps)
-    except _user_errors() as exc:
-        return _fail(exc)
+    except user_errors() as exc:
+        return fail(exc)
     print(json.dumps(result) if args.json else _format_m2m([("", str(args.model), result)]))
     return 0
 
@@ -138,12 +139,13 @@ def cmd_train_transfer(args) -> int:
     from tacforce_ros.marker_pairs import bag_reference
     from tacforce_ros.material import Compensation, MaterialCurve
 
-    from .evaluate import evaluate_tactile_force
-    from .export import export_tactile_force
+    from .tasks.tactile_force.evaluate import evaluate_tactile_force
+    from .tasks.tactile_force.export import export_tactile_force
     from .m2m_train import M2MTranslator
-    from .metrics import format_table
+    from .tasks.tactile_force.metrics import format_table
     from .models.temporal_force import CONFIGS
-    from .train import TrainConfig, train
+    from .tasks.tactile_force.config import TrainConfig
+    from .tasks.tactile_force.train import train
     from .transfer import segmenting, translate_sequences
 
     try:
@@ -177,7 +179,7 @@ def cmd_train_transfer(args) -> int:
                    "pairing": {**_stats(pairs.stats), "tolerance_s": args.tolerance}}
         onnx_path = args.out / "tactile_force.onnx"
         export_tactile_force(result.best_path, onnx_path, sequences[0].images[:32], "mono8", summary,
-                             result.metrics, command=_command())
+                             result.metrics, command=command_line())
         shutil.copyfile(result.best_path, onnx_path.with_suffix(".pt"))
         print(f"\n{translator.source_name} -> {translator.target_name}: trained on {summary['frames']['train']} "
               f"translated frames; validation (translated, held-out sequences):")
@@ -190,15 +192,15 @@ def cmd_train_transfer(args) -> int:
             print(format_table(metrics))
             record_in_card(onnx_path.with_suffix(".md"), target.summary(), format_table(metrics),
                            title="Evaluation on the target sensor")
-    except _user_errors() as exc:
-        return _fail(exc)
+    except user_errors() as exc:
+        return fail(exc)
     return 0
 
 
 def cmd_eval_transfer(args) -> int:
     from tacforce_ros.data.tactile_pairs import load_tactile_pairs
 
-    from .evaluate import evaluate_tactile_force
+    from .tasks.tactile_force.evaluate import evaluate_tactile_force
 
     rows, cache = [], {}
     try:
@@ -212,13 +214,13 @@ def cmd_eval_transfer(args) -> int:
             rows.append({"case": case, "method": method, "model": model, "bags": pattern, "metrics": metrics})
             print(f"{case} / {method}: Fz MAE {metrics['mae']['z']:.4f} N", file=sys.stderr)
         quality = [(case, model, _m2m_quality(Path(model), Path(pairs), 1)) for case, model, pairs in args.m2m]
-    except _user_errors() as exc:
-        return _fail(exc)
+    except user_errors() as exc:
+        return fail(exc)
     text = _format_rows(rows) + ("\n\n" + _format_m2m(quality) if quality else "")
     print(text)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.with_suffix(".md").write_text(f"{text}\n\nMade by:\n\n```\n{_command()}\n```\n", encoding="utf-8")
+        args.out.with_suffix(".md").write_text(f"{text}\n\nMade by:\n\n```\n{command_line()}\n```\n", encoding="utf-8")
         args.out.with_suffix(".json").write_text(json.dumps(
             {"rows": rows, "m2m": [{"case": c, "model": m, **q} for c, m, q in quality]}, indent=1), encoding="utf-8")
     return 0

@@ -20,7 +20,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from .commands import ENCODINGS, _command, _fail, _user_errors, record_in_card
+from .core.cli import ENCODINGS, command_line, fail, record_in_card, user_errors
 
 DEFAULT_FRAME = "128x128"
 ARCHS = ("ssam", "cnn_lstm")              # = models.ssam.ARCHS (no torch here)
@@ -146,10 +146,10 @@ def cmd_train(args) -> int:
         result = train(cfg, train_set, val, args.out, encoding=args.encoding)
         onnx_path = args.out / "visual_force.onnx"
         summary = {**result.summary, "held_out": held}
-        export_visual_force(result.best_path, onnx_path, args.encoding, summary, result.metrics, command=_command())
+        export_visual_force(result.best_path, onnx_path, args.encoding, summary, result.metrics, command=command_line())
         shutil.copyfile(result.best_path, onnx_path.with_suffix(".pt"))
-    except _user_errors() as exc:
-        return _fail(exc)
+    except user_errors() as exc:
+        return fail(exc)
     m = result.metrics
     print(f"\ntrained {args.epochs} epoch(s); best epoch {result.best_epoch}; validation RMSE {m['rmse']:.3f} N, "
           f"MAE {m['mae']:.3f} N over {m['count']} windows")
@@ -164,7 +164,7 @@ def cmd_eval(args) -> int:
     from .visual_force_evaluate import evaluate, format_report
 
     if not args.model.is_file():
-        return _fail(FileNotFoundError(f"{args.model}: model file not found"))
+        return fail(FileNotFoundError(f"{args.model}: model file not found"))
     try:
         if args.frame_size:
             size = parse_size(args.frame_size)
@@ -181,8 +181,8 @@ def cmd_eval(args) -> int:
         if args.out:
             args.out.mkdir(parents=True, exist_ok=True)
             (args.out / "metrics.json").write_text(json.dumps(metrics, indent=1))
-    except _user_errors() as exc:
-        return _fail(exc)
+    except user_errors() as exc:
+        return fail(exc)
     report = format_report(metrics)
     if args.json:
         print(json.dumps(metrics))
@@ -196,15 +196,15 @@ def cmd_eval(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from .export import read_checkpoint
+    from .core.checkpoint import read as read_checkpoint
     from .visual_force_export import export_visual_force
 
     try:
         ckpt = read_checkpoint(args.checkpoint)
         metrics = ckpt["history"][-1]["metrics"]
         summary = {**ckpt["summary"], "exported_from": str(args.checkpoint)}
-        export_visual_force(args.checkpoint, args.out, args.encoding, summary, metrics, command=_command())
-    except _user_errors() as exc:
-        return _fail(exc)
+        export_visual_force(args.checkpoint, args.out, args.encoding, summary, metrics, command=command_line())
+    except user_errors() as exc:
+        return fail(exc)
     print(f"exported {args.checkpoint} (epoch {ckpt['epoch']}) -> {args.out} (card {args.out.with_suffix('.md')})")
     return 0

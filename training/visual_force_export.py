@@ -19,7 +19,7 @@ from torch import nn
 
 from tacforce_ros.inference.contract import ENCODING_CHANNELS, InputSpec, ModelMetadata
 
-from .export import FORCE_TOLERANCE, Tolerance, output_difference, save_checked
+from .core.export import FORCE_TOLERANCE, Tolerance, output_difference, save_checked
 
 from .models.ssam import VisualForceNet
 from .preprocess import ImagePreprocess

@@ -5,69 +5,31 @@ state, and returns the force in newtons and the next state:
 
     image uint8 [1, H, W, C], h_in float [1, hidden, s, s] -> force float [1, 3] (N), h_out
 
-Exporter: torch.onnx.export(dynamo=True) (the torch.export-based exporter; onnxscript is
-installed). It is the default since PyTorch 2.9, and the TorchScript exporter (dynamo=False)
-warns that it will be removed. Opset 18: plain Resize/AveragePool/InstanceNormalization, run by
-every onnxruntime and TensorRT we target.
-
-Before the file is published it is loaded through the same OnnxModel wrapper the node uses and
-streamed over sample frames beside PyTorch; a force difference over the `Tolerance` (absolute
-part plus a part relative to the output's scale) is an ExportError and no file is left behind.
+Exporter and checked save: training/core/export.py (the frames are streamed, state carried,
+for the parity check).
 
 """
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import onnx
 import torch
 from torch import nn
 
-from tacforce_ros.inference.contract import (ENCODING_CHANNELS, METADATA_KEY, InputSpec, ModelError,
-                                             ModelMetadata, StateSpec)
+from tacforce_ros.inference.contract import ENCODING_CHANNELS, InputSpec, ModelMetadata, StateSpec
 from tacforce_ros.inference.runtime import OnnxModel
 
+from ...core import checkpoint
+from ...core.export import FORCE_TOLERANCE, OPSET, Tolerance, save_checked, worst_difference
+from ...models.temporal_force import TemporalForce
+from ...preprocess import ImagePreprocess
+from .data import as_frames
 from .metrics import format_table
-from .models.temporal_force import TemporalForce
-from .preprocess import ImagePreprocess
-from .train import as_frames, load_model, model_preprocess
+from .train import TASK, load_model, model_preprocess
 
-TASK = "tactile_force"
-OPSET = 18
 FORCE_FRAME = ("the training wrenches' frame; for the tactile simulator z points out of the elastomer, "
                "so pressing gives Fz < 0")
-
-
-class ExportError(ModelError):
-    """The exported graph does not reproduce the PyTorch model."""
-
-
-@dataclass(frozen=True)
-class Tolerance:
-    """How far ONNX Runtime may differ from PyTorch: ``atol + rtol * scale``, where scale is the
-    largest |PyTorch output| over the samples. Float kernels round differently from one CPU (or
-    runtime) to another, and the rounding grows with the values, so a fixed absolute bound
-    fails a sound model whose outputs span tens of newtons.
-    """
-
-    atol: float
-    rtol: float
-    unit: str = ""
-
-    def limit(self, scale: float) -> float:
-        return self.atol + self.rtol * scale
-
-    def describe(self, scale: float) -> str:
-        unit = f" {self.unit}" if self.unit else ""
-        return (f"{self.atol:g}{unit} + {self.rtol:g} x output scale {scale:.3g}{unit} "
-                f"= {self.limit(scale):.2e}{unit}")
-
-
-FORCE_TOLERANCE = Tolerance(atol=1e-3, rtol=1e-3, unit="N")
-PROBABILITY_TOLERANCE = Tolerance(atol=1e-4, rtol=1e-3)
 
 
 class TactileForceStep(nn.Module):
@@ -84,13 +46,13 @@ class TactileForceStep(nn.Module):
         return self.model.step(self.preprocess(image), h_in)
 
 
-def streaming_module(checkpoint: dict, encoding: str | None = None) -> TactileForceStep:
+def streaming_module(ckpt: dict, encoding: str | None = None) -> TactileForceStep:
     """Turn a loaded checkpoint into the per-frame module the graph is exported from, in eval mode.
 
     ``encoding`` defaults to the training encoding; it may differ in channel order only.
     """
-    model = load_model(checkpoint)
-    trained = checkpoint["input"]
+    model = load_model(ckpt)
+    trained = ckpt["summary"]["input"]
     encoding = encoding or trained["encoding"]
     if ENCODING_CHANNELS.get(encoding) != trained["channels"]:
         raise ValueError(f"model was trained on {trained['encoding']} images; cannot take {encoding}")
@@ -99,7 +61,7 @@ def streaming_module(checkpoint: dict, encoding: str | None = None) -> TactileFo
 
 def load_streaming_module(checkpoint_path, encoding: str | None = None) -> TactileForceStep:
     """best.pt / last.pt -> TactileForceStep (PyTorch eager twin of the exported graph)."""
-    return streaming_module(torch.load(checkpoint_path, map_location="cpu", weights_only=True), encoding)
+    return streaming_module(checkpoint.load(checkpoint_path, TASK), encoding)
 
 
 def export_tactile_force(checkpoint_path, onnx_path, sample_images, encoding: str,
@@ -113,10 +75,10 @@ def export_tactile_force(checkpoint_path, onnx_path, sample_images, encoding: st
     the graph then reorders, so a bgr8 camera can feed a model trained on RGB frames.
     """
     onnx_path = Path(onnx_path)
-    ckpt = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+    ckpt = checkpoint.load(checkpoint_path, TASK)
     frames = as_frames(sample_images)
     height, width, channels = frames.shape[1:]
-    trained = ckpt["input"]
+    trained = ckpt["summary"]["input"]
     if (trained["channels"], trained["height"], trained["width"]) != (ENCODING_CHANNELS.get(encoding), height, width):
         raise ValueError(f"{checkpoint_path} was trained on {trained['width']}x{trained['height']} "
                          f"{trained['encoding']} images; cannot export for {width}x{height} {encoding}")
@@ -139,69 +101,11 @@ def export_tactile_force(checkpoint_path, onnx_path, sample_images, encoding: st
         training=training_summary,
         metrics=metrics,
     )
-    diff = save_checked(proto, metadata, onnx_path, "training/export.py",
+    diff = save_checked(proto, metadata, onnx_path, "training/tasks/tactile_force/export.py",
                         lambda tmp: parity(wrapper, tmp, frames), tolerance,
                         f"forces (N) over {len(frames)} streamed frames")
     write_model_card(onnx_path.with_suffix(".md"), metadata, command, parity_n=diff, parity_frames=len(frames))
     return metadata
-
-
-def read_checkpoint(path) -> dict:
-    """Load a training checkpoint with weights_only=True; a missing or unreadable file is a
-    ValueError naming it.
-    """
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise ValueError(f"{path}: checkpoint not found") from None
-    except Exception as exc:  # torch.load raises KeyError, RuntimeError, UnpicklingError, ...
-        raise ValueError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {exc})") from None
-
-
-def save_checked(proto, metadata: ModelMetadata, onnx_path: Path, producer: str,
-                 difference, tolerance: Tolerance, what: str) -> float:
-    """Write ``proto`` with ``metadata`` to ``onnx_path`` only if ``difference(tmp_file)`` (the
-    largest ONNX vs PyTorch output difference and the output scale, measured on the written
-    file through the node's runtime) is within ``tolerance``; else ExportError and no file.
-    Returns the difference.
-    """
-    entry = proto.metadata_props.add()
-    entry.key, entry.value = METADATA_KEY, metadata.to_json()
-    proto.producer_name = f"tacforce {producer}"
-    onnx.checker.check_model(proto)
-    onnx_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = onnx_path.with_name(onnx_path.name + ".tmp")
-    onnx.save(proto, tmp)
-    try:
-        diff, scale = difference(tmp)
-        if not diff <= tolerance.limit(scale):
-            raise ExportError(f"ONNX and PyTorch {what} differ by up to {diff:.2e}"
-                              f"{' ' + tolerance.unit if tolerance.unit else ''} (tolerance "
-                              f"{tolerance.describe(scale)}); {onnx_path} not written")
-        os.replace(tmp, onnx_path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return diff
-
-
-def worst_difference(pairs) -> tuple[float, float]:
-    """(max |onnx - torch|, max |torch|) over (onnx, torch) output pairs."""
-    worst = scale = 0.0
-    for got, expected in pairs:
-        worst = max(worst, float(np.abs(got - expected).max()))
-        scale = max(scale, float(np.abs(expected).max()))
-    return worst, scale
-
-
-@torch.no_grad()
-def output_difference(module: nn.Module, onnx_file, task: str, output: str, frames,
-                      warmup_runs: int = 2) -> tuple[float, float]:
-    """`worst_difference` of ``output`` between OnnxModel and ``module`` over single inputs
-    (stateless models).
-    """
-    runtime = OnnxModel(onnx_file, task, providers=["cpu"], warmup_runs=warmup_runs)
-    return worst_difference((runtime.run(frame[None])[0][output],
-                             module(torch.from_numpy(frame[None].copy())).numpy()) for frame in frames)
 
 
 @torch.no_grad()

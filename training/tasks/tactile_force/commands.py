@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import shutil
 import sys
 from pathlib import Path
 
-ENCODINGS = ("mono8", "rgb8", "bgr8")
+from ...core.cli import ENCODINGS, command_line, fail, record_in_card, user_errors
+
 SAMPLE_FRAMES = 32   # frames streamed through ONNX and PyTorch for the export parity check
 
 
@@ -35,6 +35,11 @@ def add_commands(train_sub, eval_sub, export_sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="clips per optimizer step over all processes (default: 8; torchrun splits it)")
+    p.add_argument("--workers", type=int, default=0, help="DataLoader workers per process (default: 0)")
+    p.add_argument("--memory-budget-mb", type=float, default=None,
+                   help="preprocessed frames above this go to a memory-mapped cache in OUT/cache (default: 4096)")
     p.add_argument("--encoding", choices=ENCODINGS, default=None,
                    help="input encoding of the exported model (default: the bag's; give bgr8 for a "
                         "colour camera that publishes bgr8, the bag reader hands training RGB)")
@@ -93,7 +98,7 @@ def _force_frame(pairs, val_pairs) -> str:
 
 
 def _data_encoding(sequences) -> str:
-    from .train import as_frames, infer_encoding
+    from .data import as_frames, infer_encoding
 
     seq = sequences[0]
     return getattr(seq, "encoding", None) or infer_encoding(as_frames(seq.images[:1]).shape[-1])
@@ -101,7 +106,7 @@ def _data_encoding(sequences) -> str:
 
 def _samples(sequences, data_encoding: str, model_encoding: str):
     """First frames of a sequence, in the channel order the exported graph will receive."""
-    from .train import as_frames
+    from .data import as_frames
 
     frames = as_frames(sequences[0].images[:SAMPLE_FRAMES])
     return frames[..., ::-1].copy() if {data_encoding, model_encoding} == {"rgb8", "bgr8"} else frames
@@ -116,32 +121,14 @@ def _stats(stats) -> dict:
     return dict(stats) if isinstance(stats, dict) else dict(vars(stats))
 
 
-def _command() -> str:
-    return shlex.join(["tacforce", *sys.argv[1:]])
-
-
-def _user_errors() -> tuple[type[Exception], ...]:
-    """Errors that are the input's fault: printed as one line, exit code 1, no traceback.
-    (ModelError covers export.ExportError; importing nothing torch keeps `eval` torch-free.)
-    """
-    from tacforce_ros.bags import BagError
-    from tacforce_ros.inference.contract import ModelError
-
-    return ValueError, KeyError, OSError, BagError, ModelError
-
-
-def _fail(exc: Exception) -> int:
-    print(f"error: {exc}", file=sys.stderr)
-    return 1
-
-
 def cmd_train(args) -> int:
     import dataclasses
 
+    from ...models.temporal_force import CONFIGS
+    from .config import TrainConfig
     from .export import export_tactile_force
     from .metrics import format_table
-    from .models.temporal_force import CONFIGS
-    from .train import TrainConfig, train
+    from .train import train
 
     try:
         pairs = _load(args, args.bag)
@@ -154,15 +141,17 @@ def cmd_train(args) -> int:
         if args.segment_markers:
             from tacforce_ros.marker_pairs import bag_reference
 
-            from .transfer import segmenting
+            from ...transfer import segmenting
             model_cfg = segmenting(model_cfg, bag_reference(args.bag[0], args.image_topic)[0])
-        cfg = TrainConfig(model=model_cfg, seed=args.seed, num_threads=args.threads)
-        if args.epochs is not None:
-            cfg = dataclasses.replace(cfg, epochs=args.epochs)
+        cfg = TrainConfig(model=model_cfg, seed=args.seed, num_threads=args.threads, num_workers=args.workers)
+        given = {"epochs": args.epochs, "batch_size": args.batch_size, "memory_budget_mb": args.memory_budget_mb}
+        cfg = dataclasses.replace(cfg, **{k: v for k, v in given.items() if v is not None})
         data_encoding = _data_encoding(pairs.sequences)
         encoding = args.encoding or data_encoding
         result = train(cfg, pairs.sequences, args.out, resume=args.resume, encoding=data_encoding,
                        val_sequences=val_pairs.sequences if val_pairs else None)
+        if not result.main:     # under torchrun, rank 0 alone exports and reports
+            return 0
         summary = {**_public_summary(result.summary), "force_frame": _force_frame(pairs, val_pairs),
                    "bags": [str(b) for b in args.bag],
                    "val_bags": [str(b) for b in args.val_bag or []], "image_topic": args.image_topic,
@@ -171,10 +160,10 @@ def cmd_train(args) -> int:
         samples_from = (val_pairs or pairs).sequences
         onnx_path = args.out / "tactile_force.onnx"
         export_tactile_force(result.best_path, onnx_path, _samples(samples_from, data_encoding, encoding),
-                             encoding, summary, result.metrics, command=_command())
+                             encoding, summary, result.metrics, command=command_line())
         shutil.copyfile(result.best_path, onnx_path.with_suffix(".pt"))   # the weights beside the graph
-    except _user_errors() as exc:
-        return _fail(exc)
+    except user_errors() as exc:
+        return fail(exc)
     print(f"\ntrained {summary['epochs']} epoch(s) on {summary['frames']['train']} frames "
           f"({summary['sequences']['train']} sequences); best epoch {result.best_epoch}, validation on "
           f"{summary['frames']['val']} frames ({summary['sequences']['val']} sequences):")
@@ -189,12 +178,12 @@ def cmd_eval(args) -> int:
     from .metrics import format_table
 
     if not args.model.is_file():
-        return _fail(FileNotFoundError(f"{args.model}: model file not found"))
+        return fail(FileNotFoundError(f"{args.model}: model file not found"))
     try:
         pairs = _load(args, args.bag)
         metrics = evaluate_tactile_force(args.model, pairs.sequences)
-    except _user_errors() as exc:
-        return _fail(exc)
+    except user_errors() as exc:
+        return fail(exc)
     if args.json:
         print(json.dumps(metrics))
     else:
@@ -206,31 +195,15 @@ def cmd_eval(args) -> int:
     return 0
 
 
-def record_in_card(card: Path, data: str, report: str, title: str = "Held-out evaluation",
-                   note: str = "") -> None:
-    """Replace (or append) the model card's ``## title`` section with these results, an optional
-    note and the command that made them; other sections stay as they are.
-    """
-    text = card.read_text(encoding="utf-8") if card.is_file() else ""
-    heading = f"## {title}"
-    if heading in text:
-        before, rest = text.split(heading, 1)
-        after = rest.split("\n## ", 1)
-        text = before.rstrip() + ("\n\n## " + after[1] if len(after) == 2 else "")
-    text = text.rstrip() + "\n\n"
-    text += f"{heading}\n\nData: {data}\n\n```\n{report}\n```\n\n"
-    text += f"{note}\n\n" if note else ""
-    text += f"Made by:\n\n```\n{_command()}\n```\n"
-    card.write_text(text, encoding="utf-8")
-
-
 def cmd_export(args) -> int:
-    from .export import export_tactile_force, read_checkpoint
+    from ...core import checkpoint
+    from .export import export_tactile_force
     from .metrics import format_table
+    from .train import TASK
 
     try:
-        ckpt = read_checkpoint(args.checkpoint)
-        trained_encoding = ckpt["input"]["encoding"]
+        ckpt = checkpoint.load(args.checkpoint, TASK)
+        trained_encoding = ckpt["summary"]["input"]["encoding"]
         pairs = _load(args, args.bag)
         if not pairs.sequences:
             raise ValueError("no paired frames in the bags")
@@ -242,9 +215,9 @@ def cmd_export(args) -> int:
                    "force_frame": pairs.force_frame}
         export_tactile_force(args.checkpoint, args.out,
                              _samples(pairs.sequences, _data_encoding(pairs.sequences), encoding),
-                             encoding, summary, metrics, command=_command())
-    except _user_errors() as exc:
-        return _fail(exc)
+                             encoding, summary, metrics, command=command_line())
+    except user_errors() as exc:
+        return fail(exc)
     print(f"exported {args.checkpoint} (epoch {ckpt['epoch']}) -> {args.out} "
           f"(card {args.out.with_suffix('.md')})")
     print("validation metrics of these weights:")

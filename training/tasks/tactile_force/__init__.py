@@ -1,0 +1,1 @@
+"""Tactile force: GenForce-style TemporalForce, tactile marker images -> contact force (N)."""

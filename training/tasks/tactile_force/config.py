@@ -1,0 +1,27 @@
+"""Training configuration of the tactile force task: the shared loop's fields plus the task's own."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+
+from ...core.loop import LoopConfig
+from ...models.temporal_force import TemporalForceConfig
+
+
+@dataclass
+class TrainConfig(LoopConfig):
+    model: TemporalForceConfig = field(default_factory=TemporalForceConfig)
+    clip_length: int = 16         # frames per training clip (zero state at its first frame)
+    val_fraction: float = 0.2     # of the sequences, when no separate validation set is given
+    force_margin: float = 0.1     # force range = training min/max widened by this x span
+    min_force_span: float = 1.0   # N; keeps an axis that barely moves from a tiny range
+    memory_budget_mb: float = 4096.0   # preprocessed frames above this go to an on-disk memmap cache
+    cache_dir: str = ""           # where that cache goes (default OUT/cache)
+
+    def to_dict(self) -> dict:
+        return {**super().to_dict(), "model": self.model.to_dict()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        """Build from a checkpoint's dict; keys of other versions of this class are dropped."""
+        known = {f.name for f in fields(cls)} - {"model"}
+        return cls(**{k: v for k, v in d.items() if k in known}, model=TemporalForceConfig.from_dict(d["model"]))
