@@ -2,8 +2,9 @@
 new ones, all in one run so the rows are comparable (issue 16: ~1.1 cores at 30 Hz; target
 <= 0.4 cores with latency no worse).
 
-baseline: the node as it was when issue 16 was filed (--baseline REV, default 9daae0a), its
-     source taken from git into a temporary folder and run on the same model, venv and frames.
+baseline: the node as it was when issue 16 was filed (--baseline REV, default 9daae0a) with the
+     model shipped then: both taken from git into a temporary folder, run with the same venv
+     and frames. Every other node row runs --model.
 
 old: intra_op_num_threads 0 (one per core) with ORT's workers spinning between runs (its
      default), which is what every node ran with before `RuntimeOptions`; no parameter brings
@@ -260,10 +261,11 @@ def main() -> None:
                ("node intra_op_threads=0", module_cmd, {"intra_op_threads": 0}, ROOT)]
     with tempfile.TemporaryDirectory(prefix="tacforce-baseline-") as tree:
         if args.baseline:
-            archive = subprocess.run(["git", "-C", str(ROOT), "archive", args.baseline, "tacforce_ros", "config"],
-                                     check=True, capture_output=True).stdout
+            archive = subprocess.run(["git", "-C", str(ROOT), "archive", args.baseline, "tacforce_ros", "config",
+                                      "models/tactile_force.onnx"], check=True, capture_output=True).stdout
             subprocess.run(["tar", "-x", "-C", tree], input=archive, check=True)
-            configs.insert(0, (f"node at {args.baseline} (issue filed)", module_cmd, {}, Path(tree)))
+            configs.insert(0, (f"node + model at {args.baseline} (filed)", module_cmd,
+                               {"model_path": str(Path(tree) / "models" / "tactile_force.onnx")}, Path(tree)))
         try:
             nodes = [node_row(name, cmd, {"model_path": args.model, **params}, args.rate, args.seconds, args.warmup,
                               root) for name, cmd, params, root in configs]
