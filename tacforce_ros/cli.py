@@ -269,7 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     if len(sys.argv) > 1 and sys.argv[1] in ("train", "eval", "export"):
         from training.tasks.tactile_force.commands import add_commands
         from training.grasp_map_commands import add_grasp_map_commands
-        from training.grasp_success_commands import add_commands as add_grasp_success_commands
+        from training.tasks.grasp_success.commands import add_commands as add_grasp_success_commands
         from training.transfer_commands import add_commands as add_transfer_commands
         from training.visual_force_commands import add_commands as add_visual_force_commands
         subs = tuple(sub.add_parser(name, help=text).add_subparsers(dest="model", required=True)

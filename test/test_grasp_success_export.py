@@ -3,7 +3,9 @@ on tiny data so each runs in seconds.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,11 +16,12 @@ from tacforce_ros.inference.contract import ModelError
 from tacforce_ros.inference.runtime import OnnxModel
 from tacforce_ros.perception.grasp_success import GraspSuccessClassifier
 from tacforce_ros.sim.grasp_check_scenes import write_folder_dataset
-from training.grasp_success_data import load_synthetic
 from training.core.export import ExportError, Tolerance
-from training.grasp_success_export import GraspSuccessGraph, export_grasp_success
-from training.grasp_success_train import GraspTrainConfig, load_model, train
 from training.models.grasp_success import GraspModelConfig
+from training.tasks.grasp_success.config import GraspTrainConfig
+from training.tasks.grasp_success.data import load_synthetic
+from training.tasks.grasp_success.export import GraspSuccessGraph, export_grasp_success
+from training.tasks.grasp_success.train import GraspSuccessTask, load_model, train
 
 torch.set_num_threads(1)
 SIZE = (64, 48)
@@ -31,15 +34,17 @@ def trained(tmp_path_factory):
     va = load_synthetic(16, seed=2, split="train", frame_size=SIZE)
     cfg = GraspTrainConfig(model=GraspModelConfig("tiny_cnn", image_size=32), epochs=2, batch_size=16,
                            warmup_steps=2, num_threads=1)
-    result = train(cfg, tr, va, out, progress=False)
+    result = train(cfg, tr, va, out)
     return result, va
 
 
 def test_checkpoints_load_with_weights_only_and_record_the_run(trained):
     result, _ = trained
     ckpt = torch.load(result.best_path, map_location="cpu", weights_only=True)
-    assert ckpt["input"] == {"height": 48, "width": 64, "channels": 3, "encoding": "rgb8"}
-    assert len(ckpt["history"]) == ckpt["epoch"] and ckpt["samples"].dtype == torch.uint8
+    assert ckpt["format"] == "tacforce.checkpoint" and ckpt["task"] == "grasp_success"
+    assert ckpt["summary"]["input"] == {"height": 48, "width": 64, "channels": 3, "encoding": "rgb8"}
+    assert len(ckpt["history"]) == ckpt["epoch"] and ckpt["summary"]["samples"].dtype == torch.uint8
+    assert ckpt["config"]["grad_clip"] == 5.0 and ckpt["best"]["epoch"] == result.best_epoch
     assert ckpt["summary"]["frames"] == {"train": 48, "val": 16}
     assert len(torch.load(result.last_path, weights_only=True)["history"]) == 2
     assert set(result.metrics) >= {"accuracy", "recall", "confusion_matrix", "roc_auc"}
@@ -50,10 +55,51 @@ def test_training_is_deterministic(trained, tmp_path):
     tr = load_synthetic(48, seed=1, split="train", frame_size=SIZE)
     cfg = GraspTrainConfig(model=GraspModelConfig("tiny_cnn", image_size=32), epochs=2, batch_size=16,
                            warmup_steps=2, num_threads=1)
-    again = train(cfg, tr, va, tmp_path, progress=False)
-    a = torch.load(result.last_path, weights_only=True)["state_dict"]
-    b = torch.load(again.last_path, weights_only=True)["state_dict"]
+    again = train(cfg, tr, va, tmp_path)
+    a = torch.load(result.last_path, weights_only=True)["model"]
+    b = torch.load(again.last_path, weights_only=True)["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_resume_matches_uninterrupted_run(trained, tmp_path, monkeypatch):
+    """Die in epoch 2, then --resume: same validation scores and weights as the uninterrupted run."""
+    result, va = trained
+    tr = load_synthetic(48, seed=1, split="train", frame_size=SIZE)
+    cfg = GraspTrainConfig(model=GraspModelConfig("tiny_cnn", image_size=32), epochs=2, batch_size=16,
+                           warmup_steps=2, num_threads=1)
+    real_score, calls = GraspSuccessTask.score, []
+
+    def crash_in_second_epoch(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_score(*args, **kwargs)
+
+    monkeypatch.setattr(GraspSuccessTask, "score", crash_in_second_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, tr, va, tmp_path)
+    monkeypatch.setattr(GraspSuccessTask, "score", real_score)
+    resumed = train(cfg, tr, va, tmp_path, resume=True)
+    full = torch.load(result.last_path, weights_only=True)
+    assert [r["epoch"] for r in resumed.history] == [1, 2]
+    scores = [r["val_balanced_accuracy"] for r in full["history"]]
+    assert [r["val_balanced_accuracy"] for r in resumed.history] == scores
+    again = torch.load(resumed.last_path, weights_only=True)["model"]
+    assert all(torch.equal(full["model"][k], again[k]) for k in again)
+    with pytest.raises(ValueError, match="was trained with model"):
+        train(dataclasses.replace(cfg, epochs=3), tr.subset(range(40)), va, tmp_path, resume=True)
+
+
+def test_shipped_legacy_checkpoint_loads_through_the_core(tmp_path):
+    """models/grasp_success.pt (pre-core format) upgrades on load and exports with its recorded metadata."""
+    from training.core import checkpoint
+    shipped = Path(__file__).resolve().parents[1] / "models" / "grasp_success.pt"
+    ckpt = checkpoint.load(shipped, "grasp_success")
+    assert ckpt["best"]["epoch"] == ckpt["summary"]["best_epoch"] and ckpt["optimizer"] is None
+    model = load_model(ckpt)
+    assert model.config.arch == ckpt["config"]["model"]["arch"]
+    recorded = OnnxModel(shipped.with_suffix(".onnx"), "grasp_success", providers=["cpu"]).metadata
+    assert recorded.input.width == ckpt["summary"]["input"]["width"]
 
 
 def test_export_contract_parity_and_probability_range(trained, tmp_path):

@@ -118,7 +118,7 @@ def test_mismatched_weights_files_give_clear_errors(tmp_path):
 
 
 def test_registry_names():
-    from training.grasp_success_commands import ARCHS as CLI_ARCHS
+    from training.tasks.grasp_success.commands import ARCHS as CLI_ARCHS
     assert CLI_ARCHS == ARCHS
 
 
@@ -126,15 +126,16 @@ def test_training_from_weights_leaves_the_frozen_layers_unchanged(tmp_path):
     """Seed 004's set-up end to end: ResNet-34 from a local weights file, one short epoch;
     conv1/bn1/layer1 (weights and batch-norm statistics) stay as loaded, the rest trains.
     """
-    from training.grasp_success_data import load_synthetic
-    from training.grasp_success_train import GraspTrainConfig, train
+    from training.tasks.grasp_success.data import load_synthetic
+    from training.tasks.grasp_success.config import GraspTrainConfig
+    from training.tasks.grasp_success.train import train
     source = ResNet34()
     torch.save(source.state_dict(), tmp_path / "r34.pth")
     frames = load_synthetic(12, seed=0, split="train", frame_size=(64, 48))
     cfg = GraspTrainConfig(model=GraspModelConfig("resnet34", image_size=48), epochs=1, batch_size=6,
                            warmup_steps=1, num_threads=1, weights=str(tmp_path / "r34.pth"), augment=None)
-    result = train(cfg, frames, frames.subset(range(4)), tmp_path / "run", progress=False)
-    trained = torch.load(result.last_path, weights_only=True)["state_dict"]
+    result = train(cfg, frames, frames.subset(range(4)), tmp_path / "run")
+    trained = torch.load(result.last_path, weights_only=True)["model"]
     before = source.state_dict()
     for key, value in before.items():
         after = trained["net." + key]

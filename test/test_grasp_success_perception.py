@@ -115,10 +115,11 @@ def test_launch_file_starts_the_node():
 def test_training_modules_never_import_rclpy():
     import subprocess
     import sys
-    code = ("import sys, training.grasp_success_train, training.grasp_success_export, "
-            "training.grasp_success_commands, training.grasp_success_evaluate, training.grasp_success_data\n"
+    code = ("import sys, training.tasks.grasp_success.train, training.tasks.grasp_success.export, "
+            "training.tasks.grasp_success.commands, training.tasks.grasp_success.evaluate, "
+            "training.tasks.grasp_success.data, training.tasks.grasp_success.config\n"
             "assert 'torch' in sys.modules and 'rclpy' not in sys.modules\n")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
-    code = ("import sys, training.grasp_success_commands, training.grasp_success_evaluate\n"
+    code = ("import sys, training.tasks.grasp_success.commands, training.tasks.grasp_success.evaluate\n"
             "assert 'torch' not in sys.modules, 'eval must not need torch'\n")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)

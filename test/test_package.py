@@ -136,7 +136,8 @@ def test_runtime_never_imports_torch_and_training_never_imports_rclpy():
     training = ("import sys, training.tasks.tactile_force.train, training.tasks.tactile_force.export, "
                 "training.tasks.tactile_force.commands, training.tasks.tactile_force.evaluate, "
                 "training.grasp_map_commands, training.grasp_map_export, training.grasp_map_eval, "
-                "training.grasp_success_commands, training.visual_force_commands, training.visual_force_export, "
+                "training.tasks.grasp_success.commands, training.tasks.grasp_success.train, "
+                "training.visual_force_commands, training.visual_force_export, "
                 "training.visual_force_evaluate\n"
                 "assert 'torch' in sys.modules and 'rclpy' not in sys.modules, 'training imported rclpy'\n")
     for code in (runtime, training):

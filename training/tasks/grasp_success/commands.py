@@ -14,7 +14,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from .core.cli import ENCODINGS, command_line, fail, record_in_card, user_errors
+from ...core.cli import ENCODINGS, command_line, fail, record_in_card, user_errors
 
 DEFAULT_FRAME = "160x120"
 ARCHS = ("small_cnn", "tiny_cnn", "resnet34", "inception_v3_mixed7")   # = models.grasp_success.ARCHS (no torch here)
@@ -48,6 +48,7 @@ def add_commands(train_sub, eval_sub, export_sub) -> None:
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--encoding", choices=("rgb8", "bgr8"), default="rgb8",
                    help="input encoding of the exported graph (default rgb8; bgr8 reorders in the graph)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     p.set_defaults(func=cmd_train)
 
     p = eval_sub.add_parser("grasp-success", help="score a grasp_success ONNX model",
@@ -90,7 +91,7 @@ def _add_data_args(p: argparse.ArgumentParser, what: str) -> None:
 
 
 def _load(args, data=None, bags=None, synthetic=None, split="train", seed=0, frame_size=(160, 120)):
-    from .grasp_success_data import load_bags, load_folder, load_synthetic
+    from .data import load_bags, load_folder, load_synthetic
 
     if data is not None:
         frames = load_folder(data, frame_size, args.max_frames)
@@ -109,11 +110,12 @@ def _load(args, data=None, bags=None, synthetic=None, split="train", seed=0, fra
 def cmd_train(args) -> int:
     import dataclasses
 
-    from .grasp_success_data import Augment, parse_size, stratified_split
-    from .grasp_success_export import export_grasp_success
-    from .grasp_success_metrics import format_table
-    from .grasp_success_train import GraspTrainConfig, train
-    from .models.grasp_success import GraspModelConfig
+    from .data import Augment, parse_size, stratified_split
+    from .export import export_grasp_success
+    from .metrics import format_table
+    from ...models.grasp_success import GraspModelConfig
+    from .config import GraspTrainConfig
+    from .train import public_summary, train
 
     try:
         size = parse_size(args.frame_size or DEFAULT_FRAME)
@@ -131,10 +133,12 @@ def cmd_train(args) -> int:
             epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, epoch_size=args.epoch_size,
             balance=not args.no_balance, augment=None if args.no_augment else dataclasses.asdict(Augment()),
             seed=args.seed, num_threads=args.threads, weights=str(args.weights) if args.weights else None)
-        result = train(cfg, train_set, val, args.out)
+        result = train(cfg, train_set, val, args.out, resume=args.resume)
+        if not result.main:     # under torchrun, rank 0 alone exports and reports
+            return 0
         onnx_path = args.out / "grasp_success.onnx"
-        export_grasp_success(result.best_path, onnx_path, args.encoding, result.summary, result.metrics,
-                             command=command_line())
+        export_grasp_success(result.best_path, onnx_path, args.encoding, public_summary(result.summary),
+                             result.metrics, command=command_line())
         shutil.copyfile(result.best_path, onnx_path.with_suffix(".pt"))
     except user_errors() as exc:
         return fail(exc)
@@ -142,14 +146,15 @@ def cmd_train(args) -> int:
           f"{result.best_epoch}; validation ({len(val)} frames):")
     print(format_table(result.metrics))
     print(f"model: {onnx_path} (input {size[0]}x{size[1]} {args.encoding}; weights {onnx_path.with_suffix('.pt')}, "
-          f"card {onnx_path.with_suffix('.md')})\ncheckpoints: {result.best_path} (best), {result.last_path}")
+          f"card {onnx_path.with_suffix('.md')})\ncheckpoints: {result.best_path} (best), {result.last_path} "
+          "(resume with --resume)")
     return 0
 
 
 def cmd_eval(args) -> int:
-    from .grasp_success_data import parse_size
-    from .grasp_success_evaluate import evaluate_grasp_success, model_frame_size
-    from .grasp_success_metrics import (
+    from .data import parse_size
+    from .evaluate import evaluate_grasp_success, model_frame_size
+    from .metrics import (
         format_groups,
         format_table,
         save_reliability_plot,
@@ -185,14 +190,19 @@ def cmd_eval(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from .core.checkpoint import read as read_checkpoint
-    from .grasp_success_export import export_grasp_success
-    from .grasp_success_metrics import format_table
+    from ...core import checkpoint
+    from .export import export_grasp_success
+    from .metrics import format_table
+    from .train import TASK, public_summary
 
     try:
-        ckpt = read_checkpoint(args.checkpoint)
+        ckpt = checkpoint.load(args.checkpoint, TASK)
+        # the newest history entry belongs to the weights in this file (best.pt or last.pt)
         metrics = ckpt["history"][-1]["metrics"]
-        summary = {**ckpt["summary"], "exported_from": str(args.checkpoint)}
+        summary = public_summary(ckpt["summary"])
+        for key, value in (("epochs", ckpt["epoch"]), ("best_epoch", ckpt["best"]["epoch"])):
+            summary.setdefault(key, value)     # legacy checkpoints record both in their summary
+        summary["exported_from"] = str(args.checkpoint)
         export_grasp_success(args.checkpoint, args.out, args.encoding, summary, metrics, command=command_line())
     except user_errors() as exc:
         return fail(exc)

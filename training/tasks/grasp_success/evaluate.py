@@ -9,7 +9,7 @@ from tacforce_ros.inference.runtime import OnnxModel
 from tacforce_ros.perception.grasp_success import TASK, GraspSuccessClassifier
 from tacforce_ros.perception.image import to_model_channels
 
-from .grasp_success_metrics import accuracy_by_group, classification_metrics
+from .metrics import accuracy_by_group, classification_metrics
 
 ORDER = {"mono8": "gray", "rgb8": "rgb", "bgr8": "bgr"}
 

@@ -2,11 +2,10 @@
 
     image uint8 [1, H, W, C] (as the ROS message holds it) -> probability float [1, 1] = P(held)
 
-Same exporter and checks as the tactile-force export: torch.onnx.export(dynamo=True), opset
-18, the model contract in the "tacforce" metadata key, and before the file is published it is
-loaded through OnnxModel (the node's wrapper) and run beside PyTorch on sample frames; a
-probability difference over the `Tolerance` is an ExportError and no file is left behind. A model
-card (.md) is written beside the .onnx.
+Exporter and checked save: training/core/export.py (the model contract in the "tacforce" metadata
+key; parity through OnnxModel, the node's wrapper, on sample frames; a probability difference over
+the `Tolerance` is an ExportError and no file is left behind). A model card (.md) is written beside
+the .onnx.
 """
 from __future__ import annotations
 
@@ -18,12 +17,12 @@ from torch import nn
 
 from tacforce_ros.inference.contract import ENCODING_CHANNELS, InputSpec, ModelMetadata
 
-from .core.export import OPSET, PROBABILITY_TOLERANCE, Tolerance, output_difference, save_checked
-from .grasp_success_metrics import format_table
-from .grasp_success_train import load_model
-from .models.grasp_success import GraspPreprocess, GraspSuccessNet
+from ...core import checkpoint
+from ...core.export import OPSET, PROBABILITY_TOLERANCE, Tolerance, output_difference, save_checked
+from ...models.grasp_success import GraspPreprocess, GraspSuccessNet
+from .metrics import format_table
+from .train import TASK, load_model, public_summary
 
-TASK = "grasp_success"
 OUTPUT = "probability"
 
 
@@ -56,12 +55,12 @@ def export_grasp_success(checkpoint_path, onnx_path, encoding: str | None = None
     the validation frames stored in the checkpoint) drive the parity check.
     """
     onnx_path = Path(onnx_path)
-    ckpt = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+    ckpt = checkpoint.load(checkpoint_path, TASK)
     model = load_model(ckpt)
-    trained = ckpt["input"]
+    trained = ckpt["summary"]["input"]
     encoding = encoding or trained["encoding"]
     graph = GraspSuccessGraph(model, encoding)
-    frames = ckpt["samples"].numpy() if sample_images is None else np.asarray(sample_images, np.uint8)
+    frames = ckpt["summary"]["samples"].numpy() if sample_images is None else np.asarray(sample_images, np.uint8)
     if trained["encoding"] != encoding and sample_images is None:
         frames = frames[..., ::-1].copy()          # stored samples are in the training order
     height, width, channels = (int(v) for v in frames.shape[1:])
@@ -81,11 +80,11 @@ def export_grasp_success(checkpoint_path, onnx_path, encoding: str | None = None
                           "range": [0.0, 1.0], "classes": ["failure", "success"], "threshold": 0.5}},
         state=None,
         preprocessing=graph.preprocess.describe(height, width),
-        training={**(training_summary or ckpt.get("summary", {})), "arch": cfg.arch,
+        training={**(training_summary or public_summary(ckpt["summary"])), "arch": cfg.arch,
                   "image_size": cfg.image_size, "checkpoint_epoch": int(ckpt["epoch"])},
         metrics=metrics if metrics is not None else ckpt["history"][-1]["metrics"],
     )
-    diff = save_checked(proto, metadata, onnx_path, "training/grasp_success_export.py",
+    diff = save_checked(proto, metadata, onnx_path, "training/tasks/grasp_success/export.py",
                         lambda tmp: output_difference(graph, tmp, TASK, OUTPUT, frames), tolerance,
                         f"probabilities over {len(frames)} frames")
     write_model_card(onnx_path.with_suffix(".md"), metadata, command, diff, len(frames))
