@@ -102,7 +102,9 @@ def test_bad_frames_are_counted_and_the_node_keeps_serving(ros, tmp_path):
     probs, held = subscribe(node)
     diagnostics = []
     node.create_subscription(DiagnosticArray, "/diagnostics", diagnostics.append, 10)
-    server = start_node(NODE, domain, {"model_path": str(model), "diagnostics_period": 0.5, "max_age": 30.0})
+    # every frame queued (the default keeps only the newest): the counts below must be exact under load
+    server = start_node(NODE, domain, {"model_path": str(model), "diagnostics_period": 0.5, "max_age": 30.0,
+                                       "queue_depth": 50})
     try:
         assert spin_until(node, lambda: node.count_publishers("/grasp_success/held") > 0, 60, [server])
         pub = publish(domain, "bright:48", 15.0, "--bad")
