@@ -74,10 +74,7 @@ def run_demo(args: argparse.Namespace) -> int:
                     _print_row(estimated[shown], true, marks)
                 shown += 1
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            p.wait(10)
+        _stop(procs)
         node.destroy_node()
         rclpy.shutdown()
     status = _report(out, np.array(estimated), np.array(true))
@@ -158,8 +155,7 @@ def _grasp_demo(out: Path, model: str, count: int) -> int:
                   flush=True)
         _wait(node, lambda: 1 in overlays, [planner], 5)
     finally:
-        planner.terminate()
-        planner.wait(10)
+        _stop([planner])
         node.destroy_node()
         rclpy.shutdown()
     print(f"top-1 grasp would hold in {held}/{count} scenes (robot-like labeller: one object, fits the "
@@ -187,11 +183,26 @@ def _wait(node, condition, procs, timeout: float) -> bool:
     return False
 
 
-def _fail(procs, why: str) -> int:
+def _stop(procs) -> None:
+    """Stop the node processes: SIGTERM, then SIGKILL after 10 s (Fast DDS 2.14 can hang while a
+    participant is destroyed; the node's work is done by then, so nothing is lost).
+    """
     for p in procs:
         if p.poll() is None:
             p.terminate()
-        err = p.communicate(timeout=10)[1]
+    for p in procs:
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            print(f"demo: {p.args[2]} did not stop within 10 s of SIGTERM; killed", file=sys.stderr)
+            p.kill()
+            p.wait()
+
+
+def _fail(procs, why: str) -> int:
+    _stop(procs)
+    for p in procs:
+        err = p.stderr.read() if p.stderr else ""
         if err:
             print(err.strip()[-2000:], file=sys.stderr)
     print(f"demo failed: {why}", file=sys.stderr)
