@@ -1,13 +1,9 @@
 """Grasp markers: one jaw and one score per candidate, ranked, stamped by the caller's header."""
 import pytest
 
-try:  # skip, as pytest.importorskip("visualization_msgs") would, but with the imports on top
-    from visualization_msgs.msg import Marker
-except ImportError as exc:
-    pytest.skip(f"could not import 'visualization_msgs': {exc}", allow_module_level=True)
-
 from geometry_msgs.msg import Pose
 from std_msgs.msg import Header
+from visualization_msgs.msg import Marker  # pinned in requirements-ros.txt, a package.xml dependency
 
 from tacforce_ros.perception.grasp_map import Grasp
 from tacforce_ros.ros.markers import FORCE, JAWS, SCORES, force_arrow, grasp_markers, scores

@@ -25,7 +25,7 @@ from tacforce_ros.inference.contract import InputSpec, ModelMetadata
 from tacforce_ros.perception.grasp_map import ANGLE_CONVENTION, CELL_TO_PIXEL, OUTPUT, TASK
 
 from .core.checkpoint import read as read_checkpoint
-from .core.export import OPSET, PROBABILITY_TOLERANCE, Tolerance, output_difference, save_checked
+from .core.export import OPSET, PROBABILITY_TOLERANCE, Tolerance, card_footer, output_difference, save_checked
 from .grasp_map_train import load_grasp_model
 from .models.grasp_net import PATCH, STRIDE, GraspNet, success_probability
 from .preprocess import MeanPixelNormalise
@@ -144,14 +144,6 @@ def write_grasp_card(path: Path, meta: ModelMetadata, command: str, parity: floa
         "```",
         ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in meta.metrics.items()),
         "```",
-        "",
-        f"ONNX vs PyTorch: max |probability difference| {parity:.2e} over {frames} images.",
-        "",
-        "## Made by",
-        "",
-        "```",
-        command or "(command not recorded)",
-        "```",
-        "",
+        *card_footer(f"ONNX vs PyTorch: max |probability difference| {parity:.2e} over {frames} images.", command),
     ]
     path.write_text("\n".join(lines), encoding="utf-8")

@@ -95,3 +95,8 @@ def output_difference(module: nn.Module, onnx_file, task: str, output: str, fram
     runtime = OnnxModel(onnx_file, task, providers=["cpu"], warmup_runs=warmup_runs)
     return worst_difference((runtime.run(frame[None])[0][output],
                              module(torch.from_numpy(frame[None].copy())).numpy()) for frame in frames)
+
+
+def card_footer(parity_line: str, command: str) -> list[str]:
+    """Return a model card's closing lines: the export parity result and the command that made the model."""
+    return ["", parity_line, "", "## Made by", "", "```", command or "(command not recorded)", "```", ""]

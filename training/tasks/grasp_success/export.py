@@ -18,7 +18,7 @@ from torch import nn
 from tacforce_ros.inference.contract import ENCODING_CHANNELS, InputSpec, ModelMetadata
 
 from ...core import checkpoint
-from ...core.export import OPSET, PROBABILITY_TOLERANCE, Tolerance, output_difference, save_checked
+from ...core.export import OPSET, PROBABILITY_TOLERANCE, Tolerance, card_footer, output_difference, save_checked
 from ...models.grasp_success import GraspPreprocess, GraspSuccessNet
 from .metrics import format_table
 from .train import TASK, load_model, public_summary
@@ -133,14 +133,7 @@ def write_model_card(path: Path, meta: ModelMetadata, command: str, parity_p: fl
         "```",
         format_table(meta.metrics) if meta.metrics.get("confusion_matrix") else "none recorded",
         "```",
-        "",
-        f"ONNX vs PyTorch: max |P(held) difference| {parity_p:.2e} over {parity_frames} frames.",
-        "",
-        "## Made by",
-        "",
-        "```",
-        command or "(command not recorded)",
-        "```",
-        "",
+        *card_footer(f"ONNX vs PyTorch: max |P(held) difference| {parity_p:.2e} over {parity_frames} frames.",
+                     command),
     ]
     path.write_text("\n".join(lines), encoding="utf-8")

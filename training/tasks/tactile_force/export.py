@@ -21,7 +21,7 @@ from tacforce_ros.inference.contract import ENCODING_CHANNELS, InputSpec, ModelM
 from tacforce_ros.inference.runtime import OnnxModel
 
 from ...core import checkpoint
-from ...core.export import FORCE_TOLERANCE, OPSET, Tolerance, save_checked, worst_difference
+from ...core.export import FORCE_TOLERANCE, OPSET, Tolerance, card_footer, save_checked, worst_difference
 from ...models.temporal_force import TemporalForce
 from ...preprocess import ImagePreprocess
 from .data import as_frames
@@ -163,8 +163,8 @@ def write_model_card(path: Path, meta: ModelMetadata, command: str, parity_n: fl
         lines += ["```", format_table(meta.metrics), "```"]
     else:
         lines.append("none recorded")
-    lines += ["", f"ONNX vs PyTorch: max |force difference| {parity_n:.2e} N over {parity_frames} streamed frames.",
-              "", "## Made by", "", "```", command or "(command not recorded)", "```", ""]
+    lines += card_footer(f"ONNX vs PyTorch: max |force difference| {parity_n:.2e} N over {parity_frames} "
+                         "streamed frames.", command)
     path.write_text("\n".join(lines), encoding="utf-8")
 
 
