@@ -40,3 +40,47 @@ def test_a_hanging_ros_teardown_ends_the_process_after_the_node_closed():
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "closed"  # the node's own close() ran before the teardown
     assert "ROS teardown did not finish within 1 s; exiting" in done.stderr
+
+
+FAILING_CALLBACK = """
+from rclpy.node import Node
+
+from tacforce_ros.nodes import runner
+
+
+class Ticking(Node):
+    def __init__(self):
+        super().__init__("ticking")
+        self.ticks = 0
+        self.create_timer(0.01, self.tick)
+
+    def tick(self):
+        self.ticks += 1
+
+    def close(self):
+        print("ticking closed after", "many" if self.ticks > 5 else "few", "ticks", flush=True)
+
+
+class Failing(Node):
+    def __init__(self):
+        super().__init__("failing")
+        self.create_timer(0.5, self.fail)
+
+    def fail(self):
+        raise SystemExit("failing: the device stopped answering")
+
+    def close(self):
+        print("failing closed", flush=True)
+
+
+raise SystemExit(runner.spin_nodes([Ticking, Failing], ["two"]))
+"""
+
+
+def test_a_node_that_stops_in_a_callback_stops_the_process_and_every_node_closes():
+    """Nodes in one process spin side by side; the first that exits takes the others down with it."""
+    done = subprocess.run([sys.executable, "-c", FAILING_CALLBACK], env=ros_env(202), cwd=ROOT,
+                          capture_output=True, text=True, timeout=50)
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.strip() == "failing: the device stopped answering"
+    assert done.stdout.splitlines() == ["ticking closed after many ticks", "failing closed"]

@@ -181,9 +181,10 @@ def test_tacforce_run_starts_sim_and_perception_from_the_yaml(ros):
     proc = subprocess.Popen([sys.executable, "-m", "tacforce_ros.cli", "run", "--sim"], env=ros_env(domain),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        assert spin_until(node, lambda: len(got) >= 20, 60, [proc])
+        arrived = spin_until(node, lambda: len(got) >= 20, 60, [proc])
     finally:
         log = stop(proc)
+    assert arrived, f"{len(got)} wrenches in 60 s:\n{log}"
     # the frame of the wrenches the shipped model was trained on (its metadata; config/frames.yaml)
     assert {m.header.frame_id for m in got} == {"ft_sensor"}, log
     assert all(np.isfinite([m.wrench.force.x, m.wrench.force.y, m.wrench.force.z]).all() for m in got)

@@ -28,15 +28,14 @@ def use_large_image_transport() -> None:
             os.environ[variable] = str(profile)
 
 
-def spin_nodes(factories: Sequence[Callable], args: Sequence[str] | None = None,
-               threads: int = 0) -> int:
+def spin_nodes(factories: Sequence[Callable], args: Sequence[str] | None = None) -> int:
     """Create the nodes (after rclpy.init with ``args``, so --ros-args and --params-file apply)
     and spin them until Ctrl-C. A node that refuses to start (SystemExit with a message, or a
     parameter or topic name rclpy refuses) stops the process with that one line.
     """
     import rclpy
     from rclpy.exceptions import NameValidationException, ParameterException
-    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
+    from rclpy.executors import ExternalShutdownException
     from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 
     use_large_image_transport()
@@ -54,11 +53,7 @@ def spin_nodes(factories: Sequence[Callable], args: Sequence[str] | None = None,
                 # a parameter or name rclpy refused that the node did not check itself: one line
                 text = " ".join(line.strip() for line in str(exc).splitlines()[:2])  # not the ^ marker
                 raise SystemExit(f"{getattr(factory, '__name__', 'node')}: {text}") from None
-        executor = (MultiThreadedExecutor(num_threads=threads or None) if len(nodes) > 1
-                    else SingleThreadedExecutor())
-        for node in nodes:
-            executor.add_node(node)
-        executor.spin()
+        _spin_each(nodes)
     except SystemExit as exc:
         if exc.code not in (None, 0):
             print(exc.code, file=sys.stderr)
@@ -84,6 +79,41 @@ def spin_nodes(factories: Sequence[Callable], args: Sequence[str] | None = None,
             rclpy.shutdown()
         watchdog.cancel()
     return 0
+
+
+def _spin_each(nodes: list) -> None:
+    """Spin every node on its own single-threaded executor, one thread each. rclpy's
+    MultiThreadedExecutor polls its futures in a busy loop that, on a two-core machine, took most
+    of the CPU from the nodes it serves (the tactile node answered about 1 frame/s of 30 beside
+    the simulators); an executor per node sleeps in rcl_wait and lets the nodes' numpy and ONNX
+    Runtime work run side by side. The first exception (or Ctrl-C) in any thread stops them all.
+    """
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+
+    if len(nodes) == 1:
+        executor = SingleThreadedExecutor()
+        executor.add_node(nodes[0])
+        executor.spin()
+        return
+    errors: list[BaseException] = []
+
+    def spin(node) -> None:
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        try:
+            executor.spin()
+        except BaseException as exc:  # noqa: B036 - handed to the main thread, which re-raises it
+            errors.append(exc)
+            rclpy.try_shutdown()  # the other executors return
+    threads = [threading.Thread(target=spin, args=(node,), name=node.get_name(), daemon=True) for node in nodes]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        while thread.is_alive():
+            thread.join(0.2)  # a bounded join, so Ctrl-C reaches this thread
+    if errors:
+        raise errors[0]
 
 
 def _teardown_stuck() -> None:
