@@ -103,7 +103,7 @@ def _spin_each(nodes: list) -> None:
         executor.add_node(node)
         try:
             executor.spin()
-        except BaseException as exc:  # noqa: B036 - handed to the main thread, which re-raises it
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread, which re-raises it
             errors.append(exc)
             rclpy.try_shutdown()  # the other executors return
     threads = [threading.Thread(target=spin, args=(node,), name=node.get_name(), daemon=True) for node in nodes]
