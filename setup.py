@@ -8,7 +8,11 @@ PACKAGE = "tacforce"
 setup(
     name=PACKAGE,
     version="0.1.0",
-    packages=find_packages(include=["tacforce_ros", "tacforce_ros.*", "training", "training.*"]),
+    # training/ installs as `tacforce_training`: a top-level `training` in site-packages would
+    # shadow (or be shadowed by) any other project's module of that common name
+    packages=find_packages(include=["tacforce_ros", "tacforce_ros.*"])
+    + [f"tacforce_training{name[len('training'):]}" for name in find_packages(include=["training", "training.*"])],
+    package_dir={"tacforce_training": "training"},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),

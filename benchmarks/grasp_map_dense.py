@@ -41,8 +41,8 @@ def main() -> None:
     from tacforce_ros.inference.runtime import OnnxModel
     from tacforce_ros.perception.grasp_map import OUTPUT, GraspMapLayout
     from tacforce_ros.sim.grasp_scenes import SceneConfig, generate_scene
-    from training.grasp_map_export import export_grasp_map
-    from training.models.grasp_net import PATCH
+    from tacforce_training.grasp_map_export import export_grasp_map
+    from tacforce_training.models.grasp_net import PATCH
 
     dense = OnnxModel(args.model, "grasp_map", providers=["cpu"])
     layout = GraspMapLayout.from_metadata(dense.metadata.outputs)

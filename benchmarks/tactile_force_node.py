@@ -120,7 +120,7 @@ def torch_vs_ort(model_path: Path, images) -> str:
         return "skipped (torch not installed)"
     if not checkpoint.is_file():
         return f"skipped ({checkpoint} not found)"
-    from training.tasks.tactile_force.export import load_streaming_module
+    from tacforce_training.tasks.tactile_force.export import load_streaming_module
     module = load_streaming_module(checkpoint)
     torch.set_num_threads(os.cpu_count() or 1)
     h = module.initial_state()

@@ -20,10 +20,10 @@ def main() -> int:
     sys.path.insert(0, str(ROOT))
     import torch
 
-    from training.core.cache import loader_frames_per_s
-    from training.preprocess import ImagePreprocess
-    from training.synthetic import marker_sequences
-    from training.tasks.tactile_force.data import Clips, SequenceFrames
+    from tacforce_training.core.cache import loader_frames_per_s
+    from tacforce_training.preprocess import ImagePreprocess
+    from tacforce_training.synthetic import marker_sequences
+    from tacforce_training.tasks.tactile_force.data import Clips, SequenceFrames
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sequences", type=int, default=40)

@@ -267,17 +267,13 @@ def build_parser() -> argparse.ArgumentParser:
     curve.set_defaults(func=cmd_fit)
 
     if len(sys.argv) > 1 and sys.argv[1] in ("train", "eval", "export"):
-        from training.tasks.tactile_force.commands import add_commands
-        from training.grasp_map_commands import add_grasp_map_commands
-        from training.tasks.grasp_success.commands import add_commands as add_grasp_success_commands
-        from training.transfer_commands import add_commands as add_transfer_commands
-        from training.visual_force_commands import add_commands as add_visual_force_commands
-        subs = tuple(sub.add_parser(name, help=text).add_subparsers(dest="model", required=True)
-                     for name, text in (("train", "train a model"), ("eval", "evaluate a model"),
-                                        ("export", "export a checkpoint to ONNX")))
-        add_commands(*subs)
+        from tacforce_training.core.cli import add_task_commands
+        from tacforce_training.grasp_map_commands import add_grasp_map_commands
+        from tacforce_training.transfer_commands import add_commands as add_transfer_commands
+        from tacforce_training.visual_force_commands import add_commands as add_visual_force_commands
+        verbs = add_task_commands(sub)
+        subs = tuple(verbs[verb] for verb in ("train", "eval", "export"))
         add_grasp_map_commands(*subs)
-        add_grasp_success_commands(*subs)
         add_visual_force_commands(*subs)
         add_transfer_commands(*subs)
     else:

@@ -8,11 +8,11 @@ from pathlib import Path
 
 from torch import nn
 
-from training.core.loop import fit
-from training.models.temporal_force import CONFIGS
-from training.synthetic import marker_sequences
-from training.tasks.tactile_force.config import TrainConfig
-from training.tasks.tactile_force.train import TactileForceTask
+from tacforce_training.core.loop import fit
+from tacforce_training.models.temporal_force import CONFIGS
+from tacforce_training.synthetic import marker_sequences
+from tacforce_training.tasks.tactile_force.config import TrainConfig
+from tacforce_training.tasks.tactile_force.train import TactileForceTask
 
 H, W = 40, 56
 

@@ -9,9 +9,9 @@ import pytest
 
 from tacforce_ros.bag_labels import label_of_name, load_labelled_frames, write_labelled_bag
 from tacforce_ros.bags import BagError, BagWriter
-from training.tasks.grasp_success.data import (Augment, balanced_epoch, fit_frame, load_bags, load_folder,
-                                               load_synthetic, parse_size, stratified_split)
-from training.tasks.grasp_success.metrics import classification_metrics, roc_auc, save_reliability_plot
+from tacforce_training.tasks.grasp_success.data import (Augment, balanced_epoch, fit_frame, load_bags, load_folder,
+                                                        load_synthetic, parse_size, stratified_split)
+from tacforce_training.tasks.grasp_success.metrics import classification_metrics, roc_auc, save_reliability_plot
 
 
 def _write(path, image_rgb):
@@ -171,7 +171,7 @@ def test_synthetic_frames_carry_their_groups_through_subsets():
     assert all((k == "held") == bool(y) for k, y in zip(frames.groups["kind"], frames.labels))
     sub = frames.subset([1, 3])
     assert sub.groups["shape"] == [frames.groups["shape"][1], frames.groups["shape"][3]]
-    from training.tasks.grasp_success.metrics import accuracy_by_group
+    from tacforce_training.tasks.grasp_success.metrics import accuracy_by_group
     by = accuracy_by_group([1, 0, 1], [0.9, 0.8, 0.2], {"kind": ["a", "a", "b"]})
     assert by == {"kind": {"a": {"n": 2, "accuracy": 0.5}, "b": {"n": 1, "accuracy": 0.0}}}
 

@@ -16,12 +16,12 @@ from tacforce_ros.inference.contract import ModelError
 from tacforce_ros.inference.runtime import OnnxModel
 from tacforce_ros.perception.grasp_success import GraspSuccessClassifier
 from tacforce_ros.sim.grasp_check_scenes import write_folder_dataset
-from training.core.export import ExportError, Tolerance
-from training.models.grasp_success import GraspModelConfig
-from training.tasks.grasp_success.config import GraspTrainConfig
-from training.tasks.grasp_success.data import load_synthetic
-from training.tasks.grasp_success.export import GraspSuccessGraph, export_grasp_success
-from training.tasks.grasp_success.train import GraspSuccessTask, load_model, train
+from tacforce_training.core.export import ExportError, Tolerance
+from tacforce_training.models.grasp_success import GraspModelConfig
+from tacforce_training.tasks.grasp_success.config import GraspTrainConfig
+from tacforce_training.tasks.grasp_success.data import load_synthetic
+from tacforce_training.tasks.grasp_success.export import GraspSuccessGraph, export_grasp_success
+from tacforce_training.tasks.grasp_success.train import GraspSuccessTask, load_model, train
 
 torch.set_num_threads(1)
 SIZE = (64, 48)
@@ -92,7 +92,7 @@ def test_resume_matches_uninterrupted_run(trained, tmp_path, monkeypatch):
 
 def test_shipped_legacy_checkpoint_loads_through_the_core(tmp_path):
     """models/grasp_success.pt (pre-core format) upgrades on load and exports with its recorded metadata."""
-    from training.core import checkpoint
+    from tacforce_training.core import checkpoint
     shipped = Path(__file__).resolve().parents[1] / "models" / "grasp_success.pt"
     ckpt = checkpoint.load(shipped, "grasp_success")
     assert ckpt["best"]["epoch"] == ckpt["summary"]["best_epoch"] and ckpt["optimizer"] is None

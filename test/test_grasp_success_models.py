@@ -4,10 +4,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from training.models.grasp_success import (ARCHS, GraspModelConfig, WeightsError, build, load_weights,
-                                           read_state_dict)
-from training.models.inception_v3_mixed7 import InceptionV3Mixed7
-from training.models.resnet34 import ResNet34
+from tacforce_training.models.grasp_success import (ARCHS, GraspModelConfig, WeightsError, build, load_weights,
+                                                    read_state_dict)
+from tacforce_training.models.inception_v3_mixed7 import InceptionV3Mixed7
+from tacforce_training.models.resnet34 import ResNet34
 
 torch.set_num_threads(1)
 
@@ -118,7 +118,7 @@ def test_mismatched_weights_files_give_clear_errors(tmp_path):
 
 
 def test_registry_names():
-    from training.tasks.grasp_success.commands import ARCHS as CLI_ARCHS
+    from tacforce_training.tasks.grasp_success.commands import ARCHS as CLI_ARCHS
     assert CLI_ARCHS == ARCHS
 
 
@@ -126,9 +126,9 @@ def test_training_from_weights_leaves_the_frozen_layers_unchanged(tmp_path):
     """Seed 004's set-up end to end: ResNet-34 from a local weights file, one short epoch;
     conv1/bn1/layer1 (weights and batch-norm statistics) stay as loaded, the rest trains.
     """
-    from training.tasks.grasp_success.data import load_synthetic
-    from training.tasks.grasp_success.config import GraspTrainConfig
-    from training.tasks.grasp_success.train import train
+    from tacforce_training.tasks.grasp_success.data import load_synthetic
+    from tacforce_training.tasks.grasp_success.config import GraspTrainConfig
+    from tacforce_training.tasks.grasp_success.train import train
     source = ResNet34()
     torch.save(source.state_dict(), tmp_path / "r34.pth")
     frames = load_synthetic(12, seed=0, split="train", frame_size=(64, 48))

@@ -115,11 +115,12 @@ def test_launch_file_starts_the_node():
 def test_training_modules_never_import_rclpy():
     import subprocess
     import sys
-    code = ("import sys, training.tasks.grasp_success.train, training.tasks.grasp_success.export, "
-            "training.tasks.grasp_success.commands, training.tasks.grasp_success.evaluate, "
-            "training.tasks.grasp_success.data, training.tasks.grasp_success.config\n"
+    code = ("import sys, tacforce_training.tasks.grasp_success.train, tacforce_training.tasks.grasp_success.export, "
+            "tacforce_training.tasks.grasp_success.commands, tacforce_training.tasks.grasp_success.evaluate, "
+            "tacforce_training.tasks.grasp_success.data, tacforce_training.tasks.grasp_success.config\n"
             "assert 'torch' in sys.modules and 'rclpy' not in sys.modules\n")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
-    code = ("import sys, training.tasks.grasp_success.commands, training.tasks.grasp_success.evaluate\n"
+    code = ("import sys, tacforce_training.tasks.grasp_success.commands, "
+            "tacforce_training.tasks.grasp_success.evaluate\n"
             "assert 'torch' not in sys.modules, 'eval must not need torch'\n")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)

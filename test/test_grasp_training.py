@@ -17,12 +17,12 @@ from tacforce_ros.perception.grasp_map import GraspMapLayout
 from tacforce_ros.sim.grasp_attempts import write_attempt_csv
 from tacforce_ros.sim.grasp_labels import grasp_outcomes
 from tacforce_ros.sim.grasp_scenes import HELD_OUT_SHAPES, TRAIN_SHAPES, SceneConfig, generate_scene
-from training.grasp_map_data import (GraspAttempts, PatchSampler, augment, load_attempt_folder, merge_attempts,
-                                     synthetic_attempts)
-from training.grasp_map_export import dense_padding, export_grasp_map
-from training.grasp_map_train import GraspTrainConfig, train_grasp_net
-from training.models.grasp_net import (CONFIGS, PATCH, STRIDE, GraspNet, GraspNetConfig, load_alexnet_features,
-                                       masked_bin_loss, success_probability)
+from tacforce_training.grasp_map_data import (GraspAttempts, PatchSampler, augment, load_attempt_folder, merge_attempts,
+                                              synthetic_attempts)
+from tacforce_training.grasp_map_export import dense_padding, export_grasp_map
+from tacforce_training.grasp_map_train import GraspTrainConfig, train_grasp_net
+from tacforce_training.models.grasp_net import (CONFIGS, PATCH, STRIDE, GraspNet, GraspNetConfig, load_alexnet_features,
+                                                masked_bin_loss, success_probability)
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
 TINY = CONFIGS["tiny"]

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from training.m2m_eval import evaluate_m2m
-from training.m2m_train import M2MTrainConfig, M2MTranslator, ddim_timesteps, train_m2m
-from training.models.m2m_unet import CONFIGS, M2MUNet, PatchDiscriminator, alpha_bar
+from tacforce_training.m2m_eval import evaluate_m2m
+from tacforce_training.m2m_train import M2MTrainConfig, M2MTranslator, ddim_timesteps, train_m2m
+from tacforce_training.models.m2m_unet import CONFIGS, M2MUNet, PatchDiscriminator, alpha_bar
 
 H, W = 480, 640
 

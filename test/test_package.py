@@ -52,7 +52,7 @@ def test_package_xml_is_format_3_ament_python_with_runtime_depends():
                     if m.endswith(("_msgs", "_srvs")) or m in ("rclpy", "rcl_interfaces", "ament_index_python")}
     assert ros_packages <= depends, ros_packages - depends
     # Every other runtime import needs a rosdep key, so `rosdep install` on a robot brings it.
-    third_party = imported - ros_packages - set(sys.stdlib_module_names) - {"tacforce_ros", "training"}
+    third_party = imported - ros_packages - set(sys.stdlib_module_names) - {"tacforce_ros", "tacforce_training"}
     missing = {m: ROSDEP_KEYS.get(m) for m in third_party if ROSDEP_KEYS.get(m) not in depends}
     assert not missing, f"imports without an exec_depend rosdep key: {missing}"
 
@@ -133,12 +133,9 @@ def test_runtime_never_imports_torch_and_training_never_imports_rclpy():
                "for m in pkgutil.walk_packages(tacforce_ros.__path__, 'tacforce_ros.'):\n"
                "    importlib.import_module(m.name)\n"
                "assert 'rclpy' in sys.modules and 'torch' not in sys.modules, 'tacforce_ros imported torch'\n")
-    training = ("import sys, training.tasks.tactile_force.train, training.tasks.tactile_force.export, "
-                "training.tasks.tactile_force.commands, training.tasks.tactile_force.evaluate, "
-                "training.grasp_map_commands, training.grasp_map_export, training.grasp_map_eval, "
-                "training.tasks.grasp_success.commands, training.tasks.grasp_success.train, "
-                "training.visual_force_commands, training.visual_force_export, "
-                "training.visual_force_evaluate\n"
+    training = ("import sys, importlib, pkgutil, tacforce_training\n"
+                "for m in pkgutil.walk_packages(tacforce_training.__path__, 'tacforce_training.'):\n"
+                "    importlib.import_module(m.name)\n"
                 "assert 'torch' in sys.modules and 'rclpy' not in sys.modules, 'training imported rclpy'\n")
     for code in (runtime, training):
         subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
@@ -161,3 +158,7 @@ def test_colcon_build_installs_the_ros_layout(tmp_path):
                 "config/fastdds_large_images.xml", "models/tactile_force.onnx"):
         assert (share / rel).is_file(), rel
     assert (install / "share" / "ament_index" / "resource_index" / "packages" / "tacforce").is_file()
+    # training/ installs as tacforce_training, never as a top-level `training` module
+    site = next(install.glob("lib/python3*/site-packages"))
+    assert (site / "tacforce_training" / "core" / "loop.py").is_file()
+    assert not (site / "training").exists()

@@ -17,17 +17,17 @@ pytest.importorskip("onnxscript")
 
 from tacforce_ros.inference.contract import METADATA_KEY, ModelError  # noqa: E402
 from tacforce_ros.inference.runtime import OnnxModel  # noqa: E402
-from training.core import checkpoint  # noqa: E402
-from training.core.export import ExportError, Tolerance  # noqa: E402
-from training.models.temporal_force import CONFIGS, TemporalForce  # noqa: E402
-from training.preprocess import ImagePreprocess  # noqa: E402
-from training.synthetic import marker_sequences  # noqa: E402
-from training.tasks.tactile_force import data as data_mod  # noqa: E402
-from training.tasks.tactile_force.config import TrainConfig  # noqa: E402
-from training.tasks.tactile_force.evaluate import evaluate_tactile_force  # noqa: E402
-from training.tasks.tactile_force.export import export_tactile_force, load_streaming_module  # noqa: E402
-from training.tasks.tactile_force.metrics import force_metrics, format_table  # noqa: E402
-from training.tasks.tactile_force.train import TactileForceTask, train  # noqa: E402
+from tacforce_training.core import checkpoint  # noqa: E402
+from tacforce_training.core.export import ExportError, Tolerance  # noqa: E402
+from tacforce_training.models.temporal_force import CONFIGS, TemporalForce  # noqa: E402
+from tacforce_training.preprocess import ImagePreprocess  # noqa: E402
+from tacforce_training.synthetic import marker_sequences  # noqa: E402
+from tacforce_training.tasks.tactile_force import data as data_mod  # noqa: E402
+from tacforce_training.tasks.tactile_force.config import TrainConfig  # noqa: E402
+from tacforce_training.tasks.tactile_force.evaluate import evaluate_tactile_force  # noqa: E402
+from tacforce_training.tasks.tactile_force.export import export_tactile_force, load_streaming_module  # noqa: E402
+from tacforce_training.tasks.tactile_force.metrics import force_metrics, format_table  # noqa: E402
+from tacforce_training.tasks.tactile_force.train import TactileForceTask, train  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 H, W = 40, 56          # deliberately not square and not a multiple of the model size
@@ -262,13 +262,15 @@ def test_metrics_hand_computed():
 # --- command line --------------------------------------------------------------------------------
 
 def test_commands_and_evaluation_do_not_import_torch():
-    code = ("import sys, training.tasks.tactile_force.commands, training.tasks.tactile_force.evaluate; "
+    code = ("import sys, tacforce_training.tasks.tactile_force.commands, "
+            "tacforce_training.tasks.tactile_force.evaluate; "
             "sys.exit('torch' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], cwd=REPO).returncode == 0
 
 
 def test_cli_train_eval_export(sequences, tmp_path, monkeypatch, capsys):
-    from training.tasks.tactile_force import commands
+    from tacforce_training.core.cli import add_task_commands
+    from tacforce_training.tasks.tactile_force import commands
 
     def fake_load(args, bags):
         return SimpleNamespace(sequences=as_bag_sequences(sequences), stats={"paired": 144},
@@ -277,8 +279,7 @@ def test_cli_train_eval_export(sequences, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(commands, "_load", fake_load)
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="cmd", required=True)
-    commands.add_commands(*(sub.add_parser(n).add_subparsers(dest="model", required=True)
-                            for n in ("train", "eval", "export")))
+    add_task_commands(sub)       # the CLI as `tacforce` builds it, from the task list
     data = ["--bag", "b1", "--image-topic", "/img", "--wrench-topic", "/ft"]
     out = tmp_path / "out"
 

@@ -13,12 +13,12 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from training.core import checkpoint  # noqa: E402
-from training.core.cache import Frames, loader_frames_per_s  # noqa: E402
-from training.core.registry import TASKS, get, register  # noqa: E402
-from training.preprocess import ImagePreprocess  # noqa: E402
-from training.tasks.tactile_force.data import Clips, SequenceFrames  # noqa: E402
-from training.tasks.tactile_force.train import TactileForceTask  # noqa: E402
+from tacforce_training.core import checkpoint  # noqa: E402
+from tacforce_training.core.cache import Frames, loader_frames_per_s  # noqa: E402
+from tacforce_training.core.registry import TASKS, get, register  # noqa: E402
+from tacforce_training.preprocess import ImagePreprocess  # noqa: E402
+from tacforce_training.tasks.tactile_force.data import Clips, SequenceFrames  # noqa: E402
+from tacforce_training.tasks.tactile_force.train import TactileForceTask  # noqa: E402
 
 TEST = Path(__file__).resolve().parent
 sys.path.insert(0, str(TEST))

@@ -12,9 +12,9 @@ torch = pytest.importorskip("torch")
 
 from tacforce_ros.inference.runtime import OnnxModel  # noqa: E402
 from tacforce_ros.sim import visual_force_scenes as scenes  # noqa: E402
-from training.models.ssam import VisualForceConfig, build, config  # noqa: E402
-from training.visual_force_data import (EpisodeSet, held_out_split, labels, load_bags,  # noqa: E402
-                                        windows)
+from tacforce_training.models.ssam import VisualForceConfig, build, config  # noqa: E402
+from tacforce_training.visual_force_data import (EpisodeSet, held_out_split, labels, load_bags,  # noqa: E402
+                                                 windows)
 
 
 @pytest.fixture(autouse=True)

@@ -52,7 +52,7 @@ class M2MTrainConfig:
     perceptual term, since no pretrained VGG / LPIPS weights can be downloaded here.
     """
 
-    model: str = "cpu"            # key of training.models.m2m_unet.CONFIGS
+    model: str = "cpu"            # key of tacforce_training.models.m2m_unet.CONFIGS
     steps: int = 1200             # "cpu" model: ~0.4 s/step on 2 cores -> under 10 min (RECIPES)
     batch_size: int = 8
     crop: int = 96                # training crop side in working pixels (multiple of 2**levels)

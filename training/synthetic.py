@@ -5,7 +5,7 @@ around a contact point: along the shear force, and outward with the normal force
 the contact growing as it presses. That makes image -> force smooth and learnable, with the
 shapes, dtypes and sign convention of recorded data (newtons, pressing gives Fz < 0).
 
-    python -m training.synthetic --frames 5000 --config default --epochs 2
+    python -m tacforce_training.synthetic --frames 5000 --config default --epochs 2
 
 times the train loop on 480x640 mono8 frames (seconds per epoch are printed).
 """

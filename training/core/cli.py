@@ -1,11 +1,79 @@
-"""Command-line pieces every task's `tacforce train|eval|export` sub-commands share (argparse only, no torch)."""
+"""`tacforce train|eval|export <task>`, generated from the task list, shared flags in one place (no torch).
+
+Each task's ``tasks/<task>/commands.py`` provides ``COMMAND`` (the CLI name), ``HELP`` and
+``DESCRIPTION`` (one entry per verb), optional ``DEFAULTS`` (per verb, overriding the shared
+flags' defaults), ``add_<verb>_args(parser)`` for its own flags and ``cmd_<verb>(args)`` returning
+an exit code. Every task's commands module imports no torch, so building the parser stays fast and
+`eval` runs on onnxruntime alone.
+"""
 from __future__ import annotations
 
+import argparse
+import importlib
 import shlex
 import sys
 from pathlib import Path
 
 ENCODINGS = ("mono8", "rgb8", "bgr8")
+VERBS = ("train", "eval", "export")
+VERB_HELP = {"train": "train a model", "eval": "evaluate a model", "export": "export a checkpoint to ONNX"}
+
+
+def _shared_train(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", required=True, type=Path,
+                   help="output folder (checkpoints, ONNX, model card, metrics.csv, curves.png)")
+    p.add_argument("--epochs", type=int, default=None, help="epochs (default: the task's)")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="samples per optimizer step over all processes (torchrun splits it; default: the task's)")
+    p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the task's)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads per process (default: torch's choice)")
+    p.add_argument("--workers", type=int, default=0, help="DataLoader workers per process (default: 0)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="training device (default: auto = CUDA when available; under torchrun one GPU per rank)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+
+
+def _shared_eval(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, type=Path, help="the .onnx model to score")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    p.add_argument("--card", type=Path, default=None,
+                   help="model card (.md) to record these results in, as its held-out section")
+
+
+def _shared_export(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", required=True, type=Path, help="best.pt / last.pt from training")
+    p.add_argument("--out", required=True, type=Path, help="output .onnx (a .md model card goes beside it)")
+
+
+SHARED = {"train": _shared_train, "eval": _shared_eval, "export": _shared_export}
+
+
+def task_commands() -> list:
+    """Return the commands module of every task in `tasks.TASKS`, in that order."""
+    from .. import tasks
+
+    return [importlib.import_module(f"{tasks.__name__}.{name}.commands") for name in tasks.TASKS]
+
+
+def add_task_commands(sub) -> dict:
+    """Add `train`, `eval` and `export` to the ``sub`` subparsers, each with one sub-command per task;
+    return the three verbs' subparsers.
+    """
+    verbs = {verb: sub.add_parser(verb, help=VERB_HELP[verb]).add_subparsers(dest="model", required=True,
+                                                                             metavar="TASK")
+             for verb in VERBS}
+    for module in task_commands():
+        for verb in VERBS:
+            add = getattr(module, f"add_{verb}_args", None)
+            if add is None:
+                continue
+            p = verbs[verb].add_parser(module.COMMAND, help=module.HELP[verb],
+                                       description=module.DESCRIPTION.get(verb))
+            SHARED[verb](p)
+            add(p)
+            p.set_defaults(func=getattr(module, f"cmd_{verb}"), **getattr(module, "DEFAULTS", {}).get(verb, {}))
+    return verbs
 
 
 def command_line() -> str:

@@ -20,11 +20,20 @@ DEFAULT_FRAME = "160x120"
 ARCHS = ("small_cnn", "tiny_cnn", "resnet34", "inception_v3_mixed7")   # = models.grasp_success.ARCHS (no torch here)
 
 
-def add_commands(train_sub, eval_sub, export_sub) -> None:
-    """Add a `grasp-success` sub-command to each of the three argparse subparsers objects."""
-    p = train_sub.add_parser("grasp-success", help="train a grasp-success classifier (is the object held?)",
-                             description="Train on a seeds-layout folder, labelled bags or synthetic frames, "
-                                         "then export OUT/grasp_success.onnx and its model card.")
+COMMAND = "grasp-success"
+HELP = {"train": "train a grasp-success classifier (is the object held?)",
+        "eval": "score a grasp_success ONNX model",
+        "export": "export a grasp-success checkpoint to ONNX"}
+DESCRIPTION = {"train": "Train on a seeds-layout folder, labelled bags or synthetic frames, then export "
+                        "OUT/grasp_success.onnx and its model card.",
+               "eval": "Run every frame through the ONNX model as the node does; print accuracy, per-class "
+                       "recall, confusion matrix, ROC-AUC; save a reliability plot.",
+               "export": "Re-export best.pt / last.pt; the validation frames stored in the checkpoint drive the "
+                         "parity check."}
+DEFAULTS = {"train": {"epochs": 15, "batch_size": 32, "lr": 2e-3}}
+
+
+def add_train_args(p: argparse.ArgumentParser) -> None:
     _add_data_args(p, "training")
     p.add_argument("--val-data", type=Path, default=None, help="validation folder (seeds layout)")
     p.add_argument("--val-bag", action="extend", nargs="+", type=Path, default=None, metavar="DIR",
@@ -33,28 +42,18 @@ def add_commands(train_sub, eval_sub, export_sub) -> None:
                    help="validation: N synthetic frames (training viewpoints and shapes, another seed)")
     p.add_argument("--val-fraction", type=float, default=0.15,
                    help="held out of the training data per class when no validation set is given (default 0.15)")
-    p.add_argument("--out", required=True, type=Path, help="output folder (checkpoints, ONNX, model card)")
     p.add_argument("--arch", choices=ARCHS, default="small_cnn", help="architecture (default: small_cnn)")
     p.add_argument("--weights", type=Path, default=None,
                    help="local pretrained weights (torchvision state_dict); freezes the early layers")
     p.add_argument("--image-size", type=int, default=0, help="model input side (default: per architecture)")
-    p.add_argument("--epochs", type=int, default=15)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--epoch-size", type=int, default=0, help="frames per epoch (default: 2x the larger class)")
     p.add_argument("--no-balance", action="store_true", help="do not balance the classes per epoch")
     p.add_argument("--no-augment", action="store_true", help="no rotation/shift/shear/zoom/flip augmentation")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--encoding", choices=("rgb8", "bgr8"), default="rgb8",
                    help="input encoding of the exported graph (default rgb8; bgr8 reorders in the graph)")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
-    p.set_defaults(func=cmd_train)
 
-    p = eval_sub.add_parser("grasp-success", help="score a grasp_success ONNX model",
-                            description="Run every frame through the ONNX model as the node does; print accuracy, "
-                                        "per-class recall, confusion matrix, ROC-AUC; save a reliability plot.")
-    p.add_argument("--model", required=True, type=Path, help="grasp_success .onnx file")
+
+def add_eval_args(p: argparse.ArgumentParser) -> None:
     _add_data_args(p, "evaluation")
     p.add_argument("--split", choices=("train", "test"), default="test",
                    help="with --synthetic: test = held-out viewpoints and shapes (default)")
@@ -62,17 +61,10 @@ def add_commands(train_sub, eval_sub, export_sub) -> None:
     p.add_argument("--plot", type=Path, default=None, help="reliability plot PNG (default: reliability.png "
                                                            "beside the model, or in --out)")
     p.add_argument("--out", type=Path, default=None, help="folder for metrics.json and reliability.png")
-    p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
-    p.add_argument("--card", type=Path, default=None, help="model card (.md) to record these results in")
-    p.set_defaults(func=cmd_eval)
 
-    p = export_sub.add_parser("grasp-success", help="export a grasp-success checkpoint to ONNX",
-                              description="Re-export best.pt / last.pt; the validation frames stored in the "
-                                          "checkpoint drive the parity check.")
-    p.add_argument("--checkpoint", required=True, type=Path)
-    p.add_argument("--out", required=True, type=Path, help="output .onnx (a .md model card goes beside it)")
+
+def add_export_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--encoding", choices=ENCODINGS, default=None, help="default: the training encoding")
-    p.set_defaults(func=cmd_export)
 
 
 def _add_data_args(p: argparse.ArgumentParser, what: str) -> None:
@@ -132,8 +124,9 @@ def cmd_train(args) -> int:
             model=GraspModelConfig(arch=args.arch, image_size=args.image_size),
             epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, epoch_size=args.epoch_size,
             balance=not args.no_balance, augment=None if args.no_augment else dataclasses.asdict(Augment()),
-            seed=args.seed, num_threads=args.threads, weights=str(args.weights) if args.weights else None)
-        result = train(cfg, train_set, val, args.out, resume=args.resume)
+            seed=args.seed, num_threads=args.threads, num_workers=args.workers,
+            weights=str(args.weights) if args.weights else None)
+        result = train(cfg, train_set, val, args.out, resume=args.resume, device=args.device)
         if not result.main:     # under torchrun, rank 0 alone exports and reports
             return 0
         onnx_path = args.out / "grasp_success.onnx"

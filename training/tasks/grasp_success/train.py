@@ -110,7 +110,7 @@ class EpochFrames(Dataset):
 
 @register(TASK)
 class GraspSuccessTask:
-    """Data, model, loss and validation of the grasp-success task for `training.core.loop.fit`."""
+    """Data, model, loss and validation of the grasp-success task for `tacforce_training.core.loop.fit`."""
 
     score_name = "val_balanced_accuracy"
     higher_is_better = True

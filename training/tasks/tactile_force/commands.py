@@ -19,25 +19,25 @@ from ...core.cli import ENCODINGS, command_line, fail, record_in_card, user_erro
 SAMPLE_FRAMES = 32   # frames streamed through ONNX and PyTorch for the export parity check
 
 
-def add_commands(train_sub, eval_sub, export_sub) -> None:
-    """Add a `tactile-force` sub-command to each of the three argparse subparsers objects."""
-    p = train_sub.add_parser("tactile-force", help="train the GenForce-style TemporalForce model",
-                             description="Train TemporalForce on bags of tactile images + wrenches, "
-                                         "then export OUT/tactile_force.onnx and its model card.")
+COMMAND = "tactile-force"
+HELP = {"train": "train the GenForce-style TemporalForce model",
+        "eval": "score a tactile_force ONNX model on bags",
+        "export": "export a TemporalForce checkpoint to ONNX"}
+DESCRIPTION = {"train": "Train TemporalForce on bags of tactile images + wrenches, then export "
+                        "OUT/tactile_force.onnx and its model card.",
+               "eval": "Stream each sequence through the ONNX model as the node does (state carried, reset "
+                       "per sequence) and print force errors.",
+               "export": "Re-export a checkpoint (best.pt or last.pt); frames from the bags fix the input size "
+                         "and drive the parity check."}
+
+
+def add_train_args(p: argparse.ArgumentParser) -> None:
     _add_data_args(p)
-    p.add_argument("--out", required=True, type=Path, help="output folder (checkpoints, ONNX, model card)")
     p.add_argument("--val-bag", action="extend", nargs="+", type=Path, default=None, metavar="DIR",
                    help="validation bags (default: hold out 20%% of the sequences)")
     p.add_argument("--config", choices=("tiny", "small", "default"), default="default",
                    help="model size (default: default)")
-    p.add_argument("--epochs", type=int, default=None, help="epochs (default: 12)")
     p.add_argument("--image-size", type=int, default=None, help="model input side in pixels (default: per config)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
-    p.add_argument("--batch-size", type=int, default=None,
-                   help="clips per optimizer step over all processes (default: 8; torchrun splits it)")
-    p.add_argument("--workers", type=int, default=0, help="DataLoader workers per process (default: 0)")
     p.add_argument("--memory-budget-mb", type=float, default=None,
                    help="preprocessed frames above this go to a memory-mapped cache in OUT/cache (default: 4096)")
     p.add_argument("--encoding", choices=ENCODINGS, default=None,
@@ -46,27 +46,16 @@ def add_commands(train_sub, eval_sub, export_sub) -> None:
     p.add_argument("--segment-markers", action="store_true",
                    help="segment marker images first (threshold and polarity from the first frame of the "
                         "first bag), as cross-sensor models do; see `tacforce train transfer`")
-    p.set_defaults(func=cmd_train)
 
-    p = eval_sub.add_parser("tactile-force", help="score a tactile_force ONNX model on bags",
-                            description="Stream each sequence through the ONNX model as the node does "
-                                        "(state carried, reset per sequence) and print force errors.")
-    p.add_argument("--model", required=True, type=Path, help="tactile_force .onnx file")
-    _add_data_args(p)
-    p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
-    p.add_argument("--card", type=Path, default=None,
-                   help="model card (.md) to record these results in, as its held-out section")
-    p.set_defaults(func=cmd_eval)
 
-    p = export_sub.add_parser("tactile-force", help="export a TemporalForce checkpoint to ONNX",
-                              description="Re-export a checkpoint (best.pt or last.pt); frames from the "
-                                          "bags fix the input size and drive the parity check.")
-    p.add_argument("--checkpoint", required=True, type=Path, help="best.pt / last.pt from training")
+def add_eval_args(p: argparse.ArgumentParser) -> None:
     _add_data_args(p)
-    p.add_argument("--out", required=True, type=Path, help="output .onnx (a .md model card goes beside it)")
+
+
+def add_export_args(p: argparse.ArgumentParser) -> None:
+    _add_data_args(p)
     p.add_argument("--encoding", choices=ENCODINGS, default=None,
                    help="input encoding of the exported model (default: the one it was trained on)")
-    p.set_defaults(func=cmd_export)
 
 
 def _add_data_args(p: argparse.ArgumentParser) -> None:
@@ -144,12 +133,13 @@ def cmd_train(args) -> int:
             from ...transfer import segmenting
             model_cfg = segmenting(model_cfg, bag_reference(args.bag[0], args.image_topic)[0])
         cfg = TrainConfig(model=model_cfg, seed=args.seed, num_threads=args.threads, num_workers=args.workers)
-        given = {"epochs": args.epochs, "batch_size": args.batch_size, "memory_budget_mb": args.memory_budget_mb}
+        given = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
+                 "memory_budget_mb": args.memory_budget_mb}
         cfg = dataclasses.replace(cfg, **{k: v for k, v in given.items() if v is not None})
         data_encoding = _data_encoding(pairs.sequences)
         encoding = args.encoding or data_encoding
         result = train(cfg, pairs.sequences, args.out, resume=args.resume, encoding=data_encoding,
-                       val_sequences=val_pairs.sequences if val_pairs else None)
+                       val_sequences=val_pairs.sequences if val_pairs else None, device=args.device)
         if not result.main:     # under torchrun, rank 0 alone exports and reports
             return 0
         summary = {**_public_summary(result.summary), "force_frame": _force_frame(pairs, val_pairs),

@@ -57,7 +57,7 @@ def upgrade_legacy(old: dict) -> dict:
 
 @register(TASK)
 class TactileForceTask:
-    """Data, model, loss and validation of the tactile force task for `training.core.loop.fit`."""
+    """Data, model, loss and validation of the tactile force task for `tacforce_training.core.loop.fit`."""
 
     score_name = "val_loss"
     higher_is_better = False
