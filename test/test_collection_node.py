@@ -20,6 +20,10 @@ from tacforce_ros.ros.qos import output_qos, sensor_qos  # noqa: E402
 DOMAIN = 33
 SHORT = {"robot": "sim", "positions": 1, "depths": "[0.001]", "shear_points": 2, "idle_time": 0.2,
          "approach_height": 0.001, "dwell": 0.1}
+# This test process publishes the force stream from a Python timer; under CI load it can pause
+# longer than the node's 0.1 s default, which stops the run as stale (correctly, but it is not what
+# these tests check). The stale stop itself is covered in test_collection.py.
+STREAM_FROM_TEST = {"stale_after": 0.5}
 
 
 @pytest.fixture
@@ -35,7 +39,7 @@ def drive(probe, params: dict, fz_after_press: float | None, timeout: float = 40
     probe.create_subscription(String, "/tactile/episode", lambda m: phases.append(json.loads(m.data)["phase"]),
                               output_qos(100))
     pub = probe.create_publisher(WrenchStamped, "/ft_sensor/wrench", sensor_qos(depth=10))
-    node = start_node("tacforce_ros.nodes.collection_node", DOMAIN, {**SHORT, **params})
+    node = start_node("tacforce_ros.nodes.collection_node", DOMAIN, {**SHORT, **STREAM_FROM_TEST, **params})
 
     def send():
         msg = WrenchStamped()

@@ -1,6 +1,7 @@
 """Start nodes in one process: each node's `main`, `tacforce run` and `tacforce demo` use it."""
 from __future__ import annotations
 
+import faulthandler
 import os
 import sys
 import threading
@@ -39,6 +40,7 @@ def spin_nodes(factories: Sequence[Callable], args: Sequence[str] | None = None)
     from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 
     use_large_image_transport()
+    faulthandler.enable()  # a crash inside a C++ layer (DDS, rcl) still names the Python line it came from
     try:
         rclpy.init(args=args)
     except (_rclpy.RCLError, _rclpy.UnknownROSArgsError) as exc:  # bad --ros-args, e.g. '-p name' without :=
