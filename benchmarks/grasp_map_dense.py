@@ -36,13 +36,12 @@ def main() -> None:
     parser.add_argument("--checkpoint", default=str(ROOT / "models" / "grasp_map.pt"))
     args = parser.parse_args()
 
-    import torch
-
     from tacforce_ros.inference.runtime import OnnxModel
     from tacforce_ros.perception.grasp_map import OUTPUT, GraspMapLayout
     from tacforce_ros.sim.grasp_scenes import SceneConfig, generate_scene
-    from tacforce_training.grasp_map_export import export_grasp_map
+    from tacforce_training.core import checkpoint
     from tacforce_training.models.grasp_net import PATCH
+    from tacforce_training.tasks.grasp_map.export import export_grasp_map
 
     dense = OnnxModel(args.model, "grasp_map", providers=["cpu"])
     layout = GraspMapLayout.from_metadata(dense.metadata.outputs)
@@ -50,7 +49,7 @@ def main() -> None:
     rng = np.random.default_rng(7)
     config = SceneConfig(height=inp.height, width=inp.width)
     images = [generate_scene(config, rng).image for _ in range(args.frames)]
-    mean = torch.load(args.checkpoint, map_location="cpu", weights_only=True)["normalisation"]["mean_rgb"]
+    mean = checkpoint.load(args.checkpoint, "grasp_map")["summary"]["mean_rgb"]
     with tempfile.TemporaryDirectory() as tmp:
         patch_path = Path(tmp) / "patch.onnx"
         export_grasp_map(args.checkpoint, patch_path, PATCH, PATCH, np.stack([images[0][:PATCH, :PATCH]]),

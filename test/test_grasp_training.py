@@ -1,6 +1,9 @@
 """GraspNet training side: network, masked loss, AlexNet init, label-exact augmentation, data
-sources, dense export contract, and the train/eval/export commands on tiny configs.
+sources, the task on the shared loop (checkpoints, resume, the shipped legacy checkpoint), dense
+export contract, and the train/eval/export commands on tiny configs.
 """
+import argparse
+import dataclasses
 import json
 import math
 import subprocess
@@ -17,12 +20,15 @@ from tacforce_ros.perception.grasp_map import GraspMapLayout
 from tacforce_ros.sim.grasp_attempts import write_attempt_csv
 from tacforce_ros.sim.grasp_labels import grasp_outcomes
 from tacforce_ros.sim.grasp_scenes import HELD_OUT_SHAPES, TRAIN_SHAPES, SceneConfig, generate_scene
-from tacforce_training.grasp_map_data import (GraspAttempts, PatchSampler, augment, load_attempt_folder, merge_attempts,
-                                              synthetic_attempts)
-from tacforce_training.grasp_map_export import dense_padding, export_grasp_map
-from tacforce_training.grasp_map_train import GraspTrainConfig, train_grasp_net
+from tacforce_training.core import checkpoint
 from tacforce_training.models.grasp_net import (CONFIGS, PATCH, STRIDE, GraspNet, GraspNetConfig, load_alexnet_features,
                                                 masked_bin_loss, success_probability)
+from tacforce_training.tasks.grasp_map.commands import NETWORKS
+from tacforce_training.tasks.grasp_map.config import GraspMapConfig
+from tacforce_training.tasks.grasp_map.data import (GraspAttempts, PatchSampler, augment, batch_indices,
+                                                    load_attempt_folder, merge_attempts, synthetic_attempts)
+from tacforce_training.tasks.grasp_map.export import dense_module, dense_padding, export_grasp_map
+from tacforce_training.tasks.grasp_map.train import GraspMapTask, load_grasp_model, train
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
 TINY = CONFIGS["tiny"]
@@ -157,32 +163,68 @@ def test_dense_padding_gives_one_cell_per_32px_block():
         assert PATCH // 2 - top == STRIDE // 2  # cell 0 is centred on pixel 16
 
 
+def tiny_config(**changes) -> GraspMapConfig:
+    return GraspMapConfig(**{"model": TINY, "epochs": 2, "steps_per_epoch": 3, "batch_size": 16, "num_threads": 1,
+                             **changes})
+
+
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
+def tiny_data():
+    return synthetic_attempts(6, 24, SceneConfig(seed=1), seed=1, progress=False)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory, tiny_data):
     out = tmp_path_factory.mktemp("gm")
-    data = synthetic_attempts(6, 24, SceneConfig(seed=1), seed=1, progress=False)
-    cfg = GraspTrainConfig(model=TINY, epochs=2, steps_per_epoch=3, batch_size=16, num_threads=1)
-    result = train_grasp_net(cfg, data, out, progress=False)
-    return result, data, out
+    return train(tiny_config(), tiny_data, out), tiny_data, out
+
+
+def test_an_epoch_is_steps_of_balanced_batches_drawn_per_seed_and_epoch(tiny_data):
+    task = GraspMapTask(tiny_config(), tiny_data)
+    a, b = task.train_set(), task.train_set()
+    rows = task.train_sampler.attempts.rows
+    assert len(a) == 3 * 16 and (rows[a.order, 4] > 0.5).sum() == len(a) // 2
+    assert len(GraspMapTask(tiny_config(steps_per_epoch=0), tiny_data).train_set()) == len(rows) // 16 * 16
+    a.set_epoch(1)
+    assert not np.array_equal(a.order, b.order)
+    b.set_epoch(1)
+    patch, bin_, ok = a[7]
+    assert all(torch.equal(x, y) for x, y in zip(a[7], b[7]))
+    # patch 7 of epoch 1 is augmented by its own generator, whoever draws it
+    expected = task.train_sampler.batch(a.order[7:8], np.random.default_rng([0, 1, 7]))
+    np.testing.assert_array_equal(patch.numpy(), expected[0][0])
+    assert int(bin_) == expected[1][0] and float(ok) == expected[2][0]
+    plain = GraspMapTask(tiny_config(augment=False), tiny_data).train_set()
+    np.testing.assert_array_equal(plain[0][0].numpy(), task.train_sampler.batch(plain.order[:1])[0][0])
+    skewed = np.zeros((10, 5))
+    skewed[:2, 4] = 1
+    assert (skewed[batch_indices(skewed, 8, True, np.random.default_rng(0)), 4] == 1).sum() == 4
 
 
 def test_training_checkpoints_and_dense_export_contract(tiny_run):
     result, data, out = tiny_run
     ckpt = torch.load(result.best_path, map_location="cpu", weights_only=True)
     last = torch.load(result.last_path, map_location="cpu", weights_only=True)
-    assert ckpt["format"] == "tacforce.grasp_net/1" and len(last["history"]) == 2
-    assert ckpt["epoch"] == result.best_epoch == ckpt["history"][-1]["epoch"]
+    assert ckpt["format"] == "tacforce.checkpoint" and ckpt["task"] == "grasp_map" and len(last["history"]) == 2
+    assert ckpt["epoch"] == result.best_epoch == ckpt["history"][-1]["epoch"] and last["step"] == 6
+    assert ckpt["config"]["grad_clip"] == 0.0 and ckpt["config"]["warmup_steps"] == 0
+    assert ckpt["best"]["score"] == ckpt["best"]["metrics"]["loss"] == ckpt["history"][-1]["val_loss"]
     assert 0 <= result.metrics["accuracy"] <= 1 and result.summary["train"]["attempts"] > 0
+    assert result.metrics["attempts"] == result.summary["val"]["attempts"]
     h, w = 240, 320  # another camera size: the graph is exported for it
     images = np.stack([generate_scene(SceneConfig(height=h, width=w, seed=s)).image for s in range(2)])
     meta = export_grasp_map(result.best_path, out / "gm.onnx", h, w, images, "rgb8", command="test")
     spec = meta.outputs["grasp_probability"]
     assert meta.task == "grasp_map" and spec["shape"] == [8, 10, 18] and spec["stride_px"] == 32
     assert spec["offset_px"] == 16 and "+u" in spec["angle_convention"]
+    assert meta.training["mean_rgb"] == ckpt["summary"]["mean_rgb"] and meta.metrics == result.metrics
     model = OnnxModel(out / "gm.onnx", "grasp_map", providers=["cpu"])
     layout = GraspMapLayout.from_metadata(model.metadata.outputs)
     prob = model.run(images[:1])[0]["grasp_probability"]
     assert prob.shape == (layout.rows, layout.cols, layout.bins) and ((prob >= 0) & (prob <= 1)).all()
+    module = dense_module(checkpoint.load(result.best_path, "grasp_map"), h, w)[0]
+    with torch.no_grad():
+        np.testing.assert_allclose(prob, module(torch.from_numpy(images[:1])).numpy(), atol=1e-5)
     with pytest.raises(ModelError, match="grasp_map"):
         OnnxModel(out / "gm.onnx", "tactile_force", providers=["cpu"])
     # a bgr8 camera: the graph reorders, so the same scene gives the same map
@@ -193,23 +235,90 @@ def test_training_checkpoints_and_dense_export_contract(tiny_run):
     assert (out / "gm.md").read_text().count("angle") >= 1
 
 
-def _cli(*args, timeout=600):
-    return subprocess.run([sys.executable, "-m", "tacforce_ros.cli", *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=timeout)
+def test_resume_matches_uninterrupted_run(tiny_run, tmp_path, monkeypatch):
+    """Die in epoch 2, then resume: epoch 2 follows last.pt's epoch 1 and ends as the uninterrupted run."""
+    result, data, _ = tiny_run
+    real_score, calls = GraspMapTask.score, []
+
+    def crash_in_second_epoch(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_score(*args, **kwargs)
+
+    monkeypatch.setattr(GraspMapTask, "score", crash_in_second_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_config(), data, tmp_path)
+    monkeypatch.setattr(GraspMapTask, "score", real_score)
+    assert torch.load(tmp_path / "last.pt", weights_only=True)["epoch"] == 1
+    resumed = train(tiny_config(), data, tmp_path, resume=True)
+    full = torch.load(result.last_path, weights_only=True)
+    assert [r["epoch"] for r in resumed.history] == [1, 2]
+    assert [r["val_loss"] for r in resumed.history] == [r["val_loss"] for r in full["history"]]
+    again = torch.load(resumed.last_path, weights_only=True)["model"]
+    assert all(torch.equal(full["model"][k], again[k]) for k in again)
+    other = dataclasses.replace(TINY, bins=9)
+    with pytest.raises(ValueError, match="was trained with"):
+        train(tiny_config(model=other, epochs=3), data, tmp_path, resume=True)
 
 
-def test_cli_train_eval_export_on_synthetic_and_folder_data(tmp_path):
-    r = _cli("train", "grasp-map", "--synthetic", "4", "--attempts-per-scene", "16", "--config", "tiny",
-             "--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "8", "--threads", "1",
-             "--out", str(tmp_path / "run"))
-    assert r.returncode == 0, r.stdout + r.stderr
-    model = tmp_path / "run" / "grasp_map.onnx"
-    r = _cli("eval", "grasp-map", "--model", str(model), "--scenes", "2", "--json", "--card",
-             str(tmp_path / "run" / "grasp_map.md"))
-    assert r.returncode == 0, r.stderr
-    metrics = json.loads(r.stdout)
+def test_shipped_legacy_checkpoint_loads_through_the_core(tiny_data):
+    """models/grasp_map.pt (pre-core format) upgrades on load, rebuilds the shipped graph and warm-starts."""
+    shipped = ROOT / "models" / "grasp_map.pt"
+    assert torch.load(shipped, weights_only=True)["format"] == "tacforce.grasp_net/1"
+    ckpt = checkpoint.load(shipped, "grasp_map")
+    assert ckpt["task"] == "grasp_map" and ckpt["optimizer"] is None
+    assert ckpt["best"]["epoch"] == ckpt["epoch"] and ckpt["best"]["score"] == ckpt["best"]["metrics"]["loss"]
+    onnx = OnnxModel(shipped.with_suffix(".onnx"), "grasp_map", providers=["cpu"])
+    recorded = onnx.metadata.training
+    assert ckpt["summary"]["mean_rgb"] == recorded["mean_rgb"] and ckpt["summary"]["train"] == recorded["train"]
+    model, normalise = load_grasp_model(ckpt)
+    assert model.cfg == GraspNetConfig.from_dict(recorded["config"]["model"]) and normalise.std == 0.25
+    image = generate_scene(SceneConfig(seed=3)).image[None]
+    with torch.no_grad():
+        expected = dense_module(ckpt, 480, 640)[0](torch.from_numpy(image)).numpy()
+    np.testing.assert_allclose(onnx.run(image)[0]["grasp_probability"], expected, atol=1e-5)
+    warm = GraspMapTask(tiny_config(init_checkpoint=str(shipped)), tiny_data)
+    assert warm.config.model == model.cfg and warm.summary["mean_rgb"] == ckpt["summary"]["mean_rgb"]
+    assert torch.equal(warm.build_model().conv8.weight, model.conv8.weight)
+
+
+def test_commands_do_not_import_torch_and_name_every_network():
+    code = ("import sys, tacforce_training.tasks.grasp_map.commands, tacforce_training.tasks.grasp_map.evaluate; "
+            "sys.exit('torch' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0
+    assert NETWORKS == tuple(CONFIGS)
+
+
+def _parser():
+    from tacforce_training.core.cli import add_task_commands
+
+    parser = argparse.ArgumentParser()
+    add_task_commands(parser.add_subparsers(dest="cmd", required=True))   # the CLI as `tacforce` builds it
+    return parser
+
+
+def _cli(parser, *argv):
+    args = parser.parse_args([str(a) for a in argv])
+    return args.func(args)
+
+
+def test_cli_train_resume_eval_export_on_synthetic_and_folder_data(tmp_path, capsys):
+    parser = _parser()
+    run = tmp_path / "run"
+    assert _cli(parser, "train", "grasp-map", "--synthetic", 4, "--attempts-per-scene", 16, "--config", "tiny",
+                "--epochs", 1, "--steps-per-epoch", 2, "--batch-size", 8, "--threads", 1, "--out", run) == 0
+    assert _cli(parser, "train", "grasp-map", "--synthetic", 4, "--attempts-per-scene", 16, "--config", "tiny",
+                "--epochs", 2, "--steps-per-epoch", 2, "--batch-size", 8, "--threads", 1, "--out", run,
+                "--resume") == 0
+    assert "resuming from" in capsys.readouterr().out
+    assert torch.load(run / "last.pt", weights_only=True)["epoch"] == 2
+    model = run / "grasp_map.onnx"
+    assert _cli(parser, "eval", "grasp-map", "--model", model, "--scenes", 2, "--json", "--card",
+                run / "grasp_map.md") == 0
+    metrics = json.loads(capsys.readouterr().out)
     assert metrics["scenes"] == 2 and 0 <= metrics["top1_success"] <= 1 and len(metrics["precision"]) == 18
-    assert "## Held-out evaluation" in (tmp_path / "run" / "grasp_map.md").read_text()
+    assert "## Held-out evaluation" in (run / "grasp_map.md").read_text()
     # a folder of real-style trials trains and evaluates the same way
     folder = tmp_path / "trials"
     folder.mkdir()
@@ -217,26 +326,29 @@ def test_cli_train_eval_export_on_synthetic_and_folder_data(tmp_path):
     for i, img in enumerate(data.images):
         cv2.imwrite(str(folder / f"{i}.png"), img[..., ::-1])
     write_attempt_csv(folder, [(f"{int(r[0])}.png", r[1], r[2], r[3], bool(r[4])) for r in data.rows])
-    # fine-tuned from the synthetic run (--init keeps its network and mean colour)
-    r = _cli("train", "grasp-map", "--folder", str(folder), "--val-folder", str(folder), "--init",
-             str(tmp_path / "run" / "best.pt"), "--epochs", "1", "--steps-per-epoch", "1", "--batch-size", "8",
-             "--threads", "1", "--out", str(tmp_path / "run2"))
-    assert r.returncode == 0, r.stdout + r.stderr
-    first = torch.load(tmp_path / "run" / "best.pt", weights_only=True)
+    # warm-started from the synthetic run (--init keeps its network and mean colour)
+    assert _cli(parser, "train", "grasp-map", "--folder", folder, "--val-folder", folder, "--init", run / "best.pt",
+                "--epochs", 1, "--steps-per-epoch", 1, "--batch-size", 8, "--threads", 1, "--out",
+                tmp_path / "run2") == 0
+    first = torch.load(run / "best.pt", weights_only=True)
     tuned = torch.load(tmp_path / "run2" / "best.pt", weights_only=True)
     assert tuned["config"]["model"] == first["config"]["model"]
-    assert tuned["normalisation"] == first["normalisation"]
+    assert tuned["summary"]["mean_rgb"] == first["summary"]["mean_rgb"]
     assert not torch.equal(tuned["model"]["conv8.weight"], first["model"]["conv8.weight"])
-    r = _cli("eval", "grasp-map", "--model", str(tmp_path / "run2" / "grasp_map.onnx"), "--folder", str(folder))
-    assert r.returncode == 0 and "accuracy" in r.stdout, r.stdout + r.stderr
-    r = _cli("export", "grasp-map", "--checkpoint", str(tmp_path / "run" / "best.pt"), "--out",
-             str(tmp_path / "small.onnx"), "--height", "256", "--width", "256")
-    assert r.returncode == 0, r.stderr
+    capsys.readouterr()
+    assert _cli(parser, "eval", "grasp-map", "--model", tmp_path / "run2" / "grasp_map.onnx", "--folder", folder) == 0
+    assert "accuracy" in capsys.readouterr().out
+    assert _cli(parser, "export", "grasp-map", "--checkpoint", run / "best.pt", "--out", tmp_path / "small.onnx",
+                "--height", 256, "--width", 256) == 0
     assert OnnxModel(tmp_path / "small.onnx", "grasp_map", providers=["cpu"]).metadata.input.height == 256
-    r = _cli("train", "grasp-map", "--config", "tiny", "--out", str(tmp_path / "none"))
-    assert r.returncode == 1 and "no training data" in r.stderr
-    r = _cli("eval", "grasp-map", "--model", str(tmp_path / "missing.onnx"))
-    assert r.returncode == 1 and "not found" in r.stderr
+    capsys.readouterr()
+    assert _cli(parser, "train", "grasp-map", "--config", "tiny", "--out", tmp_path / "none") == 1
+    assert "no training data" in capsys.readouterr().err
+    assert _cli(parser, "eval", "grasp-map", "--model", tmp_path / "missing.onnx") == 1
+    assert "not found" in capsys.readouterr().err
+    checkpoint.save(checkpoint.make("grasp_success", epoch=1), tmp_path / "gs.pt")
+    assert _cli(parser, "export", "grasp-map", "--checkpoint", tmp_path / "gs.pt", "--out", tmp_path / "x.onnx") == 1
+    assert capsys.readouterr().err.strip().endswith("gs.pt is a grasp_success checkpoint, not a grasp_map one")
 
 
 def test_attempts_must_point_at_images():

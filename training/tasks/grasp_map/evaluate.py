@@ -19,8 +19,6 @@ from tacforce_ros.perception.grasp_map import OUTPUT, TASK, GraspMapLayout, deco
 from tacforce_ros.sim.grasp_labels import grasp_outcome, grasp_outcomes
 from tacforce_ros.sim.grasp_scenes import SceneConfig, generate_scene
 
-from .grasp_map_data import GraspAttempts
-
 
 def _model(path) -> tuple[OnnxModel, GraspMapLayout]:
     model = OnnxModel(path, TASK, providers=["cpu"])
@@ -81,7 +79,8 @@ def evaluate_scenes(model_path, scenes: int, shapes: tuple[str, ...], seed: int,
             **per_bin}
 
 
-def evaluate_attempts(model_path, attempts: GraspAttempts) -> dict:
+def evaluate_attempts(model_path, attempts) -> dict:
+    """Score each trial of a `GraspAttempts` at its cell and angle bin (``data`` is not imported: it needs torch)."""
     model, layout = _model(model_path)
     maps = [None] * len(attempts.images)
     pred_p = np.empty(len(attempts))

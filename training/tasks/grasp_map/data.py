@@ -26,7 +26,7 @@ from tacforce_ros.sim.grasp_attempts import read_attempt_csv
 from tacforce_ros.sim.grasp_labels import sample_attempts
 from tacforce_ros.sim.grasp_scenes import SceneConfig, generate_scene
 
-from .models.grasp_net import PATCH
+from ...models.grasp_net import PATCH
 
 
 @dataclass
@@ -156,6 +156,26 @@ def augment(image: np.ndarray, theta: float, k: int, mirror: bool) -> tuple[np.n
     if mirror:
         image, theta = image[:, ::-1], math.pi - theta
     return image, float(wrap_angle(theta))
+
+
+def split_images(count: int, val_fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """Return (train, validation) image indices: ``val_fraction`` of the images (at least one) held out."""
+    order = np.random.default_rng(seed).permutation(count)
+    n_val = max(1, round(count * val_fraction)) if count > 1 else 0
+    return sorted(order[n_val:].tolist()), sorted(order[:n_val].tolist())
+
+
+def batch_indices(rows: np.ndarray, size: int, balance: bool, rng: np.random.Generator) -> np.ndarray:
+    """Return ``size`` attempt indices drawn with replacement; with ``balance``, half successes (when
+    both outcomes are there), as real trial sets are skewed.
+    """
+    if not balance:
+        return rng.integers(0, len(rows), size)
+    pos, neg = np.flatnonzero(rows[:, 4] > 0.5), np.flatnonzero(rows[:, 4] <= 0.5)
+    if not len(pos) or not len(neg):
+        return rng.integers(0, len(rows), size)
+    half = size // 2
+    return np.concatenate([rng.choice(pos, half), rng.choice(neg, size - half)])
 
 
 def mean_rgb(images, max_images: int = 200) -> np.ndarray:

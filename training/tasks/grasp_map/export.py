@@ -24,11 +24,11 @@ from torch import nn
 from tacforce_ros.inference.contract import InputSpec, ModelMetadata
 from tacforce_ros.perception.grasp_map import ANGLE_CONVENTION, CELL_TO_PIXEL, OUTPUT, TASK
 
-from .core.checkpoint import read as read_checkpoint
-from .core.export import OPSET, PROBABILITY_TOLERANCE, Tolerance, card_footer, output_difference, save_checked
-from .grasp_map_train import load_grasp_model
-from .models.grasp_net import PATCH, STRIDE, GraspNet, success_probability
-from .preprocess import MeanPixelNormalise
+from ...core import checkpoint
+from ...core.export import OPSET, PROBABILITY_TOLERANCE, Tolerance, card_footer, output_difference, save_checked
+from ...models.grasp_net import PATCH, STRIDE, GraspNet, success_probability
+from ...preprocess import MeanPixelNormalise
+from .train import load_grasp_model
 
 OFFSET = STRIDE // 2
 
@@ -53,9 +53,10 @@ class DenseGraspMap(nn.Module):
         return success_probability(self.model(self.normalise(image)))[0].permute(1, 2, 0)
 
 
-def dense_module(checkpoint: dict, height: int, width: int, encoding: str = "rgb8",
+def dense_module(ckpt: dict, height: int, width: int, encoding: str = "rgb8",
                  padded: bool = True) -> tuple[DenseGraspMap, int, int]:
-    model, normalise = load_grasp_model(checkpoint)
+    """Return the export graph of a loaded checkpoint for H x W frames, and its map's rows and cols."""
+    model, normalise = load_grasp_model(ckpt)
     if padded:
         pad, rows, cols = dense_padding(height, width)
     else:
@@ -75,7 +76,7 @@ def export_grasp_map(checkpoint_path, onnx_path, height: int, width: int, sample
     ``sample_images``: uint8 [N, H, W, 3] in RGB order, for the parity check.
     """
     onnx_path = Path(onnx_path)
-    ckpt = read_checkpoint(checkpoint_path)
+    ckpt = checkpoint.load(checkpoint_path, TASK)
     module, rows, cols = dense_module(ckpt, height, width, encoding, padded)
     samples = np.asarray(sample_images, np.uint8)
     if samples.ndim != 4 or samples.shape[1:] != (height, width, 3):
@@ -91,7 +92,7 @@ def export_grasp_map(checkpoint_path, onnx_path, height: int, width: int, sample
     cfg = ckpt["config"]
     bins = cfg["model"]["bins"]
     offset = OFFSET if padded else PATCH // 2
-    training = {k: v for k, v in ckpt["summary"].items() if k != "config"}
+    training = dict(ckpt["summary"])
     training.update(config=cfg, epoch=ckpt["epoch"], best_epoch=ckpt["best"]["epoch"],
                     checkpoint=str(checkpoint_path))
     metadata = ModelMetadata(
@@ -105,7 +106,7 @@ def export_grasp_map(checkpoint_path, onnx_path, height: int, width: int, sample
         training=training,
         metrics=metrics or ckpt["history"][-1]["metrics"],
     )
-    diff = save_checked(proto, metadata, onnx_path, "training/grasp_map_export.py",
+    diff = save_checked(proto, metadata, onnx_path, "training/tasks/grasp_map/export.py",
                         lambda tmp: output_difference(module, tmp, TASK, OUTPUT, samples), tolerance,
                         f"grasp maps over {len(samples)} images")
     write_grasp_card(onnx_path.with_suffix(".md"), metadata, command, diff, len(samples))

@@ -1,0 +1,165 @@
+"""`tacforce train|eval|export grasp-map`: argparse wiring for GraspNet (seed 001) (torch imported in
+the handlers; `eval` of synthetic scenes needs onnxruntime only). Each handler returns an exit code.
+
+Data is either synthetic (``--synthetic N`` scenes of the training shapes, labelled by the
+robot-like labeller) or folders of real trials (``--folder DIR`` with attempts.csv).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from tacforce_ros.sim.grasp_scenes import HELD_OUT_SHAPES, TRAIN_SHAPES
+
+from ...core.cli import command_line, fail, record_in_card, user_errors
+
+DEFAULT_SIZE = (480, 640)
+NETWORKS = ("default", "small", "cpu", "tiny")   # = models.grasp_net.CONFIGS (no torch here)
+
+COMMAND = "grasp-map"
+HELP = {"train": "train the GraspNet dense grasp-angle FCN",
+        "eval": "top-1 grasp success and per-bin precision/recall",
+        "export": "export a GraspNet checkpoint to a dense ONNX model"}
+DESCRIPTION = {"train": "Train GraspNet on 227 px patches of labelled grasp trials (masked loss over the trial's "
+                        "angle bin), then export the dense OUT/grasp_map.onnx and its model card.",
+               "eval": "Run a grasp_map ONNX model on held-out synthetic scenes (top-1 grasp success by the "
+                       "labeller, per-bin precision/recall over every cell) or on folders of real trials.",
+               "export": "Re-export best.pt/last.pt for a camera size and encoding."}
+DEFAULTS = {"train": {"epochs": 10, "batch_size": 64, "lr": 1e-3}}
+
+
+def add_train_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--synthetic", type=int, default=0, metavar="SCENES",
+                   help="generate this many synthetic scenes (640x480) of the training shapes (seed: --seed)")
+    p.add_argument("--attempts-per-scene", type=int, default=64)
+    p.add_argument("--shapes", nargs="+", default=list(TRAIN_SHAPES),
+                   help=f"synthetic object shapes (default: {' '.join(TRAIN_SHAPES)})")
+    p.add_argument("--folder", action="extend", nargs="+", type=Path, default=None, metavar="DIR",
+                   help="folder(s) of real trials: attempts.csv (image, u, v, angle, success) + images")
+    p.add_argument("--val-folder", action="extend", nargs="+", type=Path, default=None, metavar="DIR",
+                   help="validation trial folders (default: hold out 10%% of the images)")
+    p.add_argument("--config", choices=NETWORKS, default="cpu",
+                   help="network width: default = the seed's AlexNet, cpu = x0.25 (default: cpu)")
+    p.add_argument("--bins", type=int, default=18, help="angle bins over [0, pi) (default: 18)")
+    p.add_argument("--steps-per-epoch", type=int, default=0,
+                   help="batches per epoch (default 0: one pass over the training trials)")
+    p.add_argument("--alexnet-weights", type=Path, default=None,
+                   help="local AlexNet state dict for conv1-5 (then frozen); never downloaded")
+    p.add_argument("--init", type=Path, default=None, metavar="CHECKPOINT",
+                   help="warm start from this GraspNet checkpoint, keeping its network and mean colour "
+                        "(e.g. synthetic pre-training, then real trials)")
+    p.add_argument("--encoding", choices=("rgb8", "bgr8"), default="rgb8",
+                   help="what the camera publishes (the graph reorders bgr8)")
+
+
+def add_eval_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--scenes", type=int, default=200, help="held-out synthetic scenes (default: 200)")
+    p.add_argument("--shapes", nargs="+", default=list(HELD_OUT_SHAPES),
+                   help=f"object shapes of the scenes (default: the held-out {' '.join(HELD_OUT_SHAPES)})")
+    p.add_argument("--seed", type=int, default=1000, help="scene seed (training uses 0)")
+    p.add_argument("--folder", action="extend", nargs="+", type=Path, default=None, metavar="DIR",
+                   help="score folders of real trials (attempts.csv) instead of synthetic scenes")
+
+
+def add_export_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--height", type=int, default=DEFAULT_SIZE[0])
+    p.add_argument("--width", type=int, default=DEFAULT_SIZE[1])
+    p.add_argument("--encoding", choices=("rgb8", "bgr8"), default="rgb8")
+
+
+def _load_training_data(args):
+    from tacforce_ros.sim.grasp_scenes import SceneConfig
+
+    from .data import load_attempt_folder, merge_attempts, synthetic_attempts
+
+    parts = [load_attempt_folder(f) for f in args.folder or []]
+    if args.synthetic:
+        parts.append(synthetic_attempts(args.synthetic, args.attempts_per_scene,
+                                        SceneConfig(shapes=tuple(args.shapes)), args.seed))
+    if not parts:
+        raise ValueError("no training data: give --synthetic SCENES and/or --folder DIR")
+    return merge_attempts(parts)
+
+
+def _folders(folders):
+    from .data import load_attempt_folder, merge_attempts
+
+    return merge_attempts([load_attempt_folder(f) for f in folders]) if folders else None
+
+
+def cmd_train(args) -> int:
+    import dataclasses
+
+    import numpy as np
+
+    from ...models.grasp_net import CONFIGS
+    from .config import GraspMapConfig
+    from .export import export_grasp_map
+    from .train import train
+
+    try:
+        attempts = _load_training_data(args)
+        val = _folders(args.val_folder)
+        cfg = GraspMapConfig(model=dataclasses.replace(CONFIGS[args.config], bins=args.bins),
+                             epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
+                             batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                             alexnet_weights=str(args.alexnet_weights or ""),
+                             init_checkpoint=str(args.init or ""), num_threads=args.threads,
+                             num_workers=args.workers)
+        print(f"training data: {attempts.summary()}")
+        result = train(cfg, attempts, args.out, val_attempts=val, resume=args.resume, device=args.device)
+        if not result.main:     # under torchrun, rank 0 alone exports and reports
+            return 0
+        height, width = attempts.images[0].shape[:2]
+        samples = np.stack((val or attempts).images[:4])
+        onnx_path = args.out / "grasp_map.onnx"
+        export_grasp_map(result.best_path, onnx_path, height, width, samples, args.encoding,
+                         command=command_line(), metrics=result.metrics)
+    except user_errors() as exc:
+        return fail(exc)
+    print(f"best epoch {result.best_epoch}: validation {json.dumps(result.metrics)}")
+    print(f"model: {onnx_path} (card {onnx_path.with_suffix('.md')}); checkpoints {result.best_path}, "
+          f"{result.last_path} (resume with --resume)")
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from .evaluate import evaluate_attempts, evaluate_scenes, format_grasp_metrics
+
+    try:     # a missing model file is OnnxModel's one-line ModelError
+        if args.folder:
+            data = _folders(args.folder)
+            metrics = evaluate_attempts(args.model, data)
+            what = data.source
+        else:
+            metrics = evaluate_scenes(args.model, args.scenes, tuple(args.shapes), args.seed,
+                                      progress=not args.json)
+            what = f"{args.scenes} synthetic scenes, shapes {' '.join(args.shapes)}, seed {args.seed}"
+    except user_errors() as exc:
+        return fail(exc)
+    table = format_grasp_metrics(metrics)
+    print(json.dumps(metrics) if args.json else f"{args.model}: {what}\n{table}")
+    if args.card:
+        record_in_card(args.card, what, table)
+    return 0
+
+
+def cmd_export(args) -> int:
+    import numpy as np
+
+    from tacforce_ros.sim.grasp_scenes import SceneConfig, generate_scene
+
+    from .export import export_grasp_map
+
+    try:
+        rng = np.random.default_rng(0)
+        config = SceneConfig(height=args.height, width=args.width)
+        samples = np.stack([generate_scene(config, rng).image for _ in range(2)])
+        meta = export_grasp_map(args.checkpoint, args.out, args.height, args.width, samples,
+                                args.encoding, command=command_line())
+    except user_errors() as exc:
+        return fail(exc)
+    print(f"exported {args.checkpoint} -> {args.out} ({meta.outputs['grasp_probability']['shape']} map, "
+          f"card {args.out.with_suffix('.md')})")
+    return 0
