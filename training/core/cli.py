@@ -1,15 +1,17 @@
 """`tacforce train|eval|export <task>`, generated from the task list, shared flags in one place (no torch).
 
-Each task's ``tasks/<task>/commands.py`` provides ``COMMAND`` (the CLI name), ``HELP`` and
-``DESCRIPTION`` (one entry per verb), optional ``DEFAULTS`` (per verb, overriding the shared
-flags' defaults), ``add_<verb>_args(parser)`` for its own flags and ``cmd_<verb>(args)`` returning
-an exit code. Every task's commands module imports no torch, so building the parser stays fast and
-`eval` runs on onnxruntime alone.
+Each task's ``tasks/<task>/commands.py`` provides ``add_<verb>_args(parser)`` for its own flags
+and ``cmd_<verb>(args)`` returning an exit code, for the verbs it supports; the sub-command is
+the task folder's name with dashes, its help the first line of ``cmd_<verb>``'s docstring and
+its description the rest. Optional ``DEFAULTS`` (per verb) overrides the shared flags' defaults.
+Commands modules import no torch, so building the parser stays fast and `eval` runs on
+onnxruntime alone.
 """
 from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import shlex
 import sys
 from pathlib import Path
@@ -64,15 +66,18 @@ def add_task_commands(sub) -> dict:
                                                                              metavar="TASK")
              for verb in VERBS}
     for module in task_commands():
+        command = module.__name__.split(".")[-2].replace("_", "-")
         for verb in VERBS:
-            add = getattr(module, f"add_{verb}_args", None)
-            if add is None:
+            add, handler = getattr(module, f"add_{verb}_args", None), getattr(module, f"cmd_{verb}", None)
+            if handler is None:
                 continue
-            p = verbs[verb].add_parser(module.COMMAND, help=module.HELP[verb],
-                                       description=module.DESCRIPTION.get(verb))
+            summary, _, details = inspect.getdoc(handler).partition("\n")
+            p = verbs[verb].add_parser(command, help=summary[0].lower() + summary[1:].rstrip("."),
+                                       description=details.strip() or summary)
             SHARED[verb](p)
-            add(p)
-            p.set_defaults(func=getattr(module, f"cmd_{verb}"), **getattr(module, "DEFAULTS", {}).get(verb, {}))
+            if add is not None:
+                add(p)
+            p.set_defaults(func=handler, **getattr(module, "DEFAULTS", {}).get(verb, {}))
     return verbs
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -26,11 +26,12 @@ from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
 from . import checkpoint, distributed
+from .config import DictConfig
 from .curves import Curves
 
 
 @dataclass
-class LoopConfig:
+class LoopConfig(DictConfig):
     """What every task's config has; a task config subclasses it and adds its own fields."""
 
     epochs: int = 12
@@ -44,9 +45,6 @@ class LoopConfig:
     num_threads: int = 0          # torch.set_num_threads; 0 leaves torch's default
     num_workers: int = 0          # DataLoader workers per rank
     amp: bool = True              # mixed precision, on CUDA only
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass

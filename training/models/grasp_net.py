@@ -13,13 +13,15 @@ are what ``load_alexnet_features`` fills from a local AlexNet file.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from tacforce_ros.perception.grasp_angles import DEFAULT_BINS
+
+from ..core.config import DictConfig
 
 PATCH = 227     # receptive field of one output cell
 STRIDE = 32     # input pixels per output cell
@@ -30,7 +32,7 @@ TORCHVISION_KEYS = ("features.0", "features.3", "features.6", "features.8", "fea
 
 
 @dataclass(frozen=True)
-class GraspNetConfig:
+class GraspNetConfig(DictConfig):
     width: float = 1.0            # channel multiplier for conv1-7
     bins: int = DEFAULT_BINS      # angle bins over [0, pi)
     fc6: int = 4096               # conv6 channels at width 1
@@ -53,17 +55,6 @@ class GraspNetConfig:
             g = max(self.groups[i], self.groups[i + 1] if i + 1 < 5 else 1)
             out.append(max(g, round(c * self.width / g) * g))
         return (*out, max(8, round(self.fc6 * self.width)), max(8, round(self.fc7 * self.width)))
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "GraspNetConfig":
-        d = dict(d)
-        for key in ("channels", "groups"):
-            if key in d:
-                d[key] = tuple(d[key])
-        return cls(**d)
 
 
 CONFIGS = {

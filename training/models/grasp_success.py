@@ -16,12 +16,13 @@ saved; nothing is downloaded. Without a file the model trains from scratch and n
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from ..core.config import DictConfig
 from ..preprocess import ImagePreprocess
 from . import inception_v3_mixed7, resnet34, small_cnn
 
@@ -36,7 +37,7 @@ class WeightsError(ValueError):
 
 
 @dataclass(frozen=True)
-class GraspModelConfig:
+class GraspModelConfig(DictConfig):
     arch: str = "small_cnn"
     image_size: int = 0           # model input side; 0 = DEFAULT_IMAGE_SIZE[arch]
     dropout: float = 0.2
@@ -51,13 +52,6 @@ class GraspModelConfig:
             raise ValueError(f"inception_v3_mixed7 needs images of at least {inception_v3_mixed7.MIN_SIZE} px")
         if self.image_size < 16:
             raise ValueError(f"image_size {self.image_size} is too small")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "GraspModelConfig":
-        return cls(**d)
 
 
 class GraspPreprocess(nn.Module):

@@ -23,18 +23,20 @@ Differences from GenForce, and why:
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from ..core.config import DictConfig
 
 DEFAULT_FORCE_MIN = (-5.0, -5.0, -20.0)
 DEFAULT_FORCE_MAX = (5.0, 5.0, 5.0)
 
 
 @dataclass
-class TemporalForceConfig:
+class TemporalForceConfig(DictConfig):
     image_size: int = 128                              # square model input, pixels
     in_channels: int = 1                               # 1 = gray (see training/preprocess.py)
     encoder_channels: tuple[int, ...] = (16, 24, 32)   # stage widths; stages 2.. halve the size
@@ -44,13 +46,6 @@ class TemporalForceConfig:
     head_channels: tuple[int, ...] = (64, 128)         # stride-2 residual blocks after the GRU
     marker_threshold: float | None = None              # segment markers first (cross-sensor models)
     dark_markers: bool = False                         # markers darker than the threshold
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "TemporalForceConfig":
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
-
-    def to_dict(self) -> dict:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
     @property
     def state_size(self) -> int:

@@ -17,15 +17,6 @@ from ...core.cli import command_line, fail, record_in_card, user_errors
 DEFAULT_SIZE = (480, 640)
 NETWORKS = ("default", "small", "cpu", "tiny")   # = models.grasp_net.CONFIGS (no torch here)
 
-COMMAND = "grasp-map"
-HELP = {"train": "train the GraspNet dense grasp-angle FCN",
-        "eval": "top-1 grasp success and per-bin precision/recall",
-        "export": "export a GraspNet checkpoint to a dense ONNX model"}
-DESCRIPTION = {"train": "Train GraspNet on 227 px patches of labelled grasp trials (masked loss over the trial's "
-                        "angle bin), then export the dense OUT/grasp_map.onnx and its model card.",
-               "eval": "Run a grasp_map ONNX model on held-out synthetic scenes (top-1 grasp success by the "
-                       "labeller, per-bin precision/recall over every cell) or on folders of real trials.",
-               "export": "Re-export best.pt/last.pt for a camera size and encoding."}
 DEFAULTS = {"train": {"epochs": 10, "batch_size": 64, "lr": 1e-3}}
 
 
@@ -89,6 +80,11 @@ def _folders(folders):
 
 
 def cmd_train(args) -> int:
+    """Train the GraspNet dense grasp-angle FCN.
+
+    Train GraspNet on 227 px patches of labelled grasp trials (masked loss over the trial's angle bin),
+    then export the dense OUT/grasp_map.onnx and its model card.
+    """
     import dataclasses
 
     import numpy as np
@@ -125,6 +121,11 @@ def cmd_train(args) -> int:
 
 
 def cmd_eval(args) -> int:
+    """Top-1 grasp success and per-bin precision/recall.
+
+    Run a grasp_map ONNX model on held-out synthetic scenes (top-1 grasp success by the labeller,
+    per-bin precision/recall over every cell) or on folders of real trials.
+    """
     from .evaluate import evaluate_attempts, evaluate_scenes, format_grasp_metrics
 
     try:     # a missing model file is OnnxModel's one-line ModelError
@@ -146,6 +147,10 @@ def cmd_eval(args) -> int:
 
 
 def cmd_export(args) -> int:
+    """Export a GraspNet checkpoint to a dense ONNX model.
+
+    Re-export best.pt/last.pt for a camera size and encoding.
+    """
     import numpy as np
 
     from tacforce_ros.sim.grasp_scenes import SceneConfig, generate_scene

@@ -1,7 +1,7 @@
 """Training configuration of GraspNet: the shared loop's fields plus the task's own."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 
 from ...core.loop import LoopConfig
 from ...models.grasp_net import GraspNetConfig
@@ -28,12 +28,3 @@ class GraspMapConfig(LoopConfig):
     # warm start from a GraspNet checkpoint (e.g. synthetic pre-training before real trials); its
     # network config and mean colour are kept
     init_checkpoint: str = ""
-
-    def to_dict(self) -> dict:
-        return {**super().to_dict(), "model": self.model.to_dict()}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "GraspMapConfig":
-        """Build from a checkpoint's dict; keys of other versions are dropped, missing ones take the defaults."""
-        known = {f.name for f in fields(cls)} - {"model"}
-        return cls(**{k: v for k, v in d.items() if k in known}, model=GraspNetConfig.from_dict(d["model"]))

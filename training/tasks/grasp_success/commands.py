@@ -20,16 +20,6 @@ DEFAULT_FRAME = "160x120"
 ARCHS = ("small_cnn", "tiny_cnn", "resnet34", "inception_v3_mixed7")   # = models.grasp_success.ARCHS (no torch here)
 
 
-COMMAND = "grasp-success"
-HELP = {"train": "train a grasp-success classifier (is the object held?)",
-        "eval": "score a grasp_success ONNX model",
-        "export": "export a grasp-success checkpoint to ONNX"}
-DESCRIPTION = {"train": "Train on a seeds-layout folder, labelled bags or synthetic frames, then export "
-                        "OUT/grasp_success.onnx and its model card.",
-               "eval": "Run every frame through the ONNX model as the node does; print accuracy, per-class "
-                       "recall, confusion matrix, ROC-AUC; save a reliability plot.",
-               "export": "Re-export best.pt / last.pt; the validation frames stored in the checkpoint drive the "
-                         "parity check."}
 DEFAULTS = {"train": {"epochs": 15, "batch_size": 32, "lr": 2e-3}}
 
 
@@ -100,6 +90,11 @@ def _load(args, data=None, bags=None, synthetic=None, split="train", seed=0, fra
 
 
 def cmd_train(args) -> int:
+    """Train a grasp-success classifier (is the object held?).
+
+    Train on a seeds-layout folder, labelled bags or synthetic frames, then export
+    OUT/grasp_success.onnx and its model card.
+    """
     import dataclasses
 
     from .data import Augment, parse_size, stratified_split
@@ -145,6 +140,11 @@ def cmd_train(args) -> int:
 
 
 def cmd_eval(args) -> int:
+    """Score a grasp_success ONNX model.
+
+    Run every frame through the ONNX model as the node does; print accuracy, per-class recall, confusion
+    matrix, ROC-AUC; save a reliability plot.
+    """
     from .data import parse_size
     from .evaluate import evaluate_grasp_success, model_frame_size
     from .metrics import (
@@ -183,6 +183,10 @@ def cmd_eval(args) -> int:
 
 
 def cmd_export(args) -> int:
+    """Export a grasp-success checkpoint to ONNX.
+
+    Re-export best.pt / last.pt; the validation frames stored in the checkpoint drive the parity check.
+    """
     from ...core import checkpoint
     from .export import export_grasp_success
     from .metrics import format_table

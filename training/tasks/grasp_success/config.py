@@ -1,7 +1,7 @@
 """Training configuration of the grasp-success classifiers: the loop's fields plus the task's own."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 
 from ...core.loop import LoopConfig
 from ...models.grasp_success import GraspModelConfig
@@ -23,12 +23,3 @@ class GraspTrainConfig(LoopConfig):
     balance: bool = True          # equal class frequency per epoch (oversample the minority)
     augment: dict | None = field(default_factory=lambda: asdict(Augment()))
     weights: str | None = None    # local pretrained weights file (freezes the early layers)
-
-    def to_dict(self) -> dict:
-        return {**asdict(self), "model": self.model.to_dict()}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "GraspTrainConfig":
-        """Build from ``to_dict`` output; keys of older configs that are missing take the defaults."""
-        known = {f.name for f in fields(cls)}
-        return cls(**{**{k: v for k, v in d.items() if k in known}, "model": GraspModelConfig.from_dict(d["model"])})

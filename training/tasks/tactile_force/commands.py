@@ -19,18 +19,6 @@ from ...core.cli import ENCODINGS, command_line, fail, record_in_card, user_erro
 SAMPLE_FRAMES = 32   # frames streamed through ONNX and PyTorch for the export parity check
 
 
-COMMAND = "tactile-force"
-HELP = {"train": "train the GenForce-style TemporalForce model",
-        "eval": "score a tactile_force ONNX model on bags",
-        "export": "export a TemporalForce checkpoint to ONNX"}
-DESCRIPTION = {"train": "Train TemporalForce on bags of tactile images + wrenches, then export "
-                        "OUT/tactile_force.onnx and its model card.",
-               "eval": "Stream each sequence through the ONNX model as the node does (state carried, reset "
-                       "per sequence) and print force errors.",
-               "export": "Re-export a checkpoint (best.pt or last.pt); frames from the bags fix the input size "
-                         "and drive the parity check."}
-
-
 def add_train_args(p: argparse.ArgumentParser) -> None:
     _add_data_args(p)
     p.add_argument("--val-bag", action="extend", nargs="+", type=Path, default=None, metavar="DIR",
@@ -111,6 +99,11 @@ def _stats(stats) -> dict:
 
 
 def cmd_train(args) -> int:
+    """Train the GenForce-style TemporalForce model.
+
+    Train TemporalForce on bags of tactile images + wrenches, then export OUT/tactile_force.onnx and its
+    model card.
+    """
     import dataclasses
 
     from ...models.temporal_force import CONFIGS
@@ -164,6 +157,11 @@ def cmd_train(args) -> int:
 
 
 def cmd_eval(args) -> int:
+    """Score a tactile_force ONNX model on bags.
+
+    Stream each sequence through the ONNX model as the node does (state carried, reset per sequence) and
+    print force errors.
+    """
     from .evaluate import evaluate_tactile_force
     from .metrics import format_table
 
@@ -186,6 +184,11 @@ def cmd_eval(args) -> int:
 
 
 def cmd_export(args) -> int:
+    """Export a TemporalForce checkpoint to ONNX.
+
+    Re-export a checkpoint (best.pt or last.pt); frames from the bags fix the input size and drive the
+    parity check.
+    """
     from ...core import checkpoint
     from .export import export_tactile_force
     from .metrics import format_table

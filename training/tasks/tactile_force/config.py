@@ -1,7 +1,7 @@
 """Training configuration of the tactile force task: the shared loop's fields plus the task's own."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 
 from ...core.loop import LoopConfig
 from ...models.temporal_force import TemporalForceConfig
@@ -16,12 +16,3 @@ class TrainConfig(LoopConfig):
     min_force_span: float = 1.0   # N; keeps an axis that barely moves from a tiny range
     memory_budget_mb: float = 4096.0   # preprocessed frames above this go to an on-disk memmap cache
     cache_dir: str = ""           # where that cache goes (default OUT/cache)
-
-    def to_dict(self) -> dict:
-        return {**super().to_dict(), "model": self.model.to_dict()}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
-        """Build from a checkpoint's dict; keys of other versions of this class are dropped."""
-        known = {f.name for f in fields(cls)} - {"model"}
-        return cls(**{k: v for k, v in d.items() if k in known}, model=TemporalForceConfig.from_dict(d["model"]))
