@@ -59,7 +59,7 @@ def test_export_refuses_a_checkpoint_of_another_task_in_one_line(task, tmp_path,
     path = tmp_path / f"{other}.pt"
     checkpoint.save(checkpoint.make(other, epoch=1), path)
     args = parser()[0].parse_args(["export", task.replace("_", "-"), "--checkpoint", str(path),
-                                "--out", str(tmp_path / "x.onnx"), *EXPORT_ARGS.get(task, [])])
+                                   "--out", str(tmp_path / "x.onnx"), *EXPORT_ARGS.get(task, [])])
     assert args.func(args) == 1
     err = capsys.readouterr().err
     assert err.strip() == f"error: {path} is a {other} checkpoint, not a {task} one"

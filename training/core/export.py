@@ -8,7 +8,7 @@ torch.onnx.export(dynamo=True), opset 18 (plain ops every onnxruntime and Tensor
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -97,6 +97,33 @@ def output_difference(module: nn.Module, onnx_file, task: str, output: str, fram
                              module(torch.from_numpy(frame[None].copy())).numpy()) for frame in frames)
 
 
-def card_footer(parity_line: str, command: str) -> list[str]:
-    """Return a model card's closing lines: the export parity result and the command that made the model."""
-    return ["", parity_line, "", "## Made by", "", "```", command or "(command not recorded)", "```", ""]
+@dataclass
+class ModelCard:
+    """The one model-card layout every task writes: the same sections in the same order, so a user
+    finds input, outputs, training data, validation, export parity and the command in one place
+    whatever the model. A task fills in only what is its own; `tacforce eval ... --card` later
+    appends its held-out section.
+    """
+
+    about: str                        # one paragraph: the network, what goes in and what comes out
+    outputs: list[str]                # bullets: names, shapes, units, frames, conventions
+    training: list[str]               # bullets: data, schedule, epochs
+    validation_title: str             # what the validation numbers were measured on
+    validation: str                   # preformatted metrics ("" when none were recorded)
+    inputs: list[str] = field(default_factory=list)   # bullets beyond the image (e.g. recurrent state)
+
+    def write(self, path: Path, meta: ModelMetadata, parity: str, command: str) -> None:
+        """Write the card for ``meta`` to ``path``; ``parity`` is the export check's one-line result."""
+        inp = meta.input
+        lines = [f"# {path.stem}.onnx — {meta.task}", "", self.about, "",
+                 "## Inputs",
+                 f"- `{inp.name}`: uint8 [1, {inp.height}, {inp.width}, {inp.channels}] ({inp.encoding}, NHWC), "
+                 "the frame as the ROS message holds it",
+                 *(f"- {line}" for line in self.inputs),
+                 f"- preprocessing inside the graph: {meta.preprocessing}", "",
+                 "## Outputs", *(f"- {line}" for line in self.outputs), "",
+                 "## Training data", *(f"- {line}" for line in self.training), "",
+                 f"## Validation metrics ({self.validation_title})", "",
+                 *(["```", self.validation, "```"] if self.validation else ["none recorded"]), "",
+                 parity, "", "## Made by", "", "```", command or "(command not recorded)", "```", ""]
+        path.write_text("\n".join(lines), encoding="utf-8")

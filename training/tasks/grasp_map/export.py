@@ -25,7 +25,7 @@ from tacforce_ros.inference.contract import InputSpec, ModelMetadata
 from tacforce_ros.perception.grasp_map import ANGLE_CONVENTION, CELL_TO_PIXEL, OUTPUT, TASK
 
 from ...core import checkpoint
-from ...core.export import OPSET, PROBABILITY_TOLERANCE, Tolerance, card_footer, output_difference, save_checked
+from ...core.export import OPSET, PROBABILITY_TOLERANCE, ModelCard, Tolerance, output_difference, save_checked
 from ...models.grasp_net import PATCH, STRIDE, GraspNet, success_probability
 from ...preprocess import MeanPixelNormalise
 from .train import load_grasp_model
@@ -114,37 +114,20 @@ def export_grasp_map(checkpoint_path, onnx_path, height: int, width: int, sample
 
 
 def write_grasp_card(path: Path, meta: ModelMetadata, command: str, parity: float, frames: int) -> None:
-    out, inp, t = meta.outputs[OUTPUT], meta.input, meta.training
+    out, t = meta.outputs[OUTPUT], meta.training
     cfg = t.get("config", {})
-    lines = [
-        f"# {path.stem}.onnx — {meta.task}",
-        "",
-        "GraspNet (seed 001): AlexNet conv1-5, conv6 6x6, conv7 1x1, conv8 1x1 to 2 logits per angle "
-        f"bin, fully convolutional; width x{cfg.get('model', {}).get('width', '?')}.",
-        "",
-        "## Input",
-        f"- `{inp.name}`: uint8 [1, {inp.height}, {inp.width}, 3] ({inp.encoding}, NHWC), the frame as "
-        "the ROS message holds it",
-        f"- preprocessing inside the graph: {meta.preprocessing}",
-        "",
-        "## Output",
-        f"- `{OUTPUT}`: float32 {out['shape']} = P(grasp success) per cell and angle bin",
-        f"- cells: {out['cell_to_pixel']}; stride {out['stride_px']} px, offset {out['offset_px']} px, "
-        f"each cell sees a {out['patch_px']} px window",
-        f"- angles: {out['angle_convention']}; bins = {out['bins']}",
-        "",
-        "## Training data",
-        f"- train: {t.get('train')}",
-        f"- validation: {t.get('val')}",
-        f"- epochs {cfg.get('epochs', '?')} (best {t.get('best_epoch', '?')}), batch {cfg.get('batch_size', '?')}, "
-        f"balanced {cfg.get('balance', '?')}, augmented {cfg.get('augment', '?')}, "
-        f"AlexNet init: {cfg.get('alexnet_weights') or 'none (from scratch)'}, seed {cfg.get('seed', '?')}",
-        "",
-        "## Validation (held-out images of the training set, one patch per attempt)",
-        "",
-        "```",
-        ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in meta.metrics.items()),
-        "```",
-        *card_footer(f"ONNX vs PyTorch: max |probability difference| {parity:.2e} over {frames} images.", command),
-    ]
-    path.write_text("\n".join(lines), encoding="utf-8")
+    ModelCard(
+        about="GraspNet (seed 001): AlexNet conv1-5, conv6 6x6, conv7 1x1, conv8 1x1 to 2 logits per angle "
+              f"bin, fully convolutional; width x{cfg.get('model', {}).get('width', '?')}.",
+        outputs=[f"`{OUTPUT}`: float32 {out['shape']} = P(grasp success) per cell and angle bin",
+                 f"cells: {out['cell_to_pixel']}; stride {out['stride_px']} px, offset {out['offset_px']} px, "
+                 f"each cell sees a {out['patch_px']} px window",
+                 f"angles: {out['angle_convention']}; bins = {out['bins']}"],
+        training=[f"train: {t.get('train')}", f"validation: {t.get('val')}",
+                  f"epochs {cfg.get('epochs', '?')} (best {t.get('best_epoch', '?')}), batch "
+                  f"{cfg.get('batch_size', '?')}, balanced {cfg.get('balance', '?')}, augmented "
+                  f"{cfg.get('augment', '?')}, AlexNet init: {cfg.get('alexnet_weights') or 'none (from scratch)'}, "
+                  f"seed {cfg.get('seed', '?')}"],
+        validation_title="held-out images of the training set, one patch per attempt",
+        validation=", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in meta.metrics.items()),
+    ).write(path, meta, f"ONNX vs PyTorch: max |probability difference| {parity:.2e} over {frames} images.", command)

@@ -18,7 +18,7 @@ from torch import nn
 from tacforce_ros.inference.contract import ENCODING_CHANNELS, InputSpec, ModelMetadata
 
 from ...core import checkpoint
-from ...core.export import OPSET, PROBABILITY_TOLERANCE, Tolerance, card_footer, output_difference, save_checked
+from ...core.export import OPSET, PROBABILITY_TOLERANCE, ModelCard, Tolerance, output_difference, save_checked
 from ...models.grasp_success import GraspPreprocess, GraspSuccessNet
 from .metrics import format_table
 from .train import TASK, load_model, public_summary
@@ -101,39 +101,23 @@ ARCH_TEXT = {
 
 
 def write_model_card(path: Path, meta: ModelMetadata, command: str, parity_p: float, parity_frames: int) -> None:
-    inp, t = meta.input, meta.training
+    t = meta.training
     counts = t.get("train_counts", {})
-    lines = [
-        f"# {path.stem}.onnx — {meta.task}",
-        "",
-        f"{ARCH_TEXT.get(t.get('arch'), t.get('arch', '?'))}: one camera frame taken after the gripper closed "
-        "and lifted in, the probability that the object is held out.",
-        "",
-        "## Input",
-        f"- `{inp.name}`: uint8 [1, {inp.height}, {inp.width}, {inp.channels}] ({inp.encoding}, NHWC), the frame "
-        "as the ROS message holds it; frames of another size are rejected by the node",
-        f"- preprocessing inside the graph: {meta.preprocessing}",
-        "",
-        "## Output",
-        "- `probability`: float32 [1, 1], P(held); the node thresholds it at 0.5 and takes a majority "
-        "over its last frames",
-        "",
-        "## Training",
-        f"- frames: {t.get('frames', {}).get('train', '?')} train ({counts.get('success', '?')} success, "
-        f"{counts.get('failure', '?')} failure), {t.get('frames', {}).get('val', '?')} validation",
-        f"- train data: {t.get('train_source', '?')}",
-        f"- validation data: {t.get('val_source', '?')}",
-        f"- class-balanced epochs of {t.get('frames_per_epoch', '?')} frames, seed 002's augmentations; "
-        f"epochs {t.get('epochs', '?')}, best epoch {t.get('best_epoch', '?')}",
-        f"- parameters: {t.get('parameters', '?')} ({t.get('trainable_parameters', '?')} trained; frozen: "
-        f"{', '.join(t.get('frozen') or []) or 'none'})",
-        "",
-        "## Validation metrics (best epoch)",
-        "",
-        "```",
-        format_table(meta.metrics) if meta.metrics.get("confusion_matrix") else "none recorded",
-        "```",
-        *card_footer(f"ONNX vs PyTorch: max |P(held) difference| {parity_p:.2e} over {parity_frames} frames.",
-                     command),
-    ]
-    path.write_text("\n".join(lines), encoding="utf-8")
+    ModelCard(
+        about=f"{ARCH_TEXT.get(t.get('arch'), t.get('arch', '?'))}: one camera frame taken after the gripper "
+              "closed and lifted in, the probability that the object is held out. Frames of another size are "
+              "rejected by the node.",
+        outputs=["`probability`: float32 [1, 1], P(held); the node thresholds it at 0.5 and takes a majority "
+                 "over its last frames"],
+        training=[f"frames: {t.get('frames', {}).get('train', '?')} train ({counts.get('success', '?')} success, "
+                  f"{counts.get('failure', '?')} failure), {t.get('frames', {}).get('val', '?')} validation",
+                  f"train data: {t.get('train_source', '?')}",
+                  f"validation data: {t.get('val_source', '?')}",
+                  f"class-balanced epochs of {t.get('frames_per_epoch', '?')} frames, seed 002's augmentations; "
+                  f"epochs {t.get('epochs', '?')}, best epoch {t.get('best_epoch', '?')}",
+                  f"parameters: {t.get('parameters', '?')} ({t.get('trainable_parameters', '?')} trained; frozen: "
+                  f"{', '.join(t.get('frozen') or []) or 'none'})"],
+        validation_title="best epoch",
+        validation=format_table(meta.metrics) if meta.metrics.get("confusion_matrix") else "",
+    ).write(path, meta, f"ONNX vs PyTorch: max |P(held) difference| {parity_p:.2e} over {parity_frames} frames.",
+            command)

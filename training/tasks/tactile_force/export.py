@@ -21,7 +21,7 @@ from tacforce_ros.inference.contract import ENCODING_CHANNELS, InputSpec, ModelM
 from tacforce_ros.inference.runtime import OnnxModel
 
 from ...core import checkpoint
-from ...core.export import FORCE_TOLERANCE, OPSET, Tolerance, card_footer, save_checked, worst_difference
+from ...core.export import FORCE_TOLERANCE, OPSET, ModelCard, Tolerance, save_checked, worst_difference
 from ...models.temporal_force import TemporalForce
 from ...preprocess import ImagePreprocess
 from .data import as_frames
@@ -122,50 +122,34 @@ def parity(wrapper: TactileForceStep, onnx_file, frames: np.ndarray) -> tuple[fl
 
 def write_model_card(path: Path, meta: ModelMetadata, command: str, parity_n: float,
                      parity_frames: int) -> None:
-    inp, state, t = meta.input, meta.state, meta.training
+    state, t = meta.state, meta.training
     frames, seqs = t.get("frames", {}), t.get("sequences", {})
-    lines = [
-        f"# {path.stem}.onnx — {meta.task}",
-        "",
-        "GenForce-style TemporalForce (RAFT-style encoder -> ConvGRU -> residual head): a stream of "
-        "tactile marker images in, the contact force out, one frame at a time with recurrent state.",
-        "",
-        "## Inputs",
-        f"- `{inp.name}`: uint8 [1, {inp.height}, {inp.width}, {inp.channels}] ({inp.encoding}, NHWC), "
-        "the frame as the ROS message holds it",
-        f"- `{state.inputs[0]}`: float32 {list(state.shapes[0])}, the recurrent state: zeros for the "
-        f"first frame, then the previous `{state.outputs[0]}`",
-        f"- preprocessing inside the graph: {meta.preprocessing}",
-        "",
-        "## Outputs",
-        "- `force`: float32 [1, 3] = (Fx, Fy, Fz) in newtons, in the frame of the wrench topic the "
-        f"model was trained on: `{meta.outputs['force'].get('frame_id') or 'not recorded'}` "
-        f"({meta.outputs['force']['frame']}); the node stamps it with that frame_id",
-        f"- `{state.outputs[0]}`: the next recurrent state",
-        "- the output is bounded by the force range the model was trained with: "
-        f"{_fmt_range(t.get('model_force_range'))}",
-        "",
-        "## Training data",
-        f"- sequences: {seqs.get('train', '?')} train, {seqs.get('val', '?')} validation "
-        f"({t.get('val_split', 'held-out sequences')}); frames: {frames.get('train', '?')} train, "
-        f"{frames.get('val', '?')} validation",
-        f"- training forces: min {_fmt(t.get('train_force_min'))} N, max {_fmt(t.get('train_force_max'))} N",
-    ]
+    training = [f"sequences: {seqs.get('train', '?')} train, {seqs.get('val', '?')} validation "
+                f"({t.get('val_split', 'held-out sequences')}); frames: {frames.get('train', '?')} train, "
+                f"{frames.get('val', '?')} validation",
+                f"training forces: min {_fmt(t.get('train_force_min'))} N, max {_fmt(t.get('train_force_max'))} N"]
     for key in ("bags", "image_topic", "wrench_topic", "episode_topic", "pairing"):
         if t.get(key) is not None:
             value = ", ".join(map(str, t[key])) if isinstance(t[key], list) else t[key]
-            lines.append(f"- {key.replace('_', ' ')}: {value}")
-    lines += [f"- epochs: {t.get('epochs', '?')}, best epoch: {t.get('best_epoch', '?')}, "
-              f"seed: {t.get('config', {}).get('seed', '?')}", ""]
-    lines += ["## Validation metrics (held-out sequences of the training indenters, streamed from their "
-              "first frame)", ""]
-    if meta.metrics.get("rmse"):
-        lines += ["```", format_table(meta.metrics), "```"]
-    else:
-        lines.append("none recorded")
-    lines += card_footer(f"ONNX vs PyTorch: max |force difference| {parity_n:.2e} N over {parity_frames} "
-                         "streamed frames.", command)
-    path.write_text("\n".join(lines), encoding="utf-8")
+            training.append(f"{key.replace('_', ' ')}: {value}")
+    training.append(f"epochs: {t.get('epochs', '?')}, best epoch: {t.get('best_epoch', '?')}, "
+                    f"seed: {t.get('config', {}).get('seed', '?')}")
+    ModelCard(
+        about="GenForce-style TemporalForce (RAFT-style encoder -> ConvGRU -> residual head): a stream of "
+              "tactile marker images in, the contact force out, one frame at a time with recurrent state.",
+        inputs=[f"`{state.inputs[0]}`: float32 {list(state.shapes[0])}, the recurrent state: zeros for the "
+                f"first frame, then the previous `{state.outputs[0]}`"],
+        outputs=["`force`: float32 [1, 3] = (Fx, Fy, Fz) in newtons, in the frame of the wrench topic the "
+                 f"model was trained on: `{meta.outputs['force'].get('frame_id') or 'not recorded'}` "
+                 f"({meta.outputs['force']['frame']}); the node stamps it with that frame_id",
+                 f"`{state.outputs[0]}`: the next recurrent state",
+                 "the output is bounded by the force range the model was trained with: "
+                 f"{_fmt_range(t.get('model_force_range'))}"],
+        training=training,
+        validation_title="held-out sequences of the training indenters, streamed from their first frame",
+        validation=format_table(meta.metrics) if meta.metrics.get("rmse") else "",
+    ).write(path, meta, f"ONNX vs PyTorch: max |force difference| {parity_n:.2e} N over {parity_frames} "
+                        "streamed frames.", command)
 
 
 def _fmt(values) -> str:
