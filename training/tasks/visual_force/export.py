@@ -4,11 +4,10 @@
     messages hold them) -> in-graph preprocessing per frame (gray, resize, /255)
     -> SSAM or CNN-LSTM -> force float [1, outputs] in N (1: along the press axis; 3: x, y, z)
 
-Same exporter and checks as the other exports: torch.onnx.export(dynamo=True), opset 18, the
-model contract in the "tacforce" metadata key (input.frames = T), and before the file is
-published it is loaded through OnnxModel (the node's wrapper) and run beside PyTorch on the
-checkpoint's sample windows; a difference over the `Tolerance` is an ExportError and no file is
-left behind. A model card (.md) is written beside the .onnx.
+Exporter and checked save: training/core/export.py (the model contract in the "tacforce"
+metadata key, input.frames = T; parity through OnnxModel, the node's wrapper, on the sample
+windows stored in the checkpoint; a force difference over the `Tolerance` is an ExportError and
+no file is left behind). A model card (.md) is written beside the .onnx.
 """
 from __future__ import annotations
 
@@ -19,14 +18,11 @@ from torch import nn
 
 from tacforce_ros.inference.contract import ENCODING_CHANNELS, InputSpec, ModelMetadata
 
-from .core.export import FORCE_TOLERANCE, Tolerance, output_difference, save_checked
+from ...core import checkpoint
+from ...core.export import FORCE_TOLERANCE, OPSET, Tolerance, card_footer, output_difference, save_checked
+from ...models.ssam import VisualForceNet
+from .train import TASK, load_model, model_preprocess, public_summary
 
-from .models.ssam import VisualForceNet
-from .preprocess import ImagePreprocess
-from .visual_force_train import load_model
-
-TASK = "visual_force"
-OPSET = 18
 OUTPUT = "force"
 PRESS_FRAME = "along the probe's press axis, positive = pushing into the object"
 XYZ_FRAME = "camera frame of the training data: x right in the image, y towards the camera, z up"
@@ -37,9 +33,8 @@ class VisualForceGraph(nn.Module):
 
     def __init__(self, model: VisualForceNet, encoding: str):
         super().__init__()
-        cfg = model.cfg
         self.model = model
-        self.preprocess = ImagePreprocess(cfg.image_size, encoding, cfg.in_channels, mean=0.0, std=1.0)
+        self.preprocess = model_preprocess(model.cfg, encoding)
         self.eval()
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
@@ -48,15 +43,17 @@ class VisualForceGraph(nn.Module):
         return self.model(frames.unsqueeze(0))
 
 
-def graph_module(checkpoint: dict, encoding: str | None = None) -> VisualForceGraph:
-    trained = checkpoint["input"]
+def graph_module(ckpt: dict, encoding: str | None = None) -> VisualForceGraph:
+    """Return the graph of a loaded checkpoint for ``encoding`` (default: the training one; same channel count)."""
+    trained = ckpt["summary"]["input"]
     encoding = encoding or trained["encoding"]
     if ENCODING_CHANNELS.get(encoding) != trained["channels"]:
         raise ValueError(f"model was trained on {trained['encoding']} frames; cannot take {encoding}")
-    return VisualForceGraph(load_model(checkpoint), encoding)
+    return VisualForceGraph(load_model(ckpt), encoding)
 
 
 def output_spec(outputs: int) -> dict:
+    """Return the ``outputs`` entry of the model contract: the force in N, along the press axis or x, y, z."""
     if outputs == 1:
         return {OUTPUT: {"shape": [1, 1], "units": "N", "axes": ["press"], "frame": PRESS_FRAME}}
     return {OUTPUT: {"shape": [1, 3], "units": "N", "axes": ["x", "y", "z"], "frame": XYZ_FRAME}}
@@ -64,11 +61,21 @@ def output_spec(outputs: int) -> dict:
 
 def export_visual_force(checkpoint_path, onnx_path, encoding: str | None = None, training_summary=None,
                         metrics=None, command: str = "", tolerance: Tolerance = FORCE_TOLERANCE) -> ModelMetadata:
+    """Export ``checkpoint_path`` (best.pt / last.pt, or a legacy checkpoint) to ``onnx_path`` + ``<name>.md``.
+
+    The stored sample windows drive the parity check; ``encoding`` defaults to the training one.
+    Without ``training_summary`` and ``metrics`` (a re-export) the checkpoint's own are recorded:
+    its summary and the validation metrics of its newest epoch, the one its weights are from.
+    """
     onnx_path = Path(onnx_path)
-    ckpt = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+    ckpt = checkpoint.load(checkpoint_path, TASK)
+    if training_summary is None:
+        training_summary = {"epochs": ckpt["epoch"], "best_epoch": ckpt["best"]["epoch"],
+                            **public_summary(ckpt["summary"]), "exported_from": str(checkpoint_path)}
+    metrics = ckpt["history"][-1]["metrics"] if metrics is None else metrics
     wrapper = graph_module(ckpt, encoding)
-    encoding = encoding or ckpt["input"]["encoding"]
-    samples = ckpt["samples"].numpy()                   # [K, T, H, W, C]
+    encoding = encoding or ckpt["summary"]["input"]["encoding"]
+    samples = ckpt["summary"]["samples"].numpy()        # [K, T, H, W, C]
     cfg = wrapper.model.cfg
     _, t, height, width, channels = samples.shape
     with torch.no_grad():
@@ -83,10 +90,10 @@ def export_visual_force(checkpoint_path, onnx_path, encoding: str | None = None,
         outputs=output_spec(cfg.outputs),
         state=None,
         preprocessing=f"each of the {t} frames: " + wrapper.preprocess.describe(height, width),
-        training=dict(training_summary or {}, arch=cfg.arch, config=cfg.to_dict()),
-        metrics=dict(metrics or {}),
+        training=dict(training_summary, arch=cfg.arch, config=cfg.to_dict()),
+        metrics=dict(metrics),
     )
-    diff = save_checked(proto, metadata, onnx_path, "training/visual_force_export.py",
+    diff = save_checked(proto, metadata, onnx_path, "training/tasks/visual_force/export.py",
                         lambda tmp: output_difference(wrapper, tmp, TASK, OUTPUT, samples, warmup_runs=1),
                         tolerance, f"forces over {len(samples)} windows")
     write_model_card(onnx_path.with_suffix(".md"), metadata, command, diff, len(samples))
@@ -94,6 +101,7 @@ def export_visual_force(checkpoint_path, onnx_path, encoding: str | None = None,
 
 
 def write_model_card(path: Path, meta: ModelMetadata, command: str, parity_n: float, parity_windows: int) -> None:
+    """Write the model card: contract, model, training data, limits, parity and the command that made it."""
     inp, t = meta.input, meta.training
     cfg = t.get("config", {})
     arch = "SSAM (sequential spatial + channel attention)" if t.get("arch") == "ssam" else "CNN-LSTM baseline"
@@ -123,19 +131,11 @@ def write_model_card(path: Path, meta: ModelMetadata, command: str, parity_n: fl
         f"- best epoch {t.get('best_epoch', '?')} of {t.get('epochs', '?')}; validation "
         f"RMSE {meta.metrics.get('rmse', float('nan')):.3f} N, MAE {meta.metrics.get('mae', float('nan')):.3f} N",
         "",
-        "## Export check",
-        f"- ONNX Runtime vs PyTorch over {parity_windows} validation windows: max |difference| {parity_n:.2e} N",
-        "",
         "## Limits",
         "- trained on synthetic renders (tacforce_ros/sim/visual_force_scenes.py); a real camera, other "
         "objects or another viewpoint need new training data",
         "- stiffness varies +-12 % within an object type and is invisible to a camera: an error floor",
-        "",
-        "Made by:",
-        "",
-        "```",
-        command or "(not recorded)",
-        "```",
-        "",
+        *card_footer(f"ONNX Runtime vs PyTorch over {parity_windows} validation windows: max |difference| "
+                     f"{parity_n:.2e} N.", command),
     ]
     path.write_text("\n".join(lines), encoding="utf-8")
