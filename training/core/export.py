@@ -111,19 +111,22 @@ class ModelCard:
     validation_title: str             # what the validation numbers were measured on
     validation: str                   # preformatted metrics ("" when none were recorded)
     inputs: list[str] = field(default_factory=list)   # bullets beyond the image (e.g. recurrent state)
+    limits: list[str] = field(default_factory=list)   # where the model is not to be trusted
+    image: str = ""                   # the image input's bullet, when it is not one uint8 NHWC frame
 
     def write(self, path: Path, meta: ModelMetadata, parity: str, command: str) -> None:
         """Write the card for ``meta`` to ``path``; ``parity`` is the export check's one-line result."""
         inp = meta.input
+        image = self.image or (f"`{inp.name}`: uint8 [1, {inp.height}, {inp.width}, {inp.channels}] "
+                               f"({inp.encoding}, NHWC), the frame as the ROS message holds it")
         lines = [f"# {path.stem}.onnx — {meta.task}", "", self.about, "",
-                 "## Inputs",
-                 f"- `{inp.name}`: uint8 [1, {inp.height}, {inp.width}, {inp.channels}] ({inp.encoding}, NHWC), "
-                 "the frame as the ROS message holds it",
+                 "## Inputs", f"- {image}",
                  *(f"- {line}" for line in self.inputs),
                  f"- preprocessing inside the graph: {meta.preprocessing}", "",
                  "## Outputs", *(f"- {line}" for line in self.outputs), "",
                  "## Training data", *(f"- {line}" for line in self.training), "",
                  f"## Validation metrics ({self.validation_title})", "",
                  *(["```", self.validation, "```"] if self.validation else ["none recorded"]), "",
+                 *(["## Limits", *(f"- {line}" for line in self.limits), ""] if self.limits else []),
                  parity, "", "## Made by", "", "```", command or "(command not recorded)", "```", ""]
         path.write_text("\n".join(lines), encoding="utf-8")

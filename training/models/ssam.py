@@ -26,17 +26,19 @@ current appearance.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..core.config import DictConfig
+
 ARCHS = ("ssam", "cnn_lstm")
 
 
 @dataclass
-class VisualForceConfig:
+class VisualForceConfig(DictConfig):
     arch: str = "ssam"              # "ssam" or "cnn_lstm" (the baseline)
     frames: int = 20                # T, sequence length
     image_size: int = 128           # S, square model input side
@@ -68,12 +70,6 @@ class VisualForceConfig:
     def fc_hidden(self) -> int:
         return max(8, int(round(1024 * self.width)))
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "VisualForceConfig":
-        return cls(**d)
 
 
 CONFIGS = {

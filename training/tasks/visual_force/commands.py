@@ -20,21 +20,19 @@ import shutil
 import sys
 from pathlib import Path
 
-from .core.cli import ENCODINGS, command_line, fail, record_in_card, user_errors
+from ...core.cli import ENCODINGS, command_line, fail, record_in_card, user_errors
 
 DEFAULT_FRAME = "128x128"
 ARCHS = ("ssam", "cnn_lstm")              # = models.ssam.ARCHS (no torch here)
 SIZES = ("tiny", "small", "default")      # = models.ssam.CONFIGS
 
+DEFAULTS = {"train": {"epochs": 10, "batch_size": 8, "lr": 1e-3}}
 
-def add_commands(train_sub, eval_sub, export_sub) -> None:
-    p = train_sub.add_parser("visual-force", help="train the SSAM / CNN-LSTM visual-force model (seed 000)",
-                             description="Train on camera sequences of pressed objects (one illumination and "
-                                         "one direction held out), then export OUT/visual_force.onnx + card.")
+
+def add_train_args(p: argparse.ArgumentParser) -> None:
     _add_data_args(p, "training")
     p.add_argument("--write-data", type=Path, default=None, metavar="DIR",
                    help="with --synthetic: also write the episodes in the seed's folder layout")
-    p.add_argument("--out", required=True, type=Path, help="output folder (checkpoints, ONNX, model card)")
     p.add_argument("--arch", choices=ARCHS, default="ssam", help="ssam (default) or cnn_lstm (the baseline)")
     p.add_argument("--size", choices=SIZES, default="small",
                    help="tiny (tests), small (CPU: 64 px, width x0.25; default), "
@@ -44,42 +42,28 @@ def add_commands(train_sub, eval_sub, export_sub) -> None:
     p.add_argument("--width", type=float, default=None, help="channel multiplier (1.0 = the seed)")
     p.add_argument("--outputs", type=int, choices=(1, 3), default=1,
                    help="1: force along the press axis (default); 3: Fx, Fy, Fz")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--stride", type=int, default=2, help="a training window starts every STRIDE frames")
     p.add_argument("--val-fraction", type=float, default=0.2,
                    help="episodes of each training cell held out for the best-epoch choice")
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--init", type=Path, default=None, metavar="CHECKPOINT",
-                   help="start from this checkpoint's weights (same model options), e.g. to train longer")
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
+                   help="warm start from this checkpoint's weights (same model options; new optimizer and "
+                        "schedule), e.g. to train longer; --resume instead continues OUT/last.pt")
     p.add_argument("--encoding", choices=ENCODINGS, default="rgb8",
                    help="camera encoding of the exported graph (default rgb8)")
-    p.set_defaults(func=cmd_train)
 
-    p = eval_sub.add_parser("visual-force", help="score a visual_force ONNX model",
-                            description="Run every window of T frames through the ONNX model as the node does; "
-                                        "print RMSE/MAE overall, per object, and the illumination x direction table.")
-    p.add_argument("--model", required=True, type=Path, help="visual_force .onnx file")
+
+def add_eval_args(p: argparse.ArgumentParser) -> None:
     _add_data_args(p, "evaluation")
     p.add_argument("--split", choices=("test", "train", "all"), default="test",
                    help="test: the held-out cells (default); train: the others; all")
     p.add_argument("--stride", type=int, default=1, help="a window ends every STRIDE frames (default 1)")
     p.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads")
     p.add_argument("--out", type=Path, default=None, help="write metrics.json here")
-    p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
-    p.add_argument("--card", type=Path, default=None, help="model card (.md) to record these results in")
     p.add_argument("--card-title", default=None, help="heading of the card section (default: the model's name)")
-    p.set_defaults(func=cmd_eval)
 
-    p = export_sub.add_parser("visual-force", help="export a visual-force checkpoint to ONNX",
-                              description="Re-export best.pt / last.pt; the checkpoint's sample windows drive "
-                                          "the parity check.")
-    p.add_argument("--checkpoint", required=True, type=Path)
-    p.add_argument("--out", required=True, type=Path, help="output .onnx (a .md model card goes beside it)")
+
+def add_export_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--encoding", choices=ENCODINGS, default=None, help="default: the training encoding")
-    p.set_defaults(func=cmd_export)
 
 
 def _add_data_args(p: argparse.ArgumentParser, what: str) -> None:
@@ -101,7 +85,7 @@ def _add_data_args(p: argparse.ArgumentParser, what: str) -> None:
 def _load(args, size):
     from tacforce_ros.sim.visual_force_scenes import SceneConfig, write_folders
 
-    from .visual_force_data import load_bags, load_folder, load_synthetic
+    from .data import load_bags, load_folder, load_synthetic
 
     if args.data is not None:
         data = load_folder(args.data, size)
@@ -121,10 +105,16 @@ def _load(args, size):
 
 
 def cmd_train(args) -> int:
-    from .models.ssam import config
-    from .visual_force_data import episode_split, held_out_split, parse_size
-    from .visual_force_export import export_visual_force
-    from .visual_force_train import VisualTrainConfig, train
+    """Train the SSAM / CNN-LSTM visual-force model (seed 000).
+
+    Train on camera sequences of pressed objects (one illumination and one direction held out), then
+    export OUT/visual_force.onnx and its model card.
+    """
+    from ...models.ssam import config
+    from .config import VisualTrainConfig
+    from .data import episode_split, held_out_split, parse_size
+    from .export import export_visual_force
+    from .train import public_summary, train
 
     try:
         size = parse_size(args.frame_size or DEFAULT_FRAME)
@@ -140,37 +130,46 @@ def cmd_train(args) -> int:
                                        ("width", args.width)) if v is not None}
         mcfg = config(args.size, arch=args.arch, outputs=args.outputs, **overrides)
         cfg = VisualTrainConfig(model=mcfg, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                                stride=args.stride, seed=args.seed, num_threads=args.threads,
+                                stride=args.stride, seed=args.seed,
+                                num_threads=args.threads, num_workers=args.workers,
                                 init=str(args.init) if args.init else None)
         print(f"training {train_set.summary()}\nvalidation {val.summary()}")
-        result = train(cfg, train_set, val, args.out, encoding=args.encoding)
+        result = train(cfg, train_set, val, args.out, encoding=args.encoding, held_out=held, resume=args.resume,
+                       device=args.device)
+        if not result.main:     # under torchrun, rank 0 alone exports and reports
+            return 0
         onnx_path = args.out / "visual_force.onnx"
-        summary = {**result.summary, "held_out": held}
-        export_visual_force(result.best_path, onnx_path, args.encoding, summary, result.metrics, command=command_line())
+        export_visual_force(result.best_path, onnx_path, args.encoding, public_summary(result.summary),
+                            result.metrics, command=command_line())
         shutil.copyfile(result.best_path, onnx_path.with_suffix(".pt"))
     except user_errors() as exc:
         return fail(exc)
     m = result.metrics
-    print(f"\ntrained {args.epochs} epoch(s); best epoch {result.best_epoch}; validation RMSE {m['rmse']:.3f} N, "
-          f"MAE {m['mae']:.3f} N over {m['count']} windows")
-    print(f"model: {onnx_path} (input {args.frames or mcfg.frames} x {size[0]}x{size[1]} {args.encoding}; "
-          f"weights {onnx_path.with_suffix('.pt')}, card {onnx_path.with_suffix('.md')})\n"
-          f"checkpoints: {result.best_path} (best), {result.last_path}")
+    print(f"\ntrained {result.summary['epochs']} epoch(s); best epoch {result.best_epoch}; validation RMSE "
+          f"{m['rmse']:.3f} N, MAE {m['mae']:.3f} N over {m['count']} windows\n"
+          f"model: {onnx_path} (input {mcfg.frames} x {size[0]}x{size[1]} {args.encoding}; weights "
+          f"{onnx_path.with_suffix('.pt')}, card {onnx_path.with_suffix('.md')}); checkpoints in {args.out} "
+          "(best.pt; last.pt continues with --resume)")
     return 0
 
 
 def cmd_eval(args) -> int:
-    from .visual_force_data import held_out_split, parse_size
-    from .visual_force_evaluate import evaluate, format_report
+    """Score a visual_force ONNX model.
 
-    if not args.model.is_file():
-        return fail(FileNotFoundError(f"{args.model}: model file not found"))
+    Run every window of T frames through the ONNX model as the node does; print RMSE/MAE overall, per
+    object, and the illumination x direction table.
+    """
+    from .data import held_out_split, parse_size
+    from .evaluate import TASK, evaluate, format_report
+
     try:
+        if not args.model.is_file():
+            raise FileNotFoundError(f"{args.model}: model file not found")
         if args.frame_size:
             size = parse_size(args.frame_size)
         else:
             from tacforce_ros.inference.runtime import OnnxModel
-            spec = OnnxModel(args.model, "visual_force", providers=["cpu"], warmup_runs=0).metadata.input
+            spec = OnnxModel(args.model, TASK, providers=["cpu"], warmup_runs=0).metadata.input
             size = (spec.width, spec.height)
         data = _load(args, size)
         if args.split != "all" and not args.bag:
@@ -196,15 +195,17 @@ def cmd_eval(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from .core.checkpoint import read as read_checkpoint
-    from .visual_force_export import export_visual_force
+    """Export a visual-force checkpoint to ONNX.
+
+    Re-export best.pt / last.pt; the checkpoint's sample windows drive the parity check.
+    """
+    from .export import export_visual_force
 
     try:
-        ckpt = read_checkpoint(args.checkpoint)
-        metrics = ckpt["history"][-1]["metrics"]
-        summary = {**ckpt["summary"], "exported_from": str(args.checkpoint)}
-        export_visual_force(args.checkpoint, args.out, args.encoding, summary, metrics, command=command_line())
+        meta = export_visual_force(args.checkpoint, args.out, args.encoding, command=command_line())
     except user_errors() as exc:
         return fail(exc)
-    print(f"exported {args.checkpoint} (epoch {ckpt['epoch']}) -> {args.out} (card {args.out.with_suffix('.md')})")
+    m = meta.metrics
+    print(f"exported {args.checkpoint} (best epoch {meta.training['best_epoch']} of {meta.training['epochs']}) -> "
+          f"{args.out} (card {args.out.with_suffix('.md')}); validation RMSE {m['rmse']:.3f} N, MAE {m['mae']:.3f} N")
     return 0

@@ -10,16 +10,18 @@ import numpy as np
 
 from tacforce_ros.inference.runtime import OnnxModel
 
-from .visual_force_data import EpisodeSet, labels, windows
+from .data import EpisodeSet, labels, windows
 
 TASK = "visual_force"
 
 
 def _metrics(err: np.ndarray) -> dict:
+    """RMSE / MAE of force errors in N and how many windows they cover."""
     return {"rmse": float(np.sqrt(np.mean(err ** 2))), "mae": float(np.mean(np.abs(err))), "windows": int(len(err))}
 
 
 def evaluate(model_path: Path, data: EpisodeSet, stride: int = 1, threads: int = 1) -> dict:
+    """Score every window ending every ``stride`` frames: overall, per object and per illumination x direction."""
     model = OnnxModel(model_path, TASK, providers=["cpu"], threads=threads, warmup_runs=1)
     spec = model.metadata.input
     t = spec.frames
@@ -57,6 +59,7 @@ def evaluate(model_path: Path, data: EpisodeSet, stride: int = 1, threads: int =
 
 
 def format_report(m: dict) -> str:
+    """Format `evaluate` output as the tables the terminal and the model card show."""
     o = m["overall"]
     lines = [f"windows {o['windows']}: RMSE {o['rmse']:.3f} N, MAE {o['mae']:.3f} N ({m['error']})",
              "", "per object:        RMSE (N)  MAE (N)  windows"]

@@ -10,6 +10,7 @@ illumination nor the held-out direction; the test set is every cell with either.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,8 @@ from tacforce_ros.sim.visual_force_scenes import Episode, SceneConfig, generate,
 
 @dataclass
 class EpisodeSet:
+    """Episodes and a line saying where they came from (it goes into summaries and model cards)."""
+
     episodes: list[Episode]
     source: str
 
@@ -39,21 +42,22 @@ class EpisodeSet:
 
 
 def parse_size(text: str) -> tuple[int, int]:
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise ValueError(f"frame size {text!r} is not WxH") from None
-    if not (8 <= w <= 4096 and 8 <= h <= 4096):
-        raise ValueError(f"frame size {text!r} outside 8..4096")
-    return w, h
+    """'128x96' -> (128, 96), (width, height), each 8..4096 px."""
+    match = re.fullmatch(r"(\d+)x(\d+)", text.strip().lower())
+    size = (int(match[1]), int(match[2])) if match else None
+    if size is None or not all(8 <= v <= 4096 for v in size):
+        raise ValueError(f"frame size {text!r} is not WxH with sides 8..4096")
+    return size
 
 
 def load_synthetic(cfg: SceneConfig) -> EpisodeSet:
+    """Render the synthetic presses of tacforce_ros.sim.visual_force_scenes (deterministic per seed)."""
     return EpisodeSet(generate(cfg), f"synthetic scenes (seed {cfg.seed}, {cfg.episodes_per_cell} episode(s) "
                                      f"per cell, {cfg.width}x{cfg.height})")
 
 
 def load_folder(root: Path, size: tuple[int, int] | None = None) -> EpisodeSet:
+    """Read the seed's folder layout (frames resized to ``size``)."""
     return EpisodeSet(read_folders(root, size), f"folder {root}")
 
 
@@ -135,8 +139,3 @@ def labels(data: EpisodeSet, index: np.ndarray, outputs: int) -> np.ndarray:
     if outputs == 1:
         return np.array([[data.episodes[i].force[end]] for i, end in index], np.float32).reshape(-1, 1)
     return np.array([data.episodes[i].force3[end] for i, end in index], np.float32).reshape(-1, 3)
-
-
-def window_frames(data: EpisodeSet, i: int, end: int, frames: int) -> np.ndarray:
-    """uint8 [T, H, W, C] of one window."""
-    return data.episodes[i].images[end - frames + 1:end + 1]
