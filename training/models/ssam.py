@@ -71,7 +71,6 @@ class VisualForceConfig(DictConfig):
         return max(8, int(round(1024 * self.width)))
 
 
-
 CONFIGS = {
     # unit tests: seconds on CPU
     "tiny": dict(frames=4, image_size=32, width=0.0625),
