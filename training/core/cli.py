@@ -48,6 +48,19 @@ def _shared_export(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, type=Path, help="output .onnx (a .md model card goes beside it)")
 
 
+def add_data_source(p: argparse.ArgumentParser, what: str, layout: str, synthetic: str, frame_size: str) -> None:
+    """Add the --data | --bag | --synthetic choice and --frame-size of tasks that read image folders,
+    bags or generated data, worded alike for all of them.
+    """
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--data", type=Path, help=f"{what} folder in {layout}")
+    src.add_argument("--bag", action="extend", nargs="+", type=Path, metavar="DIR", help=f"{what} bag folder(s)")
+    src.add_argument("--synthetic", type=int, metavar="N", help=f"{what} on N {synthetic}")
+    p.add_argument("--frame-size", default=None, metavar="WxH",
+                   help=f"frames are resized to this (the size the node's camera sends); train default "
+                        f"{frame_size}, eval default: the model's input size")
+
+
 SHARED = {"train": _shared_train, "eval": _shared_eval, "export": _shared_export}
 
 

@@ -14,7 +14,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from ...core.cli import ENCODINGS, command_line, fail, record_in_card, user_errors
+from ...core.cli import ENCODINGS, add_data_source, command_line, fail, record_in_card, user_errors
 
 DEFAULT_FRAME = "160x120"
 ARCHS = ("small_cnn", "tiny_cnn", "resnet34", "inception_v3_mixed7")   # = models.grasp_success.ARCHS (no torch here)
@@ -58,16 +58,10 @@ def add_export_args(p: argparse.ArgumentParser) -> None:
 
 
 def _add_data_args(p: argparse.ArgumentParser, what: str) -> None:
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--data", type=Path, help=f"{what} folder in the seeds' layout (success/, failure/)")
-    src.add_argument("--bag", action="extend", nargs="+", type=Path, metavar="DIR", help=f"{what} bag folder(s)")
-    src.add_argument("--synthetic", type=int, metavar="N", help=f"{what} on N synthetic after-grasp frames")
+    add_data_source(p, what, "the seeds' layout (success/, failure/)", "synthetic after-grasp frames", DEFAULT_FRAME)
     p.add_argument("--image-topic", default=None, help="with --bag: sensor_msgs/Image or CompressedImage topic")
     p.add_argument("--label-topic", default=None, help="with --bag: std_msgs/Bool (True = held) or std_msgs/String "
                                                        "(success/failure) topic")
-    p.add_argument("--frame-size", default=None, metavar="WxH",
-                   help=f"frames are resized to this (the size the node's camera sends); train default "
-                        f"{DEFAULT_FRAME}, eval default: the model's input size")
     p.add_argument("--data-seed", type=int, default=None, help="with --synthetic: generator seed")
     p.add_argument("--max-frames", type=int, default=None, help="cap on frames loaded (per class for --data)")
 

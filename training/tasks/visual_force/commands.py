@@ -20,7 +20,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from ...core.cli import ENCODINGS, command_line, fail, record_in_card, user_errors
+from ...core.cli import ENCODINGS, add_data_source, command_line, fail, record_in_card, user_errors
 
 DEFAULT_FRAME = "128x128"
 ARCHS = ("ssam", "cnn_lstm")              # = models.ssam.ARCHS (no torch here)
@@ -67,16 +67,10 @@ def add_export_args(p: argparse.ArgumentParser) -> None:
 
 
 def _add_data_args(p: argparse.ArgumentParser, what: str) -> None:
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--data", type=Path, help=f"{what} folder in the seed's layout")
-    src.add_argument("--bag", action="extend", nargs="+", type=Path, metavar="DIR", help=f"{what} bag folder(s)")
-    src.add_argument("--synthetic", type=int, metavar="N", help=f"{what} on N synthetic presses per cell")
+    add_data_source(p, what, "the seed's layout", "synthetic presses per cell", DEFAULT_FRAME)
     p.add_argument("--image-topic", default="/camera/image_raw", help="with --bag: camera topic (Image)")
     p.add_argument("--wrench-topic", default="/ft_sensor/wrench", help="with --bag: WrenchStamped topic")
     p.add_argument("--episode-topic", default=None, help="with --bag: episode topic (optional)")
-    p.add_argument("--frame-size", default=None, metavar="WxH",
-                   help=f"frames are resized to this (the size the node's camera sends); train default "
-                        f"{DEFAULT_FRAME}, eval default: the model's input size")
     p.add_argument("--data-seed", type=int, default=0, help="with --synthetic: generator seed (default 0)")
     p.add_argument("--held-out-illumination", type=int, default=550, help="lux level never trained on (default 550)")
     p.add_argument("--held-out-degree", type=int, default=20, help="press direction never trained on (default 20)")
