@@ -13,6 +13,7 @@ import argparse
 import importlib
 import inspect
 import shlex
+import shutil
 import sys
 from pathlib import Path
 
@@ -46,6 +47,18 @@ def _shared_eval(p: argparse.ArgumentParser) -> None:
 def _shared_export(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", required=True, type=Path, help="best.pt / last.pt from training")
     p.add_argument("--out", required=True, type=Path, help="output .onnx (a .md model card goes beside it)")
+
+
+def publish_run(result, out: Path, name: str, export) -> Path | None:
+    """After training, on rank 0: ``export(best.pt, OUT/<name>.onnx)`` and copy the weights beside the
+    graph as OUT/<name>.pt. Returns the ONNX path, or None on the other torchrun ranks.
+    """
+    if not result.main:
+        return None
+    onnx_path = out / f"{name}.onnx"
+    export(result.best_path, onnx_path)
+    shutil.copyfile(result.best_path, onnx_path.with_suffix(".pt"))
+    return onnx_path
 
 
 def add_data_source(p: argparse.ArgumentParser, what: str, layout: str, synthetic: str, frame_size: str) -> None:

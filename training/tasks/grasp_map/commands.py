@@ -12,7 +12,7 @@ from pathlib import Path
 
 from tacforce_ros.sim.grasp_scenes import HELD_OUT_SHAPES, TRAIN_SHAPES
 
-from ...core.cli import command_line, fail, record_in_card, user_errors
+from ...core.cli import command_line, fail, publish_run, record_in_card, user_errors
 
 DEFAULT_SIZE = (480, 640)
 NETWORKS = ("default", "small", "cpu", "tiny")   # = models.grasp_net.CONFIGS (no torch here)
@@ -105,13 +105,12 @@ def cmd_train(args) -> int:
                              num_workers=args.workers)
         print(f"training data: {attempts.summary()}")
         result = train(cfg, attempts, args.out, val_attempts=val, resume=args.resume, device=args.device)
-        if not result.main:     # under torchrun, rank 0 alone exports and reports
-            return 0
         height, width = attempts.images[0].shape[:2]
         samples = np.stack((val or attempts).images[:4])
-        onnx_path = args.out / "grasp_map.onnx"
-        export_grasp_map(result.best_path, onnx_path, height, width, samples, args.encoding,
-                         command=command_line(), metrics=result.metrics)
+        onnx_path = publish_run(result, args.out, "grasp_map", lambda best, path: export_grasp_map(
+            best, path, height, width, samples, args.encoding, command=command_line(), metrics=result.metrics))
+        if onnx_path is None:     # under torchrun, rank 0 alone exports and reports
+            return 0
     except user_errors() as exc:
         return fail(exc)
     print(f"best epoch {result.best_epoch}: validation {json.dumps(result.metrics)}")

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 from pathlib import Path
 
-from ...core.cli import ENCODINGS, add_data_source, command_line, fail, record_in_card, user_errors
+from ...core.cli import ENCODINGS, add_data_source, command_line, fail, publish_run, record_in_card, user_errors
 
 DEFAULT_FRAME = "160x120"
 ARCHS = ("small_cnn", "tiny_cnn", "resnet34", "inception_v3_mixed7")   # = models.grasp_success.ARCHS (no torch here)
@@ -116,12 +115,10 @@ def cmd_train(args) -> int:
             seed=args.seed, num_threads=args.threads, num_workers=args.workers,
             weights=str(args.weights) if args.weights else None)
         result = train(cfg, train_set, val, args.out, resume=args.resume, device=args.device)
-        if not result.main:     # under torchrun, rank 0 alone exports and reports
+        onnx_path = publish_run(result, args.out, "grasp_success", lambda best, path: export_grasp_success(
+            best, path, args.encoding, public_summary(result.summary), result.metrics, command=command_line()))
+        if onnx_path is None:     # under torchrun, rank 0 alone exports and reports
             return 0
-        onnx_path = args.out / "grasp_success.onnx"
-        export_grasp_success(result.best_path, onnx_path, args.encoding, public_summary(result.summary),
-                             result.metrics, command=command_line())
-        shutil.copyfile(result.best_path, onnx_path.with_suffix(".pt"))
     except user_errors() as exc:
         return fail(exc)
     print(f"\ntrained {result.summary['epochs']} epoch(s) on {len(train_set)} frames; best epoch "

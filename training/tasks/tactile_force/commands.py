@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 from pathlib import Path
 
-from ...core.cli import ENCODINGS, command_line, fail, record_in_card, user_errors
+from ...core.cli import ENCODINGS, command_line, fail, publish_run, record_in_card, user_errors
 
 SAMPLE_FRAMES = 32   # frames streamed through ONNX and PyTorch for the export parity check
 
@@ -133,18 +132,16 @@ def cmd_train(args) -> int:
         encoding = args.encoding or data_encoding
         result = train(cfg, pairs.sequences, args.out, resume=args.resume, encoding=data_encoding,
                        val_sequences=val_pairs.sequences if val_pairs else None, device=args.device)
-        if not result.main:     # under torchrun, rank 0 alone exports and reports
-            return 0
         summary = {**_public_summary(result.summary), "force_frame": _force_frame(pairs, val_pairs),
                    "bags": [str(b) for b in args.bag],
                    "val_bags": [str(b) for b in args.val_bag or []], "image_topic": args.image_topic,
                    "wrench_topic": args.wrench_topic, "episode_topic": args.episode_topic,
                    "pairing": {**_stats(pairs.stats), "tolerance_s": args.tolerance}}
-        samples_from = (val_pairs or pairs).sequences
-        onnx_path = args.out / "tactile_force.onnx"
-        export_tactile_force(result.best_path, onnx_path, _samples(samples_from, data_encoding, encoding),
-                             encoding, summary, result.metrics, command=command_line())
-        shutil.copyfile(result.best_path, onnx_path.with_suffix(".pt"))   # the weights beside the graph
+        samples = _samples((val_pairs or pairs).sequences, data_encoding, encoding)
+        onnx_path = publish_run(result, args.out, "tactile_force", lambda best, path: export_tactile_force(
+            best, path, samples, encoding, summary, result.metrics, command=command_line()))
+        if onnx_path is None:     # under torchrun, rank 0 alone exports and reports
+            return 0
     except user_errors() as exc:
         return fail(exc)
     print(f"\ntrained {summary['epochs']} epoch(s) on {summary['frames']['train']} frames "

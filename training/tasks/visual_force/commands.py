@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 from pathlib import Path
 
-from ...core.cli import ENCODINGS, add_data_source, command_line, fail, record_in_card, user_errors
+from ...core.cli import ENCODINGS, add_data_source, command_line, fail, publish_run, record_in_card, user_errors
 
 DEFAULT_FRAME = "128x128"
 ARCHS = ("ssam", "cnn_lstm")              # = models.ssam.ARCHS (no torch here)
@@ -130,12 +129,10 @@ def cmd_train(args) -> int:
         print(f"training {train_set.summary()}\nvalidation {val.summary()}")
         result = train(cfg, train_set, val, args.out, encoding=args.encoding, held_out=held, resume=args.resume,
                        device=args.device)
-        if not result.main:     # under torchrun, rank 0 alone exports and reports
+        onnx_path = publish_run(result, args.out, "visual_force", lambda best, path: export_visual_force(
+            best, path, args.encoding, public_summary(result.summary), result.metrics, command=command_line()))
+        if onnx_path is None:     # under torchrun, rank 0 alone exports and reports
             return 0
-        onnx_path = args.out / "visual_force.onnx"
-        export_visual_force(result.best_path, onnx_path, args.encoding, public_summary(result.summary),
-                            result.metrics, command=command_line())
-        shutil.copyfile(result.best_path, onnx_path.with_suffix(".pt"))
     except user_errors() as exc:
         return fail(exc)
     m = result.metrics
