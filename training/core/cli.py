@@ -49,14 +49,21 @@ def _shared_export(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, type=Path, help="output .onnx (a .md model card goes beside it)")
 
 
-def publish_run(result, out: Path, name: str, export) -> Path | None:
-    """After training, on rank 0: ``export(best.pt, OUT/<name>.onnx)`` and copy the weights beside the
-    graph as OUT/<name>.pt. Returns the ONNX path, or None on the other torchrun ranks.
+def loop_args(args: argparse.Namespace) -> dict:
+    """Return the shared training flags as LoopConfig fields; a flag left unset keeps the task's default."""
+    given = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
+             "num_threads": args.threads, "num_workers": args.workers}
+    return {k: v for k, v in given.items() if v is not None}
+
+
+def publish_run(result, out: Path, name: str, export, *args, **kwargs) -> Path | None:
+    """After training, on rank 0: ``export(best.pt, OUT/<name>.onnx, *args, **kwargs)`` and copy the
+    weights beside the graph as OUT/<name>.pt. Returns the ONNX path, or None on the other torchrun ranks.
     """
     if not result.main:
         return None
     onnx_path = out / f"{name}.onnx"
-    export(result.best_path, onnx_path)
+    export(result.best_path, onnx_path, *args, **kwargs)
     shutil.copyfile(result.best_path, onnx_path.with_suffix(".pt"))
     return onnx_path
 

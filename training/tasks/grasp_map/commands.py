@@ -12,7 +12,7 @@ from pathlib import Path
 
 from tacforce_ros.sim.grasp_scenes import HELD_OUT_SHAPES, TRAIN_SHAPES
 
-from ...core.cli import command_line, fail, publish_run, record_in_card, user_errors
+from ...core.cli import command_line, fail, loop_args, publish_run, record_in_card, user_errors
 
 DEFAULT_SIZE = (480, 640)
 NETWORKS = ("default", "small", "cpu", "tiny")   # = models.grasp_net.CONFIGS (no torch here)
@@ -97,20 +97,16 @@ def cmd_train(args) -> int:
     try:
         attempts = _load_training_data(args)
         val = _folders(args.val_folder)
-        cfg = GraspMapConfig(model=dataclasses.replace(CONFIGS[args.config], bins=args.bins),
-                             epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
-                             batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                             alexnet_weights=str(args.alexnet_weights or ""),
-                             init_checkpoint=str(args.init or ""), num_threads=args.threads,
-                             num_workers=args.workers)
+        cfg = GraspMapConfig(model=dataclasses.replace(CONFIGS[args.config], bins=args.bins), **loop_args(args),
+                             steps_per_epoch=args.steps_per_epoch, alexnet_weights=str(args.alexnet_weights or ""),
+                             init_checkpoint=str(args.init or ""))
         print(f"training data: {attempts.summary()}")
         result = train(cfg, attempts, args.out, val_attempts=val, resume=args.resume, device=args.device)
         height, width = attempts.images[0].shape[:2]
         samples = np.stack((val or attempts).images[:4])
-        onnx_path = publish_run(result, args.out, "grasp_map", lambda best, path: export_grasp_map(
-            best, path, height, width, samples, args.encoding, command=command_line(), metrics=result.metrics))
-        if onnx_path is None:     # under torchrun, rank 0 alone exports and reports
-            return 0
+        if (onnx_path := publish_run(result, args.out, "grasp_map", export_grasp_map, height, width, samples,
+                                     args.encoding, command=command_line(), metrics=result.metrics)) is None:
+            return 0     # under torchrun, rank 0 alone exports and reports
     except user_errors() as exc:
         return fail(exc)
     print(f"best epoch {result.best_epoch}: validation {json.dumps(result.metrics)}")

@@ -13,7 +13,8 @@ import json
 import sys
 from pathlib import Path
 
-from ...core.cli import ENCODINGS, add_data_source, command_line, fail, publish_run, record_in_card, user_errors
+from ...core.cli import (ENCODINGS, add_data_source, command_line, fail, loop_args, publish_run, record_in_card,
+                         user_errors)
 
 DEFAULT_FRAME = "160x120"
 ARCHS = ("small_cnn", "tiny_cnn", "resnet34", "inception_v3_mixed7")   # = models.grasp_success.ARCHS (no torch here)
@@ -110,15 +111,13 @@ def cmd_train(args) -> int:
             val.source = f"{frames.source} ({len(va)} frames held out, stratified, seed {args.seed})"
         cfg = GraspTrainConfig(
             model=GraspModelConfig(arch=args.arch, image_size=args.image_size),
-            epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, epoch_size=args.epoch_size,
-            balance=not args.no_balance, augment=None if args.no_augment else dataclasses.asdict(Augment()),
-            seed=args.seed, num_threads=args.threads, num_workers=args.workers,
+            **loop_args(args), epoch_size=args.epoch_size, balance=not args.no_balance,
+            augment=None if args.no_augment else dataclasses.asdict(Augment()),
             weights=str(args.weights) if args.weights else None)
         result = train(cfg, train_set, val, args.out, resume=args.resume, device=args.device)
-        onnx_path = publish_run(result, args.out, "grasp_success", lambda best, path: export_grasp_success(
-            best, path, args.encoding, public_summary(result.summary), result.metrics, command=command_line()))
-        if onnx_path is None:     # under torchrun, rank 0 alone exports and reports
-            return 0
+        if (onnx_path := publish_run(result, args.out, "grasp_success", export_grasp_success, args.encoding,
+                                     public_summary(result.summary), result.metrics, command=command_line())) is None:
+            return 0     # under torchrun, rank 0 alone exports and reports
     except user_errors() as exc:
         return fail(exc)
     print(f"\ntrained {result.summary['epochs']} epoch(s) on {len(train_set)} frames; best epoch "

@@ -13,7 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-from ...core.cli import ENCODINGS, command_line, fail, publish_run, record_in_card, user_errors
+from ...core.cli import ENCODINGS, command_line, fail, loop_args, publish_run, record_in_card, user_errors
 
 SAMPLE_FRAMES = 32   # frames streamed through ONNX and PyTorch for the export parity check
 
@@ -124,10 +124,9 @@ def cmd_train(args) -> int:
 
             from ...transfer import segmenting
             model_cfg = segmenting(model_cfg, bag_reference(args.bag[0], args.image_topic)[0])
-        cfg = TrainConfig(model=model_cfg, seed=args.seed, num_threads=args.threads, num_workers=args.workers)
-        given = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
-                 "memory_budget_mb": args.memory_budget_mb}
-        cfg = dataclasses.replace(cfg, **{k: v for k, v in given.items() if v is not None})
+        cfg = TrainConfig(model=model_cfg, **loop_args(args))
+        if args.memory_budget_mb is not None:
+            cfg = dataclasses.replace(cfg, memory_budget_mb=args.memory_budget_mb)
         data_encoding = _data_encoding(pairs.sequences)
         encoding = args.encoding or data_encoding
         result = train(cfg, pairs.sequences, args.out, resume=args.resume, encoding=data_encoding,
@@ -138,10 +137,9 @@ def cmd_train(args) -> int:
                    "wrench_topic": args.wrench_topic, "episode_topic": args.episode_topic,
                    "pairing": {**_stats(pairs.stats), "tolerance_s": args.tolerance}}
         samples = _samples((val_pairs or pairs).sequences, data_encoding, encoding)
-        onnx_path = publish_run(result, args.out, "tactile_force", lambda best, path: export_tactile_force(
-            best, path, samples, encoding, summary, result.metrics, command=command_line()))
-        if onnx_path is None:     # under torchrun, rank 0 alone exports and reports
-            return 0
+        if (onnx_path := publish_run(result, args.out, "tactile_force", export_tactile_force, samples, encoding,
+                                     summary, result.metrics, command=command_line())) is None:
+            return 0     # under torchrun, rank 0 alone exports and reports
     except user_errors() as exc:
         return fail(exc)
     print(f"\ntrained {summary['epochs']} epoch(s) on {summary['frames']['train']} frames "

@@ -19,7 +19,8 @@ import json
 import sys
 from pathlib import Path
 
-from ...core.cli import ENCODINGS, add_data_source, command_line, fail, publish_run, record_in_card, user_errors
+from ...core.cli import (ENCODINGS, add_data_source, command_line, fail, loop_args, publish_run, record_in_card,
+                         user_errors)
 
 DEFAULT_FRAME = "128x128"
 ARCHS = ("ssam", "cnn_lstm")              # = models.ssam.ARCHS (no torch here)
@@ -122,17 +123,14 @@ def cmd_train(args) -> int:
         overrides = {k: v for k, v in (("frames", args.frames), ("image_size", args.image_size),
                                        ("width", args.width)) if v is not None}
         mcfg = config(args.size, arch=args.arch, outputs=args.outputs, **overrides)
-        cfg = VisualTrainConfig(model=mcfg, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                                stride=args.stride, seed=args.seed,
-                                num_threads=args.threads, num_workers=args.workers,
+        cfg = VisualTrainConfig(model=mcfg, **loop_args(args), stride=args.stride,
                                 init=str(args.init) if args.init else None)
         print(f"training {train_set.summary()}\nvalidation {val.summary()}")
         result = train(cfg, train_set, val, args.out, encoding=args.encoding, held_out=held, resume=args.resume,
                        device=args.device)
-        onnx_path = publish_run(result, args.out, "visual_force", lambda best, path: export_visual_force(
-            best, path, args.encoding, public_summary(result.summary), result.metrics, command=command_line()))
-        if onnx_path is None:     # under torchrun, rank 0 alone exports and reports
-            return 0
+        if (onnx_path := publish_run(result, args.out, "visual_force", export_visual_force, args.encoding,
+                                     public_summary(result.summary), result.metrics, command=command_line())) is None:
+            return 0     # under torchrun, rank 0 alone exports and reports
     except user_errors() as exc:
         return fail(exc)
     m = result.metrics
