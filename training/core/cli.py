@@ -3,8 +3,9 @@
 Each task's ``tasks/<task>/commands.py`` provides ``COMMAND`` (the CLI name), ``HELP`` and
 ``DESCRIPTION`` (one entry per verb), optional ``DEFAULTS`` (per verb, overriding the shared
 flags' defaults), ``add_<verb>_args(parser)`` for its own flags and ``cmd_<verb>(args)`` returning
-an exit code. Every task's commands module imports no torch, so building the parser stays fast and
-`eval` runs on onnxruntime alone.
+an exit code; a verb listed in its optional ``OWN_FLAGS`` gets none of the shared flags (e.g. an
+`eval` that tabulates several models, so no single --model). Every task's commands module imports
+no torch, so building the parser stays fast and `eval` runs on onnxruntime alone.
 """
 from __future__ import annotations
 
@@ -70,7 +71,8 @@ def add_task_commands(sub) -> dict:
                 continue
             p = verbs[verb].add_parser(module.COMMAND, help=module.HELP[verb],
                                        description=module.DESCRIPTION.get(verb))
-            SHARED[verb](p)
+            if verb not in getattr(module, "OWN_FLAGS", ()):
+                SHARED[verb](p)
             add(p)
             p.set_defaults(func=getattr(module, f"cmd_{verb}"), **getattr(module, "DEFAULTS", {}).get(verb, {}))
     return verbs

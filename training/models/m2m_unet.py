@@ -13,7 +13,7 @@ small UNet trained from scratch in the same framing:
 x_t is the noisy target; the network predicts the clean target x0 (as logits of "marker") and
 the timestep t enters every residual block through a sinusoidal embedding and an MLP. At
 t = T - 1 x_t is pure noise, so the network is a direct source -> target translator (one step);
-lower t give DDIM few-step sampling (see training/m2m_train.py). The references are the image
+lower t give DDIM few-step sampling (see training/tasks/m2m/translator.py). The references are the image
 conditioning: together with the source they say how each source marker has moved, and the
 target reference says where the target's markers sit at rest.
 

@@ -2,4 +2,4 @@
 
 TASKS lists them in the order `tacforce train --help` shows them; the CLI is built from it.
 """
-TASKS = ("tactile_force", "grasp_success")
+TASKS = ("tactile_force", "grasp_success", "m2m", "transfer")

@@ -130,7 +130,7 @@ def cmd_train(args) -> int:
         if args.segment_markers:
             from tacforce_ros.marker_pairs import bag_reference
 
-            from ...transfer import segmenting
+            from .config import segmenting
             model_cfg = segmenting(model_cfg, bag_reference(args.bag[0], args.image_topic)[0])
         cfg = TrainConfig(model=model_cfg, seed=args.seed, num_threads=args.threads, num_workers=args.workers)
         given = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,

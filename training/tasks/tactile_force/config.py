@@ -1,7 +1,7 @@
 """Training configuration of the tactile force task: the shared loop's fields plus the task's own."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 
 from ...core.loop import LoopConfig
 from ...models.temporal_force import TemporalForceConfig
@@ -25,3 +25,11 @@ class TrainConfig(LoopConfig):
         """Build from a checkpoint's dict; keys of other versions of this class are dropped."""
         known = {f.name for f in fields(cls)} - {"model"}
         return cls(**{k: v for k, v in d.items() if k in known}, model=TemporalForceConfig.from_dict(d["model"]))
+
+
+def segmenting(model_cfg: TemporalForceConfig, segmentation) -> TemporalForceConfig:
+    """Return a force model config that segments markers in its graph as ``segmentation`` (a
+    `tacforce_ros.perception.markers.MarkerSegmentation`) does: cross-sensor models read masks.
+    """
+    return replace(model_cfg, marker_threshold=segmentation.threshold,
+                   dark_markers=segmentation.dark_markers)
