@@ -17,9 +17,30 @@ import torch.nn.functional as F
 
 from ...core import checkpoint
 from ...models.m2m_unet import M2MModelConfig, M2MUNet, alpha_bar
+from .config import M2MConfig
 from .data import as_signed, check_masks, to_working
 
 TASK = "m2m"
+LEGACY_FORMAT = "tacforce.m2m/1"
+
+
+@checkpoint.register_upgrade(LEGACY_FORMAT)
+def upgrade_legacy(old: dict) -> dict:
+    """Convert an m2m.pt of the pre-core step loop (generator weights only) to the schema, so the
+    m2m models of earlier transfer runs still translate; without optimizer state it cannot resume.
+    """
+    summary, train_config = old["summary"], old["train_config"]
+    cfg = M2MConfig.from_dict({**train_config, "epochs": 1, "steps_per_epoch": train_config["steps"],
+                               "num_threads": train_config["threads"]})
+    metrics = {"iou": summary.get("val_iou"), "iou_at_0.5": summary.get("val_iou_at_0.5"),
+               "threshold": old["threshold"], "pairs": summary.get("val_pairs", 0)}
+    return checkpoint.make(
+        TASK, epoch=1, step=train_config["steps"], model={f"generator.{k}": v for k, v in old["model"].items()},
+        config=cfg.to_dict(), history=[], best={"epoch": 1, "score": metrics["iou"], "metrics": metrics},
+        summary={"source": old["source_name"], "target": old["target_name"], "pairs": summary["pairs"],
+                 "val_pairs": metrics["pairs"], "sensor_size": [old["sensor_height"], old["sensor_width"]],
+                 "working_size": summary["working_size"], "crop": cfg.crop, "model_config": old["model_config"],
+                 "source_ref": old["source_ref"], "target_ref": old["target_ref"], "config": cfg.to_dict()})
 
 
 def noisy(x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor, timesteps: int) -> torch.Tensor:
