@@ -158,6 +158,8 @@ def test_resume_matches_uninterrupted_run(tmp_path, monkeypatch):
     assert all(torch.equal(a[k], b[k]) for k in a)
     with pytest.raises(ValueError, match="was trained on"):
         run(tmp_path / "resumed", tiny_config(epochs=4), resume=True, count=3)
+    with pytest.raises(ValueError, match="lr, disc_lr"):
+        run(tmp_path / "resumed", tiny_config(epochs=4, lr=1e-3), resume=True)
 
 
 def test_translate_shape_and_determinism(trained):

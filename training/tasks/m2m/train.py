@@ -157,6 +157,9 @@ class M2MTask:
         saved, now = ({k: s[k] for k in keys} for s in (ckpt["summary"], self.summary))
         if saved != now or not all(torch.equal(ckpt["summary"][k], self.summary[k]) for k in PRIVATE_SUMMARY):
             raise ValueError(f"{path} was trained on {saved}; this run has {now} (or other references)")
+        rates = [(c["lr"], c["disc_lr"]) for c in (ckpt["config"], self.config.to_dict())]
+        if rates[0] != rates[1]:     # the discriminator's parametrization scale is disc_lr / lr
+            raise ValueError(f"{path} was trained with (lr, disc_lr) {rates[0]}; this run has {rates[1]}")
 
     def describe(self, r: dict, epochs: int) -> str:
         m = r["metrics"]
