@@ -268,10 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     if len(sys.argv) > 1 and sys.argv[1] in ("train", "eval", "export"):
         from tacforce_training.core.cli import add_task_commands
-        from tacforce_training.transfer_commands import add_commands as add_transfer_commands
         verbs = add_task_commands(sub)
-        subs = tuple(verbs[verb] for verb in ("train", "eval", "export"))
-        add_transfer_commands(*subs)
     else:
         for name in ("train", "eval", "export"):
             sub.add_parser(name, help=f"{name} a model (see `tacforce {name} --help`)")

@@ -29,7 +29,7 @@ from tacforce_ros.sim.sensors import SimConfig, write_sim_bag
 from tacforce_ros.sim.tactile import TactileSimulator
 from tacforce_ros.sim.tactile_styles import SENSOR_STYLES
 from tacforce_training.preprocess import ImagePreprocess
-from tacforce_training.transfer import masks_to_images, translate_sequences
+from tacforce_training.tasks.transfer.translate import masks_to_images, translate_sequences
 
 TOPICS = ("/tactile/image_raw/compressed", "/ft_sensor/wrench", "/tactile/episode")
 

@@ -16,7 +16,7 @@ dots) carry the force in where the dots are, not in their colour, so rgb8/bgr8 f
 reduced to luma (ITU-R BT.601 weights, in the order the encoding names). A 3-channel model is
 also supported: mono8 is repeated and bgr8 is flipped to rgb.
 
-Marker segmentation (cross-sensor models, training/transfer.py): the grey image is first cut
+Marker segmentation (cross-sensor models, training/tasks/transfer/translate.py): the grey image is first cut
 into a binary marker mask (markers 255, skin 0) at the sensor's threshold and polarity, the
 representation marker-to-marker translation works in, so the model sees the same thing on
 translated training images and on the live sensor.

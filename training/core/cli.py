@@ -4,8 +4,9 @@ Each task's ``tasks/<task>/commands.py`` provides ``add_<verb>_args(parser)`` fo
 and ``cmd_<verb>(args)`` returning an exit code, for the verbs it supports; the sub-command is
 the task folder's name with dashes, its help the first line of ``cmd_<verb>``'s docstring and
 its description the rest. Optional ``DEFAULTS`` (per verb) overrides the shared flags' defaults.
-Commands modules import no torch, so building the parser stays fast and `eval` runs on
-onnxruntime alone.
+A verb listed in the optional ``OWN_FLAGS`` gets none of the shared flags (an `eval` that
+tabulates several models has no single --model). Commands modules import no torch, so building
+the parser stays fast and `eval` runs on onnxruntime alone.
 """
 from __future__ import annotations
 
@@ -107,7 +108,8 @@ def add_task_commands(sub) -> dict:
             summary, _, details = inspect.getdoc(handler).partition("\n")
             p = verbs[verb].add_parser(command, help=summary[0].lower() + summary[1:].rstrip("."),
                                        description=details.strip() or summary)
-            SHARED[verb](p)
+            if verb not in getattr(module, "OWN_FLAGS", ()):
+                SHARED[verb](p)
             if add is not None:
                 add(p)
             p.set_defaults(func=handler, **getattr(module, "DEFAULTS", {}).get(verb, {}))

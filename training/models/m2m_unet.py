@@ -13,7 +13,7 @@ small UNet trained from scratch in the same framing:
 x_t is the noisy target; the network predicts the clean target x0 (as logits of "marker") and
 the timestep t enters every residual block through a sinusoidal embedding and an MLP. At
 t = T - 1 x_t is pure noise, so the network is a direct source -> target translator (one step);
-lower t give DDIM few-step sampling (see training/m2m_train.py). The references are the image
+lower t give DDIM few-step sampling (see training/tasks/m2m/translator.py). The references are the image
 conditioning: together with the source they say how each source marker has moved, and the
 target reference says where the target's markers sit at rest.
 
@@ -24,15 +24,17 @@ the adversarial and feature-matching losses.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..core.config import DictConfig
+
 
 @dataclass(frozen=True)
-class M2MModelConfig:
+class M2MModelConfig(DictConfig):
     height: int = 256             # working rows; the width follows the sensor's aspect ratio
     base_channels: int = 32       # channels at full working resolution (multiple of 8)
     levels: int = 3               # stride-2 downsamplings; channels double per level (up to 4x)
@@ -58,13 +60,6 @@ class M2MModelConfig:
     def channels(self) -> list[int]:
         """Channels at each resolution, full working resolution first."""
         return [self.base_channels * min(2 ** i, 4) for i in range(self.levels + 1)]
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> M2MModelConfig:
-        return cls(**d)
 
 
 CONFIGS = {

@@ -2,4 +2,4 @@
 
 TASKS lists them in the order `tacforce train --help` shows them; the CLI is built from it.
 """
-TASKS = ("tactile_force", "grasp_success", "grasp_map", "visual_force")
+TASKS = ("tactile_force", "grasp_success", "grasp_map", "visual_force", "m2m", "transfer")

@@ -122,7 +122,7 @@ def cmd_train(args) -> int:
         if args.segment_markers:
             from tacforce_ros.marker_pairs import bag_reference
 
-            from ...transfer import segmenting
+            from .config import segmenting
             model_cfg = segmenting(model_cfg, bag_reference(args.bag[0], args.image_topic)[0])
         cfg = TrainConfig(model=model_cfg, **loop_args(args))
         if args.memory_budget_mb is not None:

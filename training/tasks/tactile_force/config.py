@@ -1,7 +1,7 @@
 """Training configuration of the tactile force task: the shared loop's fields plus the task's own."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ...core.loop import LoopConfig
 from ...models.temporal_force import TemporalForceConfig
@@ -16,3 +16,11 @@ class TrainConfig(LoopConfig):
     min_force_span: float = 1.0   # N; keeps an axis that barely moves from a tiny range
     memory_budget_mb: float = 4096.0   # preprocessed frames above this go to an on-disk memmap cache
     cache_dir: str = ""           # where that cache goes (default OUT/cache)
+
+
+def segmenting(model_cfg: TemporalForceConfig, segmentation) -> TemporalForceConfig:
+    """Return a force model config that segments markers in its graph as ``segmentation`` (a
+    `tacforce_ros.perception.markers.MarkerSegmentation`) does: cross-sensor models read masks.
+    """
+    return replace(model_cfg, marker_threshold=segmentation.threshold,
+                   dark_markers=segmentation.dark_markers)

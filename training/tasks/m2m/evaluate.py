@@ -8,8 +8,12 @@ Each gets the mean marker-mask IoU and the mean marker-centroid error (px at sen
 resolution; centroids matched mutually nearest within half the target's marker spacing, so a
 marker that moved by more than that counts as unmatched rather than as a huge error). The
 translation has to beat "target reference" for it to carry any contact information.
+
+Torch is imported only to load a checkpoint (`m2m_quality`).
 """
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 
@@ -48,3 +52,29 @@ def evaluate_m2m(translator, source_masks: np.ndarray, target_masks: np.ndarray,
             "translation": _scores(translated, target_masks, max_distance),
             "source_as_is": _scores(source_masks, target_masks, max_distance),
             "target_reference": _scores(reference, target_masks, max_distance)}
+
+
+def m2m_quality(model: Path, pairs_path: Path, steps: int = 1) -> dict:
+    """`evaluate_m2m` of the m2m checkpoint ``model`` on the held-out pairs file ``pairs_path``."""
+    from tacforce_ros.marker_pairs import MarkerPairs
+
+    from .translator import M2MTranslator
+
+    translator = M2MTranslator.load(model)
+    pairs = MarkerPairs.load(pairs_path)
+    return evaluate_m2m(translator, pairs.masks_of(translator.source_name), pairs.masks_of(translator.target_name),
+                        steps=steps)
+
+
+def format_m2m(quality: list[tuple[str, str, dict]]) -> str:
+    """Format (case, model path, `evaluate_m2m` result) rows as a markdown table, baselines included."""
+    lines = ["| case | m2m model | compared with the true target masks | mask IoU | centroid error [px] "
+             "| matched markers |",
+             "|---|---|---|---|---|---|"]
+    for case, model, q in quality:
+        for key, label in (("translation", "m2m translation"), ("source_as_is", "source mask as-is"),
+                           ("target_reference", "target reference (no deformation)")):
+            r = q[key]
+            lines.append(f"| {case} | {Path(model).parent.name} | {label} | {r['iou']:.3f} | "
+                         f"{r['centroid_error_px']:.2f} | {100 * r['matched_fraction']:.1f} % |")
+    return "\n".join(lines)

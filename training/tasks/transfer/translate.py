@@ -5,7 +5,8 @@ target sensor's marker style by the m2m model, and drawn back as images in the t
 polarity (markers 255 on 0, or 0 on 255 for dark markers), so the target model's own in-graph
 segmentation reads them exactly. With material curves, the source labels are rescaled to the
 target's stiffness (`tacforce_ros.material.Compensation`). The force model then trains on these
-sequences as on any recorded run, and segments markers in its graph on the live sensor too.
+sequences as on any recorded run (`tactile_force.config.segmenting`), and segments markers in its
+graph on the live sensor too.
 """
 from __future__ import annotations
 
@@ -17,14 +18,6 @@ from tqdm import tqdm
 from tacforce_ros.data.tactile_pairs import Sequence
 from tacforce_ros.material import Compensation
 from tacforce_ros.perception.markers import MarkerSegmentation
-
-from .models.temporal_force import TemporalForceConfig
-
-
-def segmenting(model_cfg: TemporalForceConfig, segmentation: MarkerSegmentation) -> TemporalForceConfig:
-    """Return a force model config that segments markers in its graph as `segmentation` does."""
-    return dataclasses.replace(model_cfg, marker_threshold=segmentation.threshold,
-                               dark_markers=segmentation.dark_markers)
 
 
 def masks_to_images(masks: np.ndarray, segmentation: MarkerSegmentation) -> np.ndarray:

@@ -1,0 +1,1 @@
+"""Cross-sensor transfer: translate a labelled source run with an m2m model, train a target tactile_force model."""
