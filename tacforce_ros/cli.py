@@ -268,7 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     if len(sys.argv) > 1 and sys.argv[1] in ("train", "eval", "export"):
         from tacforce_training.core.cli import add_task_commands
-        verbs = add_task_commands(sub)
+        add_task_commands(sub)
     else:
         for name in ("train", "eval", "export"):
             sub.add_parser(name, help=f"{name} a model (see `tacforce {name} --help`)")
