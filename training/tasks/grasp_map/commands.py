@@ -116,7 +116,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    """Top-1 grasp success and per-bin precision/recall.
+    """Score top-1 grasp success and per-bin precision/recall.
 
     Run a grasp_map ONNX model on held-out synthetic scenes (top-1 grasp success by the labeller,
     per-bin precision/recall over every cell) or on folders of real trials.

@@ -75,7 +75,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    """M2m image quality against the true target rendering.
+    """Score m2m image quality against the true target rendering.
 
     Marker-mask IoU and marker-centroid error of translated masks vs the target's own masks of the same
     contacts, with two baselines. --model is an m2m checkpoint (m2m.pt).

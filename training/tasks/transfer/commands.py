@@ -124,7 +124,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    """The cross-sensor experiment table (MAE per axis, R²).
+    """Tabulate the cross-sensor experiment (MAE per axis, R²).
 
     Evaluate each row's tactile_force model on its target bags (streamed as the node does) and print a
     table like GenForce's.
