@@ -21,7 +21,7 @@ from tacforce_training.core.loop import make_optimizer
 from tacforce_training.models.m2m_unet import CONFIGS, M2MUNet, PatchDiscriminator, alpha_bar
 from tacforce_training.tasks.m2m.config import M2MConfig
 from tacforce_training.tasks.m2m.evaluate import evaluate_m2m
-from tacforce_training.tasks.m2m.train import M2MPair, M2MTask, train
+from tacforce_training.tasks.m2m.train import M2MTask, train
 from tacforce_training.tasks.m2m.translator import M2MTranslator, ddim_timesteps
 
 REPO = Path(__file__).resolve().parents[1]
@@ -124,14 +124,19 @@ def test_samples_depend_on_seed_epoch_and_index_only(trained):
 
 def test_discriminator_trains_at_its_own_rate():
     cfg = tiny_config(lr=1e-3, disc_lr=2e-4, weight_decay=0.0)
-    model = M2MPair(cfg.model_config, cfg)
-    conv = model.discriminator.layers[0][0]
-    before = conv.weight.detach().clone()
-    optimizer = make_optimizer(model, cfg)
-    conv.parametrizations.weight.original.grad = torch.ones_like(before)
-    optimizer.step()        # Adam's first step moves each parameter by lr: theta by 1e-3, the weight by 2e-4
-    assert torch.allclose(conv.weight.detach() - before, torch.full_like(before, -2e-4), atol=1e-8)
-    assert not any(hasattr(m, "parametrizations") for m in model.generator.modules())
+    source, target = pairs(2, seed=0)
+    task = M2MTask(cfg, source, target, SOURCE_REF, TARGET_REF, source_name="a", target_name="b",
+                   val=pairs(1, seed=1))
+    model = task.build_model()
+    disc, gen = model.discriminator.layers[0][0].weight, next(model.generator.parameters())
+    before = [disc.detach().clone(), gen.detach().clone()]
+    optimizer = make_optimizer(model, cfg, task.param_groups(model))
+    for p in model.parameters():
+        p.grad = torch.ones_like(p)
+    optimizer.step()        # Adam's first step moves each parameter by its group's lr
+    assert torch.allclose(disc.detach() - before[0], torch.full_like(before[0], -2e-4), atol=1e-8)
+    assert torch.allclose(gen.detach() - before[1], torch.full_like(before[1], -1e-3), atol=1e-8)
+    assert {g["betas"] for g in optimizer.param_groups} == {(0.9, 0.999), (0.5, 0.999)}
 
 
 def test_resume_matches_uninterrupted_run(tmp_path, monkeypatch):

@@ -12,7 +12,9 @@ A task provides: ``name`` (from @register), ``score_name``, ``higher_is_better``
 (a dataclass with ``to_dict``), ``summary`` (dict), ``build_model()``, ``train_set()`` (a
 Dataset; ``set_epoch(epoch)`` is called if it has one), ``loss(model, batch)``,
 ``val_items()``, ``predict(model, items) -> dict of row tensors``, ``score(rows)``; optionally
-``collate``, ``check_resume(ckpt)`` and ``describe(record)`` (the epoch line).
+``collate``, ``check_resume(ckpt)``, ``describe(record)`` (the epoch line) and
+``param_groups(model)`` (parts of the model with their own AdamW settings, e.g. a GAN's
+discriminator at its own learning rate; the schedule scales every group alike).
 """
 from __future__ import annotations
 
@@ -72,11 +74,16 @@ def warmup_cosine(cfg: LoopConfig, total_steps: int):
     return factor
 
 
-def make_optimizer(model: torch.nn.Module, cfg: LoopConfig) -> torch.optim.AdamW:
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.dim() < 2]
-    return torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
+def make_optimizer(model: torch.nn.Module, cfg: LoopConfig, groups=None) -> torch.optim.AdamW:
+    """AdamW at ``cfg.lr`` with weight decay on weights of 2+ dims only. ``groups``: (parameters,
+    AdamW options) pairs that split the model, each option overriding the defaults (e.g. ``lr``).
+    """
+    param_groups = []
+    for params, options in groups or [(list(model.parameters()), {})]:
+        params = list(params)
+        param_groups += [{"params": [p for p in params if p.dim() >= 2], "weight_decay": cfg.weight_decay, **options},
+                         {"params": [p for p in params if p.dim() < 2], **options, "weight_decay": 0.0}]
+    return torch.optim.AdamW(param_groups, lr=cfg.lr)
 
 
 def to_device(batch, device: torch.device):
@@ -126,7 +133,7 @@ def _fit(task, cfg: LoopConfig, out_dir: Path, resume: bool, ctx: distributed.Co
 
     torch.manual_seed(cfg.seed)
     module, model = distributed.wrap(task.build_model().to(ctx.device), ctx)
-    optimizer = make_optimizer(module, cfg)
+    optimizer = make_optimizer(module, cfg, task.param_groups(module) if hasattr(task, "param_groups") else None)
     train_set = task.train_set()
     sampler = DistributedSampler(train_set, num_replicas=ctx.world, rank=ctx.rank, shuffle=True, seed=cfg.seed)
     loader = DataLoader(train_set, batch_size=cfg.batch_size // ctx.world, sampler=sampler,

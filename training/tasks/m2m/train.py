@@ -24,7 +24,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
-from torch.nn.utils import parametrize
 
 from tacforce_ros.perception.markers import mask_iou
 
@@ -38,34 +37,17 @@ from .translator import TASK, M2MTranslator, calibrated_threshold, noisy
 PRIVATE_SUMMARY = ("source_ref", "target_ref")   # tensors the translator needs; not for JSON
 
 
-class Scaled(nn.Module):
-    """Parametrization w = k * theta: AdamW's steps on theta are about lr each, so w moves k times as fast."""
-
-    def __init__(self, k: float):
-        super().__init__()
-        self.k = k
-
-    def forward(self, theta: torch.Tensor) -> torch.Tensor:
-        return theta * self.k
-
-    def right_inverse(self, w: torch.Tensor) -> torch.Tensor:
-        return w / self.k
-
-
 class M2MPair(nn.Module):
     """Generator and discriminator; ``forward`` returns the training loss of a batch of crops.
 
-    The discriminator's weights are `Scaled` by ``disc_lr / lr``, so the loop's one optimizer
-    trains it at ``disc_lr`` (the generator at ``lr``), and its gradients weigh that much less in
-    the shared gradient-norm clip.
+    One backward pass trains both: the generator's terms see the discriminator through detached
+    weights, the discriminator's hinge loss sees the generator's output detached, so each part gets
+    the gradient of its own loss only (`M2MTask.param_groups` gives the discriminator its own rate).
     """
 
     def __init__(self, model_cfg: M2MModelConfig, cfg: M2MConfig):
         super().__init__()
         self.generator, self.discriminator = M2MUNet(model_cfg), PatchDiscriminator(model_cfg)
-        for module in list(self.discriminator.modules()):
-            for name, _ in list(module.named_parameters(recurse=False)):
-                parametrize.register_parametrization(module, name, Scaled(cfg.disc_lr / cfg.lr))
         self.weights = {"pixel": cfg.pixel, "feature": cfg.feature, "adversarial": cfg.adversarial}
 
     def forward(self, batch: dict) -> torch.Tensor:
@@ -130,6 +112,11 @@ class M2MTask:
     def train_set(self) -> PairCrops:
         return self.crops
 
+    def param_groups(self, model: M2MPair) -> list:
+        """The discriminator at ``disc_lr`` with pix2pix's Adam betas (0.5, 0.999); the generator at the loop's."""
+        return [(model.generator.parameters(), {}),
+                (model.discriminator.parameters(), {"lr": self.config.disc_lr, "betas": (0.5, 0.999)})]
+
     def loss(self, model, batch) -> torch.Tensor:
         return model(batch)
 
@@ -158,7 +145,7 @@ class M2MTask:
         if saved != now or not all(torch.equal(ckpt["summary"][k], self.summary[k]) for k in PRIVATE_SUMMARY):
             raise ValueError(f"{path} was trained on {saved}; this run has {now} (or other references)")
         rates = [(c["lr"], c["disc_lr"]) for c in (ckpt["config"], self.config.to_dict())]
-        if rates[0] != rates[1]:     # the discriminator's parametrization scale is disc_lr / lr
+        if rates[0] != rates[1]:     # the resumed schedule would silently keep the saved rates
             raise ValueError(f"{path} was trained with (lr, disc_lr) {rates[0]}; this run has {rates[1]}")
 
     def describe(self, r: dict, epochs: int) -> str:
