@@ -75,7 +75,7 @@ def warmup_cosine(cfg: LoopConfig, total_steps: int):
 
 
 def make_optimizer(model: torch.nn.Module, cfg: LoopConfig, groups=None) -> torch.optim.AdamW:
-    """AdamW at ``cfg.lr`` with weight decay on weights of 2+ dims only. ``groups``: (parameters,
+    """Return AdamW at ``cfg.lr`` with weight decay on weights of 2+ dims only. ``groups``: (parameters,
     AdamW options) pairs that split the model, each option overriding the defaults (e.g. ``lr``).
     """
     param_groups = []
