@@ -113,7 +113,7 @@ class M2MTask:
         return self.crops
 
     def param_groups(self, model: M2MPair) -> list:
-        """Train the discriminator at ``disc_lr`` with pix2pix's Adam betas (0.5, 0.999), the generator as the loop does."""
+        """Train the discriminator at ``disc_lr`` with pix2pix's betas (0.5, 0.999), the generator as the loop does."""
         return [(model.generator.parameters(), {}),
                 (model.discriminator.parameters(), {"lr": self.config.disc_lr, "betas": (0.5, 0.999)})]
 
