@@ -53,8 +53,9 @@ def stamp_of(k: int, gap_after: int = -1) -> tuple[int, int]:
 def run_stream(ros, count, flags=(), params=None, want=0, diagnostics=None):
     domain, node = ros
     got = collect(node)
+    # every frame queued: these tests count answers exactly, and a CI stall must not drop a frame
     server = start_node(NODE, domain, {"model_path": str(MODEL), "frame_id": "camera_link", "diagnostics_period": 0.5,
-                                       **(params or {})})
+                                       "queue_depth": 50, **(params or {})})
     try:
         assert spin_until(node, lambda: node.count_publishers(TOPIC) > 0, 60, [server])
         pub = publish(domain, count, RATE, *flags)

@@ -53,9 +53,7 @@ class GraspSuccessNode(ModelNode):
             self.debouncer = MajorityDebouncer(window, threshold, min_frames)
         except ValueError as exc:
             raise SystemExit(f"grasp_success_node: {exc}") from None
-        queue_depth = declare(self, "queue_depth", 1,
-                              "Input frames kept while the node is busy (1: newest frame only)", limits=(1, 100))
-        self.classifier = self.start(GraspSuccessClassifier, queue_depth)
+        self.classifier = self.start(GraspSuccessClassifier)
         live(self, ("window", "threshold", "min_frames", "max_age"), self.apply_parameters)
         self.prob_pub = self.create_publisher(Float32, probability_topic, output_qos())
         self.held_pub = self.create_publisher(Bool, decision_topic, output_qos())

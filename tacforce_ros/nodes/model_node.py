@@ -1,7 +1,7 @@
 """The base of every node that runs one ONNX model on camera or tactile images.
 
 It owns what the model nodes share, so each node says only what is its own: the common
-parameters (model_path, image_topic, image_transport, runtime, max_image_pixels,
+parameters (model_path, image_topic, image_transport, queue_depth, runtime, max_image_pixels,
 diagnostics_period), the start-up refusals (unknown parameters, a model that cannot be used),
 the image subscription with its stamp check, decoding to the model's encoding, the timed
 decode -> estimate -> publish cycle (StageStats), rejected-input counting and /diagnostics.
@@ -49,13 +49,16 @@ class ModelNode(Node, ABC):
                                  "'raw' (sensor_msgs/Image) or 'compressed' "
                                  "(CompressedImage on <image_topic>/compressed)",
                                  choices=TRANSPORTS)
+        self.queue_depth = declare(self, "queue_depth", 1, "Input frames kept while the node is busy (1: newest "
+                                   "frame only; more when every frame counts, e.g. recording or evaluation)",
+                                   limits=(1, 100))
         self.runtime = declare_runtime(self)
         self.max_pixels, self.diagnostics_period = declare_common(self)
         self.stats = StageStats()
         self.model: OnnxModel | None = None
         self.diagnostics: DiagnosticsPublisher | None = None
 
-    def start(self, wrap: Callable[[OnnxModel], T] = lambda model: model, queue_depth: int = 1,
+    def start(self, wrap: Callable[[OnnxModel], T] = lambda model: model,
               check: Callable[[T], None] = lambda wrapped: None) -> T:
         """Call once every parameter is declared: refuse unknown ones, load and wrap the model
         and ``check`` it against the parameters (any refusal stops the node with one line),
@@ -72,7 +75,7 @@ class ModelNode(Node, ABC):
         self.diagnostics = DiagnosticsPublisher(
             self, self.stats, hardware_id=self.model_path, period=self.diagnostics_period,
             extra={"provider": self.model.provider, "model": self.model_path})
-        subscribe_image(self, self.image_topic, self.transport, self.on_frame, self.on_frame, queue_depth,
+        subscribe_image(self, self.image_topic, self.transport, self.on_frame, self.on_frame, self.queue_depth,
                         stats=self.stats)
         return wrapped
 

@@ -26,15 +26,13 @@ from .model_node import ModelNode
 class TactileForceNode(ModelNode):
     def __init__(self, **kwargs):
         super().__init__("tactile_force_node", TASK, "tactile/image_raw", "Tactile image topic", **kwargs)
-        queue_depth = declare(self, "queue_depth", 1,
-                              "Input frames kept while the node is busy (1: newest frame only)", limits=(1, 100))
         output_topic = declare(self, "output_topic", "estimated_wrench", "WrenchStamped output topic", check=topic)
         frame_id = declare(self, "frame_id", "",
                            "frame_id of the output (empty: the frame of the wrenches the model was trained on, "
                            "from its metadata; the input image's frame_id for a model that does not say)")
         self.metres_per_newton = declare(self, "marker_scale", 0.02, "~/markers force arrow length, m per N (live)",
                                          False, limits=(1e-6, 10.0))
-        self.estimator = self.start(TactileForceEstimator, queue_depth)
+        self.estimator = self.start(TactileForceEstimator)
         self.frame_id = frame_id or self.model.metadata.outputs.get("force", {}).get("frame_id", "")
         self.pub = self.create_publisher(WrenchStamped, output_topic, output_qos())
         self.pub_markers = self.create_publisher(MarkerArray, "~/markers", output_qos())
