@@ -86,10 +86,12 @@ def test_frames_go_to_a_memmap_over_the_budget_and_workers_read_them(tmp_path):
     assert disk.store.on_disk and isinstance(np.load(tmp_path / "disk.npy", mmap_mode="r"), np.memmap)
     assert torch.equal(ram.frames(2, 3, 9), disk.frames(2, 3, 9))
     clips = Clips(disk, clip_length=8, seed=0)
-    loader = torch.utils.data.DataLoader(clips, batch_size=4, num_workers=2)
+    # spawned workers: each maps the file itself (and this process may hold DDS threads that a fork copies badly)
+    spawn = {"num_workers": 2, "multiprocessing_context": "spawn"}
+    loader = torch.utils.data.DataLoader(clips, batch_size=4, **spawn)
     fps, frames = loader_frames_per_s(loader, lambda b: b[0].shape[0] * b[0].shape[1])
     assert frames == len(clips) * 8 and fps > 0
-    x, y, mask = next(iter(torch.utils.data.DataLoader(clips, batch_size=len(clips), num_workers=2)))
+    x, y, mask = next(iter(torch.utils.data.DataLoader(clips, batch_size=len(clips), **spawn)))
     ref = torch.utils.data.default_collate([Clips(ram, 8, 0)[i] for i in range(len(clips))])
     assert torch.equal(x, ref[0]) and torch.equal(y, ref[1]) and mask.all()
 
