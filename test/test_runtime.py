@@ -12,7 +12,7 @@ from onnx import TensorProto, helper  # noqa: E402
 from tacforce_ros.inference.contract import METADATA_KEY, InputSpec, ModelError, ModelMetadata, StateSpec  # noqa: E402
 from tacforce_ros.inference.runtime import (  # noqa: E402
     OnnxModel, RuntimeOptions, default_engine_cache, preload_gpu_libraries, resolve_providers)
-from tacforce_ros.perception.force import NonFiniteOutput, TactileForceEstimator  # noqa: E402
+from tacforce_ros.perception.force import ForceRange, NonFiniteOutput, TactileForceEstimator  # noqa: E402
 
 
 def metadata(task="tactile_force", **changes) -> ModelMetadata:
@@ -83,6 +83,34 @@ def test_estimator_tare_reset_and_non_finite(tmp_path):
                           providers=["cpu"], warmup_runs=0)
     with pytest.raises(NonFiniteOutput):
         TactileForceEstimator(nan_model).step(frame)
+
+
+def test_force_range_says_when_an_estimate_is_extrapolated_or_saturated():
+    training = {"train_force_min": [-1.0, -1.0, -2.0], "train_force_max": [1.0, 1.0, 0.0],
+                "model_force_range": {"min": [-1.2, -1.2, -2.2], "max": [1.2, 1.2, 0.2]}}
+    limits = ForceRange.from_training(training)
+    assert limits.check(np.array([0.5, -0.5, -1.0])) == ""
+    assert limits.check(np.array([1.03, 0.0, 0.03])) == ""      # within 2 % of the span: noise, not news
+    assert limits.check(np.array([1.1, 0.0, -1.0])) == "Fx 1.1 N is beyond the trained range [-1, 1] N (extrapolated)"
+    assert limits.check(np.array([0.0, 0.0, -2.199])) == ("Fz -2.2 N is at the model's output bound [-2.2, 0.2] N: "
+                                                          "the true force may be larger")
+    assert limits.describe() == "Fx [-1, 1], Fy [-1, 1], Fz [-2, 0] N"
+    assert ForceRange.from_training({}) is None                  # a model that does not say: nothing to check
+
+
+def test_estimator_checks_the_raw_estimate_against_the_trained_range(tmp_path):
+    training = {"train_force_min": [0.0, -10.0, 0.0], "train_force_max": [10.0, 10.0, 2.0]}
+    est = TactileForceEstimator(OnnxModel(build(tmp_path / "m.onnx", metadata(training=training)), "tactile_force",
+                                          providers=["cpu"], warmup_runs=0))
+    est.step(np.full((4, 6, 1), 5, np.uint8))
+    assert est.range_note == ""
+    est.tare()      # the offset does not move the trained range: the check sees the model's own output
+    assert est.step(np.full((4, 6, 1), 40, np.uint8))[0] == 35.0
+    assert est.range_note.startswith("Fx 40 N is beyond the trained range [0, 10] N")
+    plain = TactileForceEstimator(OnnxModel(build(tmp_path / "p.onnx", metadata()), "tactile_force",
+                                            providers=["cpu"], warmup_runs=0))
+    plain.step(np.full((4, 6, 1), 40, np.uint8))
+    assert plain.range is None and plain.range_note == ""
 
 
 def test_refuses_a_model_of_another_task(tmp_path):

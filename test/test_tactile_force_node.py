@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 rclpy = pytest.importorskip("rclpy")  # noqa: E402  (the ROS wheels are part of the test set-up)
-from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus  # noqa: E402
 from geometry_msgs.msg import WrenchStamped  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
@@ -188,3 +188,38 @@ def test_tacforce_run_starts_sim_and_perception_from_the_yaml(ros):
     # the frame of the wrenches the shipped model was trained on (its metadata; config/frames.yaml)
     assert {m.header.frame_id for m in got} == {"ft_sensor"}, log
     assert all(np.isfinite([m.wrench.force.x, m.wrench.force.y, m.wrench.force.z]).all() for m in got)
+
+
+def test_estimates_beyond_the_trained_range_are_published_and_flagged_on_diagnostics(ros, tmp_path):
+    """A harder press than any in training still gets its wrench, and /diagnostics says it was extrapolated."""
+    from test_runtime import build, metadata
+    from tacforce_ros.perception.image import encode_image_fields
+    from tacforce_ros.ros.qos import sensor_qos
+    domain, node = ros
+    # the test graph's force is [mean(image), sum of its state (grows each frame), 1]
+    training = {"train_force_min": [0.0, -1.0, 0.0], "train_force_max": [100.0, 1e6, 2.0]}
+    model = build(tmp_path / "m.onnx", metadata(training=training))
+    got, reports = collect(node), []
+    node.create_subscription(DiagnosticArray, "/diagnostics", reports.append, 50)
+    server = start_node(NODE, domain, {"model_path": str(model), "diagnostics_period": 0.2})
+    try:
+        pub = node.create_publisher(Image, "/tactile/image_raw", sensor_qos(depth=5))
+        assert spin_until(node, lambda: pub.get_subscription_count() > 0, 60, [server])
+        for sec, level in enumerate([50] * 3 + [250] * 2, 4000):    # mean 250 > the trained 100
+            msg = Image(**encode_image_fields(np.full((4, 6), level, np.uint8), "mono8"))
+            msg.header.stamp.sec = sec
+            for _ in range(5):  # best effort: send again if it was lost
+                pub.publish(msg)
+                if spin_until(node, lambda: any(m.header.stamp.sec == sec for m in got), 2, [server]):
+                    break
+        spin_until(node, lambda: False, 1.0)
+    finally:
+        log = stop(server)
+    forces = {m.header.stamp.sec: m.wrench.force.x for m in got}
+    assert [forces.get(s) for s in range(4000, 4005)] == [50.0] * 3 + [250.0] * 2, log  # published, not clipped
+    values = [{kv.key: kv.value for kv in s.values} for d in reports for s in d.status]
+    assert values[-1]["frames_out_of_trained_range"] == "2", values[-1]
+    assert values[-1]["trained_force_range"] == "Fx [0, 100], Fy [-1, 1e+06], Fz [0, 2] N"
+    warnings = [s.message for d in reports for s in d.status if s.level == DiagnosticStatus.WARN]
+    assert any("Fx 250 N is beyond the trained range [0, 100] N (extrapolated)" in w for w in warnings), warnings
+    assert "Fx 250 N is beyond the trained range" in log      # and the node's log says it

@@ -33,6 +33,10 @@ class TactileForceNode(ModelNode):
         self.metres_per_newton = declare(self, "marker_scale", 0.02, "~/markers force arrow length, m per N (live)",
                                          False, limits=(1e-6, 10.0))
         self.estimator = self.start(TactileForceEstimator)
+        self.out_of_range = 0
+        if self.estimator.range:
+            self.diagnostics.extra["trained_force_range"] = self.estimator.range.describe()
+            self.diagnostics.extra["frames_out_of_trained_range"] = "0"
         self.frame_id = frame_id or self.model.metadata.outputs.get("force", {}).get("frame_id", "")
         self.pub = self.create_publisher(WrenchStamped, output_topic, output_qos())
         self.pub_markers = self.create_publisher(MarkerArray, "~/markers", output_qos())
@@ -44,7 +48,14 @@ class TactileForceNode(ModelNode):
         self.metres_per_newton = changes["marker_scale"]
 
     def estimate(self, image: np.ndarray, msg: Image | CompressedImage) -> np.ndarray:
-        return self.estimator.step(image)
+        force = self.estimator.step(image)
+        if self.estimator.range_note:
+            self.out_of_range += 1
+            self.diagnostics.extra["frames_out_of_trained_range"] = str(self.out_of_range)
+            self.diagnostics.notice = f"out of the trained force range: {self.estimator.range_note}"
+            self.get_logger().warning(f"frame stamped {msg.header.stamp.sec}.{msg.header.stamp.nanosec:09d}: "
+                                      f"{self.estimator.range_note}", throttle_duration_sec=2.0)
+        return force
 
     def publish(self, msg: Image | CompressedImage, force: np.ndarray) -> bool:
         wrench = build_wrench(msg.header, self.frame_id, force)

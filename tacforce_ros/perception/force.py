@@ -1,12 +1,61 @@
 """Streaming tactile force estimation: model state, tare offset and output checks."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from ..inference.contract import TACTILE_FORCE, NonFiniteOutput
 from ..inference.runtime import OnnxModel
 
 TASK = TACTILE_FORCE
+AXES = ("Fx", "Fy", "Fz")
+AT_BOUND = 0.005   # of the output span: an estimate this close to a bounded head's limit is saturated
+BEYOND = 0.02      # of the training span: an estimate further outside the trained range is extrapolated
+
+
+@dataclass(frozen=True)
+class ForceRange:
+    """What a model's metadata says about the forces it knows: the range of its training labels
+    and, for a bounded head, the range its output cannot leave. An estimate outside the first is
+    extrapolated; one at the second may be less than the true force. Neither is refused, both
+    are said.
+    """
+
+    low: np.ndarray
+    high: np.ndarray
+    bound_low: np.ndarray | None = None
+    bound_high: np.ndarray | None = None
+
+    @classmethod
+    def from_training(cls, training: dict) -> ForceRange | None:
+        """Read ``train_force_min/max`` (and ``model_force_range``) from a model's training metadata."""
+        if training.get("train_force_min") is None or training.get("train_force_max") is None:
+            return None
+        bound = training.get("model_force_range") or {}
+        as_array = (lambda v: None if v is None else np.asarray(v, np.float64))
+        return cls(as_array(training["train_force_min"]), as_array(training["train_force_max"]),
+                   as_array(bound.get("min")), as_array(bound.get("max")))
+
+    def check(self, force: np.ndarray) -> str:
+        """Return "" for an estimate within the trained range, else what is off, axis by axis."""
+        notes = []
+        for i, axis in enumerate(AXES[:len(self.low)]):
+            value = float(force[i])
+            if self.bound_low is not None:
+                margin = AT_BOUND * (self.bound_high[i] - self.bound_low[i])
+                if value <= self.bound_low[i] + margin or value >= self.bound_high[i] - margin:
+                    notes.append(f"{axis} {value:.3g} N is at the model's output bound "
+                                 f"[{self.bound_low[i]:.3g}, {self.bound_high[i]:.3g}] N: the true force may be larger")
+                    continue
+            margin = BEYOND * (self.high[i] - self.low[i])    # sensor noise at rest is not extrapolation
+            if not self.low[i] - margin <= value <= self.high[i] + margin:
+                notes.append(f"{axis} {value:.3g} N is beyond the trained range "
+                             f"[{self.low[i]:.3g}, {self.high[i]:.3g}] N (extrapolated)")
+        return "; ".join(notes)
+
+    def describe(self) -> str:
+        return ", ".join(f"{a} [{lo:.3g}, {hi:.3g}]" for a, lo, hi in zip(AXES, self.low, self.high)) + " N"
 
 
 class TactileForceEstimator:
@@ -23,6 +72,8 @@ class TactileForceEstimator:
         self.state = model.initial_state()
         self.offset = np.zeros(3, np.float64)
         self.last_raw: np.ndarray | None = None
+        self.range = ForceRange.from_training(model.metadata.training)
+        self.range_note = ""     # the latest frame's: "" within the trained range, else what is off
 
     def step(self, image: np.ndarray) -> np.ndarray:
         """One HxWxC uint8 frame in, force (3,) in N out (tare applied)."""
@@ -34,6 +85,7 @@ class TactileForceEstimator:
             raise NonFiniteOutput("model output is not finite; state reset, frame dropped")
         self.state = state
         self.last_raw = raw
+        self.range_note = self.range.check(raw) if self.range else ""
         return raw - self.offset
 
     def reset(self) -> None:
