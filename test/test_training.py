@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import csv
 import dataclasses
 import json
 import subprocess
@@ -40,7 +41,8 @@ def tiny_config(**changes) -> TrainConfig:
 
 def as_bag_sequences(seqs):
     """Convert to the shape tacforce_ros.bags hands over: images as a list of frames is accepted too."""
-    return [SimpleNamespace(images=list(s.images), forces=s.forces, stamps_ns=s.stamps_ns) for s in seqs]
+    return [SimpleNamespace(images=list(s.images), forces=s.forces, stamps_ns=s.stamps_ns, bag=f"bag{k}")
+            for k, s in enumerate(seqs)]
 
 
 @pytest.fixture(scope="module")
@@ -299,10 +301,24 @@ def test_cli_train_eval_export(sequences, tmp_path, monkeypatch, capsys):
             np.testing.assert_allclose(got["force"], expected.numpy(), rtol=1e-3, atol=1e-4)
 
     capsys.readouterr()
-    args = parser.parse_args(["eval", "tactile-force", "--model", str(out / "tactile_force.onnx"), *data, "--json"])
+    args = parser.parse_args(["eval", "tactile-force", "--model", str(out / "tactile_force.onnx"), *data, "--json",
+                              "--plot", str(tmp_path / "eval.png"), "--predictions", str(tmp_path / "eval.csv")])
     assert args.func(args) == 0
     report = json.loads(capsys.readouterr().out)      # stdout holds the JSON object only
     assert report["n"] == 6 * 24 and set(report["rmse"]) == {"x", "y", "z"}
+    beyond = report["beyond_training_range"]      # the validation sequences reach past the training labels
+    low, high = (np.array(runtime.metadata.training[k]) for k in ("train_force_min", "train_force_max"))
+    assert (tmp_path / "eval.png").read_bytes()[:4] == b"\x89PNG"
+    rows = list(csv.DictReader(open(tmp_path / "eval.csv")))
+    assert len(rows) == 6 * 24 and rows[0]["bag"] == "bag0" and rows[-1]["sequence"] == "5"
+    estimated = np.array([[float(r[f"f{a}_est"]) for a in "xyz"] for r in rows])
+    true = np.array([[float(r[f"f{a}_true"]) for a in "xyz"] for r in rows])
+    assert np.sqrt(((estimated - true) ** 2).mean(0))[2] == pytest.approx(report["rmse"]["z"], abs=1e-4)
+    margin = 0.02 * (high - low)
+    outside = ((true < low - margin) | (true > high + margin)).any(1)
+    assert beyond["frames"] == outside.sum() > 0 and beyond["metrics"]["n"] == outside.sum()
+    flagged = np.array([bool(r["range_note"]) for r in rows])
+    assert beyond["flagged"] == (flagged & outside).sum() and beyond["flagged_within"] == (flagged & ~outside).sum()
 
     args = parser.parse_args(["export", "tactile-force", "--checkpoint", str(out / "last.pt"), *data,
                               "--out", str(tmp_path / "again.onnx")])

@@ -37,6 +37,10 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
 
 def add_eval_args(p: argparse.ArgumentParser) -> None:
     _add_data_args(p)
+    p.add_argument("--plot", type=Path, default=None, metavar="FILE.png",
+                   help="true vs estimated force over the frames and per-axis scatter, training range shaded")
+    p.add_argument("--predictions", type=Path, default=None, metavar="FILE.csv",
+                   help="one row per frame: bag, sequence, stamp, true and estimated force, the node's range note")
 
 
 def add_export_args(p: argparse.ArgumentParser) -> None:
@@ -157,23 +161,29 @@ def cmd_eval(args) -> int:
     Stream each sequence through the ONNX model as the node does (state carried, reset per sequence) and
     print force errors.
     """
-    from .evaluate import evaluate_tactile_force
-    from .metrics import format_table
+    from .evaluate import evaluate_tactile_force, plot_predictions, predict_sequences, write_predictions
+    from .metrics import format_beyond, format_table
 
     if not args.model.is_file():
         return fail(FileNotFoundError(f"{args.model}: model file not found"))
     try:
         pairs = _load(args, args.bag)
-        metrics = evaluate_tactile_force(args.model, pairs.sequences)
+        predictions = predict_sequences(args.model, pairs.sequences)
+        metrics = evaluate_tactile_force(args.model, pairs.sequences, predictions=predictions)
+        if args.predictions:
+            write_predictions(args.predictions, predictions)
+        if args.plot:
+            plot_predictions(args.plot, predictions, f"{args.model.name} on {pairs.summary().split(':')[0]}")
     except user_errors() as exc:
         return fail(exc)
+    table = format_table(metrics) + format_beyond(metrics.get("beyond_training_range"))
     if args.json:
         print(json.dumps(metrics))
     else:
         print(f"{args.model}: {metrics['sequences']} sequence(s)")
-        print(format_table(metrics))
+        print(table)
     if args.card:
-        record_in_card(args.card, pairs.summary(), format_table(metrics),
+        record_in_card(args.card, pairs.summary(), table,
                        note=f"Fz RMSE is {metrics['fz_rmse_pct_range']:.2f}% of the set's Fz range.")
     return 0
 

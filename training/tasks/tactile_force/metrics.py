@@ -41,6 +41,16 @@ def force_metrics(pred, true) -> dict:
     }
 
 
+def format_beyond(beyond: dict | None) -> str:
+    """The lines `tacforce eval` adds for frames whose true force lies beyond the training range ("" if none)."""
+    if not beyond or not beyond["frames"]:
+        return ""
+    m = beyond["metrics"]
+    rmse = " / ".join(f"{m['rmse'][a]:.4f}" for a in AXES)
+    return (f"\nbeyond the training range: {beyond['frames']} frames, RMSE x/y/z {rmse} N; the node's range "
+            f"check flags {beyond['flagged']} of them (and {beyond['flagged_within']} frames within the range)")
+
+
 def format_table(metrics: dict) -> str:
     """Format a small fixed-width table of ``force_metrics`` output for terminals and model cards."""
     lines = ["axis   RMSE [N]   MAE [N]       R²"]
