@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import inspect
+import json
 import shlex
 import shutil
 import sys
@@ -133,6 +134,17 @@ def user_errors() -> tuple[type[Exception], ...]:
 def fail(exc: Exception) -> int:
     print(f"error: {exc}", file=sys.stderr)
     return 1
+
+
+def report_eval(args: argparse.Namespace, metrics: dict, heading: str, table: str, data: str, **card) -> int:
+    """Print an evaluation (one JSON object with --json, else ``heading`` over ``table``), record the
+    table in the --card model card (``data``: what it was measured on; ``card``: `record_in_card`'s
+    title and note), and return 0.
+    """
+    print(json.dumps(metrics) if args.json else "\n".join(filter(None, (heading, table))))
+    if args.card:
+        record_in_card(args.card, data, table, **card)
+    return 0
 
 
 def record_in_card(card: Path, data: str, report: str, title: str = "Held-out evaluation",

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from tacforce_ros.sim.grasp_scenes import HELD_OUT_SHAPES, TRAIN_SHAPES
 
-from ...core.cli import command_line, fail, loop_args, publish_run, record_in_card, user_errors
+from ...core.cli import command_line, fail, loop_args, publish_run, report_eval, user_errors
 
 DEFAULT_SIZE = (480, 640)
 NETWORKS = ("default", "small", "cpu", "tiny")   # = models.grasp_net.CONFIGS (no torch here)
@@ -135,10 +135,7 @@ def cmd_eval(args) -> int:
     except user_errors() as exc:
         return fail(exc)
     table = format_grasp_metrics(metrics)
-    print(json.dumps(metrics) if args.json else f"{args.model}: {what}\n{table}")
-    if args.card:
-        record_in_card(args.card, what, table)
-    return 0
+    return report_eval(args, metrics, f"{args.model}: {what}", table, what)
 
 
 def cmd_export(args) -> int:

@@ -13,8 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-from ...core.cli import (ENCODINGS, add_data_source, command_line, fail, loop_args, publish_run, record_in_card,
-                         user_errors)
+from ...core.cli import ENCODINGS, add_data_source, command_line, fail, loop_args, publish_run, report_eval, user_errors
 
 DEFAULT_FRAME = "160x120"
 ARCHS = ("small_cnn", "tiny_cnn", "resnet34", "inception_v3_mixed7")   # = models.grasp_success.ARCHS (no torch here)
@@ -161,14 +160,9 @@ def cmd_eval(args) -> int:
     table = format_table(metrics)
     if metrics.get("by_group"):
         table += "\n" + format_groups(metrics["by_group"])
-    if args.json:
-        print(json.dumps(metrics))
-    else:
-        print(f"{args.model}: {frames.source}")
-        print(table)
+    report_eval(args, metrics, f"{args.model}: {frames.source}", table, frames.source)
+    if not args.json:
         print(f"reliability plot: {plot}")
-    if args.card:
-        record_in_card(args.card, frames.source, table)
     return 0
 
 

@@ -11,7 +11,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ...core.cli import command_line, fail, record_in_card, user_errors
+from ...core.cli import command_line, fail, report_eval, user_errors
 
 
 def add_train_args(p: argparse.ArgumentParser) -> None:
@@ -87,8 +87,5 @@ def cmd_eval(args) -> int:
     except user_errors() as exc:
         return fail(exc)
     table = format_m2m([("", str(args.model), result)])
-    print(json.dumps(result) if args.json else table)
-    if args.card:
-        record_in_card(args.card, f"{args.pairs}: {result['frames']} pairs, {args.steps} denoising step(s)", table,
-                       title="m2m image quality")
-    return 0
+    return report_eval(args, result, "", table, f"{args.pairs}: {result['frames']} pairs, {args.steps} denoising "
+                       "step(s)", title="m2m image quality")

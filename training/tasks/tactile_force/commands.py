@@ -9,11 +9,10 @@ printed).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
-from ...core.cli import ENCODINGS, command_line, fail, loop_args, publish_run, record_in_card, user_errors
+from ...core.cli import ENCODINGS, command_line, fail, loop_args, publish_run, report_eval, user_errors
 
 SAMPLE_FRAMES = 32   # frames streamed through ONNX and PyTorch for the export parity check
 
@@ -177,15 +176,8 @@ def cmd_eval(args) -> int:
     except user_errors() as exc:
         return fail(exc)
     table = format_table(metrics) + format_beyond(metrics.get("beyond_training_range"))
-    if args.json:
-        print(json.dumps(metrics))
-    else:
-        print(f"{args.model}: {metrics['sequences']} sequence(s)")
-        print(table)
-    if args.card:
-        record_in_card(args.card, pairs.summary(), table,
+    return report_eval(args, metrics, f"{args.model}: {metrics['sequences']} sequence(s)", table, pairs.summary(),
                        note=f"Fz RMSE is {metrics['fz_rmse_pct_range']:.2f}% of the set's Fz range.")
-    return 0
 
 
 def cmd_export(args) -> int:

@@ -60,8 +60,8 @@ def predict_sequences(model_path, sequences, providers=("cpu",)) -> Predictions:
             notes.append(limits.check(pred) if limits else "")
         trues.append(np.asarray(seq.forces, np.float64).reshape(-1, 3))
         index.append(np.full(len(seq.images), k))
-        stamps.append(np.asarray(seq.stamps_ns, np.int64))
-        bags.append(str(seq.bag))
+        stamps.append(np.asarray(getattr(seq, "stamps_ns", np.zeros(len(seq.images))), np.int64))
+        bags.append(str(getattr(seq, "bag", "")))
     if not preds:
         raise ValueError("no frames to evaluate")
     return Predictions(np.stack(preds), np.concatenate(trues), np.concatenate(index), np.concatenate(stamps),
@@ -99,8 +99,8 @@ def write_predictions(path: Path, p: Predictions) -> None:
 
 
 def plot_predictions(path: Path, p: Predictions, title: str) -> None:
-    """True vs estimated over the frames (sequences end to end) and a scatter per axis, the
-    training range shaded, so a user sees where the model is extrapolating.
+    """Plot true vs estimated force over the frames (sequences end to end) and a scatter per axis,
+    the training range shaded, so a user sees where the model is extrapolating.
     """
     import matplotlib
     matplotlib.use("Agg")

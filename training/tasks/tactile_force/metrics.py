@@ -42,7 +42,7 @@ def force_metrics(pred, true) -> dict:
 
 
 def format_beyond(beyond: dict | None) -> str:
-    """The lines `tacforce eval` adds for frames whose true force lies beyond the training range ("" if none)."""
+    """Return the lines `tacforce eval` adds for frames whose true force lies beyond the training range ("" if none)."""
     if not beyond or not beyond["frames"]:
         return ""
     m = beyond["metrics"]

@@ -19,8 +19,7 @@ import json
 import sys
 from pathlib import Path
 
-from ...core.cli import (ENCODINGS, add_data_source, command_line, fail, loop_args, publish_run, record_in_card,
-                         user_errors)
+from ...core.cli import ENCODINGS, add_data_source, command_line, fail, loop_args, publish_run, report_eval, user_errors
 
 DEFAULT_FRAME = "128x128"
 ARCHS = ("ssam", "cnn_lstm")              # = models.ssam.ARCHS (no torch here)
@@ -171,16 +170,8 @@ def cmd_eval(args) -> int:
             (args.out / "metrics.json").write_text(json.dumps(metrics, indent=1))
     except user_errors() as exc:
         return fail(exc)
-    report = format_report(metrics)
-    if args.json:
-        print(json.dumps(metrics))
-    else:
-        print(f"{args.model}: {data.source}")
-        print(report)
-    if args.card:
-        record_in_card(args.card, data.source, report,
+    return report_eval(args, metrics, f"{args.model}: {data.source}", format_report(metrics), data.source,
                        title=args.card_title or f"Held-out evaluation: {args.model.name}")
-    return 0
 
 
 def cmd_export(args) -> int:
