@@ -22,6 +22,7 @@ from tacforce_training.tasks.grasp_success.config import GraspTrainConfig
 from tacforce_training.tasks.grasp_success.data import load_synthetic
 from tacforce_training.tasks.grasp_success.export import GraspSuccessGraph, export_grasp_success
 from tacforce_training.tasks.grasp_success.train import GraspSuccessTask, load_model, train
+from taskutil import dies_in_epoch_2
 
 torch.set_num_threads(1)
 SIZE = (64, 48)
@@ -67,18 +68,8 @@ def test_resume_matches_uninterrupted_run(trained, tmp_path, monkeypatch):
     tr = load_synthetic(48, seed=1, split="train", frame_size=SIZE)
     cfg = GraspTrainConfig(model=GraspModelConfig("tiny_cnn", image_size=32), epochs=2, batch_size=16,
                            warmup_steps=2, num_threads=1)
-    real_score, calls = GraspSuccessTask.score, []
-
-    def crash_in_second_epoch(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return real_score(*args, **kwargs)
-
-    monkeypatch.setattr(GraspSuccessTask, "score", crash_in_second_epoch)
-    with pytest.raises(KeyboardInterrupt):
+    with dies_in_epoch_2(monkeypatch, GraspSuccessTask):
         train(cfg, tr, va, tmp_path)
-    monkeypatch.setattr(GraspSuccessTask, "score", real_score)
     resumed = train(cfg, tr, va, tmp_path, resume=True)
     full = torch.load(result.last_path, weights_only=True)
     assert [r["epoch"] for r in resumed.history] == [1, 2]

@@ -29,6 +29,7 @@ from tacforce_training.tasks.grasp_map.data import (GraspAttempts, PatchSampler,
                                                     load_attempt_folder, merge_attempts, synthetic_attempts)
 from tacforce_training.tasks.grasp_map.export import dense_module, dense_padding, export_grasp_map
 from tacforce_training.tasks.grasp_map.train import GraspMapTask, load_grasp_model, train
+from taskutil import dies_in_epoch_2
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
 TINY = CONFIGS["tiny"]
@@ -238,18 +239,8 @@ def test_training_checkpoints_and_dense_export_contract(tiny_run):
 def test_resume_matches_uninterrupted_run(tiny_run, tmp_path, monkeypatch):
     """Die in epoch 2, then resume: epoch 2 follows last.pt's epoch 1 and ends as the uninterrupted run."""
     result, data, _ = tiny_run
-    real_score, calls = GraspMapTask.score, []
-
-    def crash_in_second_epoch(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return real_score(*args, **kwargs)
-
-    monkeypatch.setattr(GraspMapTask, "score", crash_in_second_epoch)
-    with pytest.raises(KeyboardInterrupt):
+    with dies_in_epoch_2(monkeypatch, GraspMapTask):
         train(tiny_config(), data, tmp_path)
-    monkeypatch.setattr(GraspMapTask, "score", real_score)
     assert torch.load(tmp_path / "last.pt", weights_only=True)["epoch"] == 1
     resumed = train(tiny_config(), data, tmp_path, resume=True)
     full = torch.load(result.last_path, weights_only=True)

@@ -23,6 +23,7 @@ from tacforce_training.tasks.m2m.config import M2MConfig
 from tacforce_training.tasks.m2m.evaluate import evaluate_m2m
 from tacforce_training.tasks.m2m.train import M2MTask, train
 from tacforce_training.tasks.m2m.translator import M2MTranslator, ddim_timesteps
+from taskutil import assert_same_run, dies_in_epoch_2
 
 REPO = Path(__file__).resolve().parents[1]
 H, W = 480, 640
@@ -141,26 +142,13 @@ def test_discriminator_trains_at_its_own_rate():
 
 def test_resume_matches_uninterrupted_run(tmp_path, monkeypatch):
     full = run(tmp_path / "full", tiny_config(epochs=3))
-    real_score, calls = M2MTask.score, []
-
-    def crash_in_second_epoch(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return real_score(*args, **kwargs)
-
-    monkeypatch.setattr(M2MTask, "score", crash_in_second_epoch)
-    with pytest.raises(KeyboardInterrupt):
+    with dies_in_epoch_2(monkeypatch, M2MTask):
         run(tmp_path / "resumed", tiny_config(epochs=3))
-    monkeypatch.setattr(M2MTask, "score", real_score)
     assert torch.load(tmp_path / "resumed" / "last.pt", weights_only=True)["epoch"] == 1
 
     resumed = run(tmp_path / "resumed", tiny_config(epochs=3), resume=True)
     assert [r["epoch"] for r in resumed.history] == [1, 2, 3]
-    assert [r["val_iou"] for r in resumed.history] == [r["val_iou"] for r in full.history]
-    a = torch.load(full.last_path, weights_only=True)["model"]
-    b = torch.load(resumed.last_path, weights_only=True)["model"]
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert_same_run(full, resumed, "val_iou")
     with pytest.raises(ValueError, match="was trained on"):
         run(tmp_path / "resumed", tiny_config(epochs=4), resume=True, count=3)
     with pytest.raises(ValueError, match="lr, disc_lr"):

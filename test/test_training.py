@@ -29,6 +29,7 @@ from tacforce_training.tasks.tactile_force.evaluate import evaluate_tactile_forc
 from tacforce_training.tasks.tactile_force.export import export_tactile_force, load_streaming_module  # noqa: E402
 from tacforce_training.tasks.tactile_force.metrics import force_metrics, format_table  # noqa: E402
 from tacforce_training.tasks.tactile_force.train import TactileForceTask, train  # noqa: E402
+from taskutil import assert_same_run, dies_in_epoch_2  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 H, W = 40, 56          # deliberately not square and not a multiple of the model size
@@ -145,26 +146,13 @@ def test_resume_matches_uninterrupted_run(sequences, tmp_path, monkeypatch):
     data = as_bag_sequences(sequences)
     full = train(tiny_config(), data, tmp_path / "full")
 
-    real_score, calls = TactileForceTask.score, []
-
-    def crash_in_second_epoch(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return real_score(*args, **kwargs)
-
-    monkeypatch.setattr(TactileForceTask, "score", crash_in_second_epoch)
-    with pytest.raises(KeyboardInterrupt):
+    with dies_in_epoch_2(monkeypatch, TactileForceTask):
         train(tiny_config(), data, tmp_path / "resumed")
-    monkeypatch.setattr(TactileForceTask, "score", real_score)
     assert torch.load(tmp_path / "resumed" / "last.pt", weights_only=True)["epoch"] == 1
 
     resumed = train(tiny_config(), data, tmp_path / "resumed", resume=True)
     assert [r["epoch"] for r in resumed.history] == [1, 2, 3]
-    assert [r["val_loss"] for r in resumed.history] == [r["val_loss"] for r in full.history]
-    a = torch.load(full.last_path, weights_only=True)["model"]
-    b = torch.load(resumed.last_path, weights_only=True)["model"]
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert_same_run(full, resumed, "val_loss")
 
     with pytest.raises(ValueError, match="trained with model"):
         train(tiny_config(model=dataclasses.replace(CONFIGS["tiny"], hidden_channels=4)),

@@ -26,6 +26,7 @@ from tacforce_training.tasks.visual_force.data import (EpisodeSet, held_out_spli
                                                        parse_size, windows)
 from tacforce_training.tasks.visual_force.export import export_visual_force, graph_module  # noqa: E402
 from tacforce_training.tasks.visual_force.train import VisualForceTask, Windows, load_model, train  # noqa: E402
+from taskutil import dies_in_epoch_2  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -148,18 +149,8 @@ def test_checkpoints_follow_the_core_schema(trained):
 
 def test_resume_matches_uninterrupted_run(trained, split, tmp_path, monkeypatch):
     """Die in epoch 2, then resume: last.pt's epoch + 1 onwards, same scores and weights as without the break."""
-    real_score, calls = VisualForceTask.score, []
-
-    def crash_in_second_epoch(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return real_score(*args, **kwargs)
-
-    monkeypatch.setattr(VisualForceTask, "score", crash_in_second_epoch)
-    with pytest.raises(KeyboardInterrupt):
+    with dies_in_epoch_2(monkeypatch, VisualForceTask):
         train(tiny_config(), *split, tmp_path)
-    monkeypatch.setattr(VisualForceTask, "score", real_score)
     assert torch.load(tmp_path / "last.pt", weights_only=True)["epoch"] == 1
     resumed = train(tiny_config(), *split, tmp_path, resume=True)
     assert [r["epoch"] for r in resumed.history] == [1, 2]
