@@ -24,7 +24,7 @@ def dies_in_epoch_2(monkeypatch, task_cls):
 
 
 def assert_same_run(full, resumed, score_name: str) -> None:
-    """A resumed run (a FitResult) repeats the uninterrupted one: same epochs, scores and final weights."""
+    """Check that a resumed run (a FitResult) repeats the uninterrupted one: epochs, scores, final weights."""
     import torch
 
     assert [r["epoch"] for r in resumed.history] == [r["epoch"] for r in full.history]
