@@ -266,7 +266,7 @@ def test_cli_train_eval_export(sequences, tmp_path, monkeypatch, capsys):
         return SimpleNamespace(sequences=as_bag_sequences(sequences), stats={"paired": 144},
                                summary=lambda: "fake bags", force_frame="nano17")
 
-    monkeypatch.setattr(commands, "_load", fake_load)
+    monkeypatch.setattr(commands, "load_pairs", fake_load)
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="cmd", required=True)
     add_task_commands(sub)       # the CLI as `tacforce` builds it, from the task list

@@ -1,7 +1,7 @@
 """Streaming tactile force estimation: model state, tare offset and output checks."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -26,6 +26,20 @@ class ForceRange:
     high: np.ndarray
     bound_low: np.ndarray | None = None
     bound_high: np.ndarray | None = None
+    # worked out once, as check() runs every frame: where an estimate counts as saturated
+    # (at or past these, for a bounded head) and where it passes without a note
+    saturated: tuple = field(init=False, repr=False)
+    quiet: tuple = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        margin = BEYOND * (self.high - self.low)    # sensor noise at rest is not extrapolation
+        saturated = (np.full_like(self.low, -np.inf), np.full_like(self.high, np.inf))
+        if self.bound_low is not None:
+            at_bound = AT_BOUND * (self.bound_high - self.bound_low)
+            saturated = (self.bound_low + at_bound, self.bound_high - at_bound)
+        object.__setattr__(self, "saturated", saturated)
+        object.__setattr__(self, "quiet", (np.maximum(self.low - margin, saturated[0]),
+                                           np.minimum(self.high + margin, saturated[1])))
 
     @classmethod
     def from_training(cls, training: dict) -> ForceRange | None:
@@ -39,20 +53,16 @@ class ForceRange:
 
     def check(self, force: np.ndarray) -> str:
         """Return "" for an estimate within the trained range, else what is off, axis by axis."""
-        notes = []
-        for i, axis in enumerate(AXES[:len(self.low)]):
-            value = float(force[i])
-            if self.bound_low is not None:
-                margin = AT_BOUND * (self.bound_high[i] - self.bound_low[i])
-                if value <= self.bound_low[i] + margin or value >= self.bound_high[i] - margin:
-                    notes.append(f"{axis} {value:.3g} N is at the model's output bound "
-                                 f"[{self.bound_low[i]:.3g}, {self.bound_high[i]:.3g}] N: the true force may be larger")
-                    continue
-            margin = BEYOND * (self.high[i] - self.low[i])    # sensor noise at rest is not extrapolation
-            if not self.low[i] - margin <= value <= self.high[i] + margin:
-                notes.append(f"{axis} {value:.3g} N is beyond the trained range "
-                             f"[{self.low[i]:.3g}, {self.high[i]:.3g}] N (extrapolated)")
-        return "; ".join(notes)
+        force = np.asarray(force, np.float64)[:len(self.low)]
+        outside = np.flatnonzero((force < self.quiet[0]) | (force > self.quiet[1]))
+        return "; ".join(self._note(AXES[i], float(force[i]), i) for i in outside)
+
+    def _note(self, axis: str, value: float, i: int) -> str:
+        if not self.saturated[0][i] < value < self.saturated[1][i]:
+            return (f"{axis} {value:.3g} N is at the model's output bound "
+                    f"[{self.bound_low[i]:.3g}, {self.bound_high[i]:.3g}] N: the true force may be larger")
+        return (f"{axis} {value:.3g} N is beyond the trained range "
+                f"[{self.low[i]:.3g}, {self.high[i]:.3g}] N (extrapolated)")
 
     def describe(self) -> str:
         return ", ".join(f"{a} [{lo:.3g}, {hi:.3g}]" for a, lo, hi in zip(AXES, self.low, self.high)) + " N"

@@ -18,7 +18,7 @@ SAMPLE_FRAMES = 32   # frames streamed through ONNX and PyTorch for the export p
 
 
 def add_train_args(p: argparse.ArgumentParser) -> None:
-    _add_data_args(p)
+    add_bag_args(p)
     p.add_argument("--val-bag", action="extend", nargs="+", type=Path, default=None, metavar="DIR",
                    help="validation bags (default: hold out 20%% of the sequences)")
     p.add_argument("--config", choices=("tiny", "small", "default"), default="default",
@@ -35,7 +35,7 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
 
 
 def add_eval_args(p: argparse.ArgumentParser) -> None:
-    _add_data_args(p)
+    add_bag_args(p)
     p.add_argument("--plot", type=Path, default=None, metavar="FILE.png",
                    help="true vs estimated force over the frames and per-axis scatter, training range shaded")
     p.add_argument("--predictions", type=Path, default=None, metavar="FILE.csv",
@@ -43,12 +43,12 @@ def add_eval_args(p: argparse.ArgumentParser) -> None:
 
 
 def add_export_args(p: argparse.ArgumentParser) -> None:
-    _add_data_args(p)
+    add_bag_args(p)
     p.add_argument("--encoding", choices=ENCODINGS, default=None,
                    help="input encoding of the exported model (default: the one it was trained on)")
 
 
-def _add_data_args(p: argparse.ArgumentParser) -> None:
+def add_bag_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bag", required=True, action="extend", nargs="+", type=Path, metavar="DIR",
                    help="bag folder(s); repeat or list several")
     p.add_argument("--image-topic", required=True, help="tactile image topic")
@@ -59,7 +59,7 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-frames", type=int, default=None, help="cap on paired frames loaded")
 
 
-def _load(args, bags):
+def load_pairs(args, bags):
     from tacforce_ros.data.tactile_pairs import load_tactile_pairs
 
     pairs = load_tactile_pairs(bags, args.image_topic, args.wrench_topic, args.episode_topic,
@@ -91,12 +91,12 @@ def _samples(sequences, data_encoding: str, model_encoding: str):
     return frames[..., ::-1].copy() if {data_encoding, model_encoding} == {"rgb8", "bgr8"} else frames
 
 
-def _public_summary(summary: dict) -> dict:
+def public_summary(summary: dict) -> dict:
     """Return the training summary minus per-sequence lists (they bloat the ONNX metadata)."""
     return {k: v for k, v in summary.items() if k not in ("sequence_lengths", "val_sequence_indices")}
 
 
-def _stats(stats) -> dict:
+def pairing_stats(stats) -> dict:
     return dict(stats) if isinstance(stats, dict) else dict(vars(stats))
 
 
@@ -115,8 +115,8 @@ def cmd_train(args) -> int:
     from .train import train
 
     try:
-        pairs = _load(args, args.bag)
-        val_pairs = _load(args, args.val_bag) if args.val_bag else None
+        pairs = load_pairs(args, args.bag)
+        val_pairs = load_pairs(args, args.val_bag) if args.val_bag else None
         if not pairs.sequences:
             raise ValueError("no paired frames in the training bags")
         model_cfg = CONFIGS[args.config]
@@ -134,11 +134,11 @@ def cmd_train(args) -> int:
         encoding = args.encoding or data_encoding
         result = train(cfg, pairs.sequences, args.out, resume=args.resume, encoding=data_encoding,
                        val_sequences=val_pairs.sequences if val_pairs else None, device=args.device)
-        summary = {**_public_summary(result.summary), "force_frame": _force_frame(pairs, val_pairs),
+        summary = {**public_summary(result.summary), "force_frame": _force_frame(pairs, val_pairs),
                    "bags": [str(b) for b in args.bag],
                    "val_bags": [str(b) for b in args.val_bag or []], "image_topic": args.image_topic,
                    "wrench_topic": args.wrench_topic, "episode_topic": args.episode_topic,
-                   "pairing": {**_stats(pairs.stats), "tolerance_s": args.tolerance}}
+                   "pairing": {**pairing_stats(pairs.stats), "tolerance_s": args.tolerance}}
         samples = _samples((val_pairs or pairs).sequences, data_encoding, encoding)
         if (onnx_path := publish_run(result, args.out, "tactile_force", export_tactile_force, samples, encoding,
                                      summary, result.metrics, command=command_line())) is None:
@@ -160,15 +160,15 @@ def cmd_eval(args) -> int:
     Stream each sequence through the ONNX model as the node does (state carried, reset per sequence) and
     print force errors.
     """
-    from .evaluate import evaluate_tactile_force, plot_predictions, predict_sequences, write_predictions
+    from .evaluate import plot_predictions, predict_sequences, score, write_predictions
     from .metrics import format_beyond, format_table
 
     if not args.model.is_file():
         return fail(FileNotFoundError(f"{args.model}: model file not found"))
     try:
-        pairs = _load(args, args.bag)
+        pairs = load_pairs(args, args.bag)
         predictions = predict_sequences(args.model, pairs.sequences)
-        metrics = evaluate_tactile_force(args.model, pairs.sequences, predictions=predictions)
+        metrics = score(predictions, args.model)
         if args.predictions:
             write_predictions(args.predictions, predictions)
         if args.plot:
@@ -194,13 +194,13 @@ def cmd_export(args) -> int:
     try:
         ckpt = checkpoint.load(args.checkpoint, TASK)
         trained_encoding = ckpt["summary"]["input"]["encoding"]
-        pairs = _load(args, args.bag)
+        pairs = load_pairs(args, args.bag)
         if not pairs.sequences:
             raise ValueError("no paired frames in the bags")
         encoding = args.encoding or trained_encoding
         # the newest history entry belongs to the weights in this file (best.pt or last.pt)
         metrics = ckpt["history"][-1]["metrics"]
-        summary = {**_public_summary(ckpt["summary"]), "epochs": ckpt["epoch"],
+        summary = {**public_summary(ckpt["summary"]), "epochs": ckpt["epoch"],
                    "best_epoch": ckpt["best"]["epoch"], "exported_from": str(args.checkpoint),
                    "force_frame": pairs.force_frame}
         export_tactile_force(args.checkpoint, args.out,

@@ -68,12 +68,16 @@ def predict_sequences(model_path, sequences, providers=("cpu",)) -> Predictions:
                        bags, notes, limits)
 
 
-def evaluate_tactile_force(model_path, sequences, providers=("cpu",), predictions: Predictions | None = None) -> dict:
-    """force_metrics over every frame of ``sequences`` (+ ``sequences`` count and ``model``); with a
-    training range in the model, also ``beyond_training_range``: those metrics on the frames whose
-    true force lies beyond it, and how many of them (and of the others) the node's range check flags.
+def evaluate_tactile_force(model_path, sequences, providers=("cpu",)) -> dict:
+    """Stream ``sequences`` through the model and `score` its estimates."""
+    return score(predict_sequences(model_path, sequences, providers), model_path)
+
+
+def score(p: Predictions, model_path) -> dict:
+    """force_metrics over every frame (+ ``sequences`` count and ``model``); with a training range in
+    the model, also ``beyond_training_range``: those metrics on the frames whose true force lies
+    beyond it, and how many of them (and of the others) the node's range check flags.
     """
-    p = predictions or predict_sequences(model_path, sequences, providers)
     out = {**force_metrics(p.pred, p.true), "sequences": int(p.sequence.max()) + 1, "model": str(model_path)}
     if p.limits is not None:
         beyond, flagged = p.beyond_training(), np.array([bool(n) for n in p.notes])

@@ -16,13 +16,13 @@ import sys
 from pathlib import Path
 
 from ...core.cli import command_line, fail, record_in_card, user_errors
-from ..tactile_force.commands import _add_data_args, _load, _public_summary, _stats
+from ..tactile_force import commands as tactile   # looked up at call time (tests patch load_pairs)
 
 OWN_FLAGS = ("eval",)
 
 
 def add_train_args(p: argparse.ArgumentParser) -> None:
-    _add_data_args(p)
+    tactile.add_bag_args(p)
     p.add_argument("--m2m", required=True, type=Path, help="m2m.pt from `tacforce train m2m`")
     p.add_argument("--target-reference", required=True, type=Path,
                    help="a bag of the target sensor (its first frame is the no-contact reference)")
@@ -81,7 +81,7 @@ def cmd_train(args) -> int:
         if args.source_curve:
             compensation = Compensation(MaterialCurve.load(args.source_curve), MaterialCurve.load(args.target_curve),
                                         args.compensation_depth, args.compensation_weight)
-        pairs = _load(args, args.bag)
+        pairs = tactile.load_pairs(args, args.bag)
         if not pairs.sequences:
             raise ValueError("no paired frames in the source bags")
         sequences = translate_sequences(pairs.sequences, source_seg, translator, target_seg, compensation,
@@ -99,10 +99,10 @@ def cmd_train(args) -> int:
                     "source_segmentation": source_seg.info(), "target_segmentation": target_seg.info(),
                     "target_reference": str(args.target_reference),
                     "compensation": compensation.info() if compensation else None}
-        summary = {**_public_summary(result.summary), "bags": [str(b) for b in args.bag],
+        summary = {**tactile.public_summary(result.summary), "bags": [str(b) for b in args.bag],
                    "image_topic": args.image_topic, "wrench_topic": args.wrench_topic,
                    "episode_topic": args.episode_topic, "transfer": transfer,
-                   "pairing": {**_stats(pairs.stats), "tolerance_s": args.tolerance}}
+                   "pairing": {**tactile.pairing_stats(pairs.stats), "tolerance_s": args.tolerance}}
         onnx_path = args.out / "tactile_force.onnx"
         export_tactile_force(result.best_path, onnx_path, sequences[0].images[:32], "mono8", summary,
                              result.metrics, command=command_line())
@@ -112,7 +112,7 @@ def cmd_train(args) -> int:
         print(format_table(result.metrics))
         print(f"model: {onnx_path}")
         if args.eval_bag:
-            target = _load(args, args.eval_bag)
+            target = tactile.load_pairs(args, args.eval_bag)
             metrics = evaluate_tactile_force(onnx_path, target.sequences)
             print(f"on the target sensor ({len(args.eval_bag)} bag(s)):")
             print(format_table(metrics))
