@@ -24,6 +24,7 @@ from tacforce_training.models.temporal_force import CONFIGS, TemporalForce  # no
 from tacforce_training.preprocess import ImagePreprocess  # noqa: E402
 from tacforce_training.synthetic import marker_sequences  # noqa: E402
 from tacforce_training.tasks.tactile_force import data as data_mod  # noqa: E402
+from tacforce_training.tasks.tactile_force.augment import AugmentConfig  # noqa: E402
 from tacforce_training.tasks.tactile_force.config import TrainConfig  # noqa: E402
 from tacforce_training.tasks.tactile_force.evaluate import evaluate_tactile_force  # noqa: E402
 from tacforce_training.tasks.tactile_force.export import export_tactile_force, load_streaming_module  # noqa: E402
@@ -36,8 +37,12 @@ H, W = 40, 56          # deliberately not square and not a multiple of the model
 
 
 def tiny_config(**changes) -> TrainConfig:
+    """Three short epochs on synthetic sequences; augmentation off, so three epochs show the loss falling
+    (test_augmentation_* cover it).
+    """
     return dataclasses.replace(TrainConfig(model=CONFIGS["tiny"], clip_length=8, batch_size=4, epochs=3,
-                                           lr=3e-3, warmup_steps=2, num_threads=1), **changes)
+                                           lr=3e-3, warmup_steps=2, num_threads=1,
+                                           augment=AugmentConfig(enabled=False)), **changes)
 
 
 def as_bag_sequences(seqs):
@@ -59,39 +64,63 @@ def trained(sequences, tmp_path_factory):
 
 # --- model and preprocessing -------------------------------------------------------------------
 
-def test_model_shapes_and_streaming_matches_clip():
+@pytest.mark.parametrize("head", ["linear", "sigmoid"])
+def test_model_shapes_and_streaming_matches_clip(head):
     torch.manual_seed(0)
-    model = TemporalForce(CONFIGS["tiny"]).eval()
-    x = torch.randn(2, 5, 1, 32, 32)
+    model = TemporalForce(dataclasses.replace(CONFIGS["tiny"], head=head)).eval()
+    x, ref = torch.randn(2, 5, 1, 32, 32), torch.randn(2, 1, 32, 32)
     h = model.initial_state(2)
     assert h.shape == (2, 8, 4, 4)
     with torch.no_grad():
-        forces = model(x)
+        forces = model(x, reference=ref)
         assert forces.shape == (2, 5, 3)
         steps = []
         for t in range(5):
-            f, h = model.step(x[:, t], h)
+            f, h = model.step(x[:, t], h, ref)
             steps.append(f)
+        with pytest.raises(ValueError, match="reference"):
+            model(x)
     assert torch.allclose(torch.stack(steps, 1), forces, atol=1e-5)
-    lo, hi = model.force_min, model.force_max
-    assert ((forces >= lo) & (forces <= hi)).all()
+    if head == "sigmoid":
+        lo, hi = model.force_min, model.force_max
+        assert ((forces >= lo) & (forces <= hi)).all()
+
+
+def test_linear_head_extrapolates_where_the_sigmoid_saturates():
+    """The same logit far out: the sigmoid head stops at its range, the linear one keeps going."""
+    linear = TemporalForce(CONFIGS["tiny"])
+    linear.set_force_scale([0.0, 0.0, -2.0], [0.5, 0.5, 1.0])
+    sigmoid = TemporalForce(dataclasses.replace(CONFIGS["tiny"], head="sigmoid"))
+    sigmoid.set_force_range([-1, -1, -4], [1, 1, 0.5])
+    z = torch.tensor([[0.0, 0.0, -6.0]])
+    assert torch.allclose(linear._to_newtons(z), torch.tensor([[0.0, 0.0, -8.0]]))
+    assert sigmoid._to_newtons(z)[0, 2] > -4.0
+    assert torch.equal(linear.force_unit, torch.tensor([0.5, 0.5, 1.0]))
+    with pytest.raises(ValueError):
+        linear.set_force_scale([0, 0, 0], [1, 1, 0])
+    with pytest.raises(ValueError):
+        sigmoid.set_force_range([0, 0, 0], [1, 1, 0])
+
+
+def test_legacy_config_keeps_its_sigmoid_grey_reference_free_model():
+    """A config saved before the head/reference/norm options loads as the model it was."""
+    legacy = {k: v for k, v in CONFIGS["tiny"].to_dict().items()
+              if k not in ("head", "reference", "encoder_norm", "readout_features")}
+    cfg = type(CONFIGS["tiny"]).from_dict(legacy)
+    assert (cfg.head, cfg.reference, cfg.encoder_norm, cfg.readout_features) == ("sigmoid", False, "instance", False)
+    assert type(CONFIGS["tiny"]).from_dict(CONFIGS["tiny"].to_dict()) == CONFIGS["tiny"]
+    model = TemporalForce(cfg)
+    assert {"force_min", "force_max"} <= set(model.state_dict()) and "force_mean" not in model.state_dict()
+    with pytest.raises(ValueError, match="head"):
+        dataclasses.replace(CONFIGS["tiny"], head="tanh")
 
 
 def test_state_size_follows_odd_image_sizes():
-    cfg = dataclasses.replace(CONFIGS["tiny"], image_size=36)
+    cfg = dataclasses.replace(CONFIGS["tiny"], image_size=36, reference=False)
     model = TemporalForce(cfg).eval()
     with torch.no_grad():
         _, h = model.step(torch.zeros(1, 1, 36, 36), model.initial_state(1))
     assert cfg.state_size == 5 and h.shape == (1, 8, 5, 5)
-
-
-def test_force_range_round_trip():
-    model = TemporalForce(CONFIGS["tiny"])
-    model.set_force_range([-1, -2, -10], [1, 2, 0.5])
-    f = torch.tensor([[0.5, -1.0, -3.0]])
-    assert torch.allclose(model.denormalise(model.normalise(f)), f)
-    with pytest.raises(ValueError):
-        model.set_force_range([0, 0, 0], [1, 1, 0])
 
 
 def test_preprocess_mono_rgb_bgr_and_odd_sizes():
@@ -167,8 +196,11 @@ def test_export_parity_metadata_and_task_check(trained, sequences, tmp_path):
                                 {"note": "test"}, trained.metrics, command="pytest")
     model = OnnxModel(onnx_path, "tactile_force", providers=["cpu"])
     inp = model.session.get_inputs()
-    assert [(i.name, i.type) for i in inp] == [("image", "tensor(uint8)"), ("h_in", "tensor(float)")]
-    assert inp[0].shape == [1, H, W, 1]
+    assert [(i.name, i.type) for i in inp] == [("image", "tensor(uint8)"), ("reference", "tensor(uint8)"),
+                                               ("h_in", "tensor(float)")]
+    assert inp[0].shape == inp[1].shape == [1, H, W, 1] and meta.input.reference == "reference"
+    with pytest.raises(ValueError, match="reference"):
+        model.run(sequences[0].images[:1])
     assert model.metadata == meta and model.metadata.task == "tactile_force"
     assert meta.outputs["force"]["units"] == "N" and meta.state.shapes == ((1, 8, 4, 4),)
     assert meta.training == {"note": "test"} and meta.metrics["n"] == trained.metrics["n"]
@@ -178,6 +210,7 @@ def test_export_parity_metadata_and_task_check(trained, sequences, tmp_path):
     assert METADATA_KEY in props
     card = onnx_path.with_suffix(".md").read_text()
     assert "pytest" in card and "Fz < 0" in card and "R²" in card
+    assert "`reference`: uint8" in card and "not bounded" in card
 
     with pytest.raises(ModelError, match="tactile_force"):
         OnnxModel(onnx_path, "grasp_map", providers=["cpu"])
@@ -213,15 +246,17 @@ def test_rgb_model_exports_for_a_bgr_camera(tmp_path):
     seqs = marker_sequences(count=3, frames=8, height=H, width=W, channels=3, seed=2)
     for s in seqs:      # colour the dots so channel order matters
         s.images[..., 0] //= 2
-    result = train(tiny_config(epochs=1), seqs, tmp_path / "rgb", encoding="rgb8")
+    colour = dataclasses.replace(CONFIGS["tiny"], in_channels=3)
+    result = train(tiny_config(epochs=1, model=colour), seqs, tmp_path / "rgb", encoding="rgb8")
     rgb = seqs[0].images
     export_tactile_force(result.best_path, tmp_path / "rgb.onnx", rgb, "rgb8", {}, {})
     export_tactile_force(result.best_path, tmp_path / "bgr.onnx", rgb[..., ::-1].copy(), "bgr8", {}, {})
     m_rgb = OnnxModel(tmp_path / "rgb.onnx", "tactile_force", providers=["cpu"])
     m_bgr = OnnxModel(tmp_path / "bgr.onnx", "tactile_force", providers=["cpu"])
     assert m_bgr.metadata.input.encoding == "bgr8"
-    f_rgb, _ = m_rgb.run(rgb[:1])
-    f_bgr, _ = m_bgr.run(rgb[:1, ..., ::-1].copy())
+    assert m_rgb.metadata.input.channels == 3 and "luma" not in m_rgb.metadata.preprocessing
+    f_rgb, _ = m_rgb.run(rgb[1:2], reference=rgb[:1])
+    f_bgr, _ = m_bgr.run(rgb[1:2, ..., ::-1].copy(), reference=rgb[:1, ..., ::-1].copy())
     np.testing.assert_allclose(f_rgb["force"], f_bgr["force"], atol=1e-4)
     with pytest.raises(ValueError, match="cannot export"):
         export_tactile_force(result.best_path, tmp_path / "x.onnx", rgb[..., :1].copy(), "mono8", {}, {})
@@ -281,11 +316,11 @@ def test_cli_train_eval_export(sequences, tmp_path, monkeypatch, capsys):
     assert runtime.metadata.training["bags"] == ["b1"] and runtime.metadata.training["pairing"]["paired"] == 144
     assert runtime.metadata.outputs["force"]["frame_id"] == "nano17"  # the labels' frame, the node's default
     eager = load_streaming_module(out / "tactile_force.pt")     # the weights beside the graph
-    h, state = eager.initial_state(), None
+    h, state, ref = eager.initial_state(), None, sequences[1].images[:1]
     with torch.no_grad():
         for frame in sequences[1].images[:5]:
-            expected, h = eager(torch.from_numpy(frame[None].copy()), h)
-            got, state = runtime.run(frame[None], state)
+            expected, h = eager(*eager.inputs(frame[None], ref), h)
+            got, state = runtime.run(frame[None], state, reference=ref)
             np.testing.assert_allclose(got["force"], expected.numpy(), rtol=1e-3, atol=1e-4)
 
     capsys.readouterr()

@@ -336,3 +336,26 @@ def _make_sequence(frames: list[_Frame], bag: str, use_episodes: bool) -> Sequen
         episode=first_mark.info() if first_mark else None,
         phases=tuple(f.mark.phase if f.mark else "" for f in frames) if use_episodes else None,
     )
+
+
+REFERENCE_FRAMES = 5          # no-contact frames averaged into a reference (the node's default too)
+CONTACT_FORCE = 0.05          # N; and 5 % of the sequence's largest |F|: above either, a frame is in contact
+
+
+def no_contact_reference(images, forces, max_frames: int = REFERENCE_FRAMES) -> tuple[np.ndarray, int]:
+    """Return the sensor's no-contact image for a sequence, and how many frames made it.
+
+    The mean of up to ``max_frames`` leading frames before the first contact (|F| above
+    CONTACT_FORCE or 5 % of the sequence's peak), as the node averages its first frames after
+    start. A sequence that starts in contact has no such frame: its first frame is returned
+    with a count of 0, so a caller can say how many sequences lacked a true reference.
+    """
+    magnitude = np.linalg.norm(np.asarray(forces, np.float64).reshape(-1, 3), axis=1)
+    if not len(magnitude):
+        raise ValueError("empty sequence: no reference frame")
+    threshold = max(CONTACT_FORCE, 0.05 * float(magnitude.max()))
+    contact = np.flatnonzero(magnitude > threshold)
+    count = min(max_frames, int(contact[0]) if len(contact) else len(magnitude))
+    frames = np.stack([np.asarray(images[i]) for i in range(max(count, 1))])
+    reference = frames.astype(np.float32).mean(0).round().astype(np.uint8)
+    return (reference[..., None] if reference.ndim == 2 else reference), count

@@ -11,6 +11,8 @@ in one JSON document stored in the ONNX file's metadata under ``METADATA_KEY``:
                 "height": 480, "width": 640, "channels": 1, "encoding": "mono8"},
       # optional "frames": T for a model that takes the last T frames at once (uint8
       # [1, T, H, W, C]; visual_force); absent for one frame a call
+      # optional "reference": the name of a second uint8 input of the image's shape: the
+      # sensor's no-contact frame, fed with every frame (tactile_force); absent: none
       "state": {"inputs": ["h_in"], "outputs": ["h_out"], "shapes": [[1, 32, 16, 16]]},
       "outputs": {"force": {"shape": [1, 3], "units": "N", "axes": ["x", "y", "z"],
                             "frame": "tactile sensor, z out of the elastomer; pressing gives Fz < 0"}},
@@ -56,6 +58,7 @@ class InputSpec:
     channels: int
     encoding: str
     frames: int | None = None     # None: one frame [1, H, W, C]; T: the last T frames [1, T, H, W, C]
+    reference: str | None = None  # name of the no-contact reference input (same shape and encoding), if any
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -96,7 +99,8 @@ class ModelMetadata:
             "input": {"name": self.input.name, "dtype": "uint8", "layout": "NHWC",
                       "height": self.input.height, "width": self.input.width,
                       "channels": self.input.channels, "encoding": self.input.encoding,
-                      **({} if self.input.frames is None else {"frames": self.input.frames})},
+                      **({} if self.input.frames is None else {"frames": self.input.frames}),
+                      **({} if self.input.reference is None else {"reference": self.input.reference})},
             "state": None if self.state is None else {
                 "inputs": list(self.state.inputs), "outputs": list(self.state.outputs),
                 "shapes": [list(s) for s in self.state.shapes]},
@@ -126,7 +130,8 @@ class ModelMetadata:
             spec = InputSpec(name=str(inp["name"]), height=_side(inp.get("height")),
                              width=_side(inp.get("width")), channels=int(inp["channels"]),
                              encoding=str(inp["encoding"]),
-                             frames=None if inp.get("frames") is None else int(inp["frames"]))
+                             frames=None if inp.get("frames") is None else int(inp["frames"]),
+                             reference=None if inp.get("reference") is None else str(inp["reference"]))
             state_spec = None if state is None else StateSpec(
                 inputs=tuple(state["inputs"]), outputs=tuple(state["outputs"]),
                 shapes=tuple(tuple(int(d) for d in s) for s in state["shapes"]))

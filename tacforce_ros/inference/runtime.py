@@ -113,9 +113,10 @@ def preload_gpu_libraries(ort, providers: Sequence) -> bool:
 class OnnxModel:
     """A loaded, checked, warmed-up model.
 
-    ``run(image, state)`` takes one uint8 NHWC batch (or, for a model whose input names
-    ``frames`` = T, the last T frames as uint8 [1, T, H, W, C]) and the recurrent state (None for the
-    model's initial state) and returns ``(outputs, next_state)``: outputs as numpy arrays,
+    ``run(image, state, reference)`` takes one uint8 NHWC batch (or, for a model whose input names
+    ``frames`` = T, the last T frames as uint8 [1, T, H, W, C]), the recurrent state (None for the
+    model's initial state) and, for a model whose input names a ``reference``, the sensor's
+    no-contact frame in the image's shape, and returns ``(outputs, next_state)``: outputs as numpy arrays,
     the state as numpy on CPU or device-resident OrtValues on a GPU provider; either way it is
     only ever passed back to ``run``.
     """
@@ -162,7 +163,7 @@ class OnnxModel:
             log.warning("%s: no GPU provider could start (driver, CUDA or cuDNN missing?); running on CPU", source)
         try:
             for _ in range(warmup_runs):
-                self.run(self.blank_input())
+                self.run(self.blank_input(), reference=self.blank_input())
         except Exception as exc:  # e.g. a graph whose fixed size differs from its metadata
             raise ModelError(f"{source}: warm-up run failed ({str(exc).splitlines()[0]})") from None
 
@@ -175,7 +176,10 @@ class OnnxModel:
         state = self.metadata.state
         wanted_in = set(state.inputs) if state else set()
         wanted_out = set(self.metadata.outputs) | (set(state.outputs) if state else set())
-        if set(inputs) != {spec.name} | wanted_in:
+        if spec.reference is not None and (spec.reference not in inputs
+                                           or inputs[spec.reference].type != "tensor(uint8)"):
+            raise ModelError(f"{source}: graph has no uint8 input {spec.reference!r} as its metadata says")
+        if set(inputs) != {spec.name} | wanted_in | ({spec.reference} if spec.reference else set()):
             raise ModelError(f"{source}: graph inputs {sorted(inputs)} differ from the metadata")
         if not wanted_out <= outputs:
             raise ModelError(f"{source}: graph outputs {sorted(outputs)} lack {sorted(wanted_out - outputs)}")
@@ -189,8 +193,16 @@ class OnnxModel:
             return {}
         return {name: np.zeros(shape, np.float32) for name, shape in zip(state.inputs, state.shapes)}
 
-    def run(self, image: np.ndarray, state: dict | None = None) -> tuple[dict[str, np.ndarray], dict]:
-        feeds = {self.metadata.input.name: np.ascontiguousarray(image, dtype=np.uint8)}
+    def run(self, image: np.ndarray, state: dict | None = None,
+            reference: np.ndarray | None = None) -> tuple[dict[str, np.ndarray], dict]:
+        spec = self.metadata.input
+        feeds = {spec.name: np.ascontiguousarray(image, dtype=np.uint8)}
+        if spec.reference is not None:
+            if reference is None or np.shape(reference) != np.shape(image):
+                raise ValueError(f"this model takes a no-contact reference frame of the image's shape "
+                                 f"{list(np.shape(image))} as {spec.reference!r}, got "
+                                 f"{None if reference is None else list(np.shape(reference))}")
+            feeds[spec.reference] = np.ascontiguousarray(reference, dtype=np.uint8)
         feeds.update(self.initial_state() if state is None else state)
         if self._on_gpu:
             values = self._run_bound(feeds)
@@ -225,6 +237,6 @@ class OnnxModel:
         times = np.empty(runs)
         for k in range(runs):
             start = time.perf_counter()
-            _, state = self.run(image, state)
+            _, state = self.run(image, state, reference=image)
             times[k] = time.perf_counter() - start
         return times

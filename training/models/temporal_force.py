@@ -1,24 +1,32 @@
-"""TemporalForce: a stream of tactile marker images -> 3-axis contact force in newtons.
+"""TemporalForce: a stream of tactile images -> 3-axis contact force in newtons.
 
 A re-implementation of GenForce's force model (Chen et al., "Training Tactile Sensors to
 Learn Force Sensing from Each Other", Nature Communications 2026):
 
-    frame -> RAFT-style encoder (7x7/2 conv, residual stages, instance norm) -> features at 1/8
+    frame (+ frame minus the sensor's no-contact reference)
+          -> RAFT-style encoder (7x7/2 conv, residual stages) -> features at 1/8
           -> ConvGRU (3x3) carrying the state from frame to frame
-          -> two stride-2 residual blocks (batch norm) -> global average pool -> linear 3
-          -> sigmoid = min-max-normalised (Fx, Fy, Fz) -> newtons with the stored force range
+          -> two stride-2 residual blocks (batch norm) over the state and this frame's features
+          -> global average pool -> linear 3 -> standardised (Fx, Fy, Fz) -> newtons
 
 A force is predicted at every frame, so the same weights train on clips and run on a live
 stream one frame at a time (``step``), which is what the ROS node and the exported ONNX do.
 
 Differences from GenForce, and why:
-- one gray input channel (they repeat gray to 3 channels; the copies carry nothing new);
+- the no-contact reference frame is an input (``reference``): lighting, gel and camera differ
+  from unit to unit and drift, and what the contact changed is what carries the force;
+- channels follow the sensor: one grey channel for marker sensors, RGB for photometric
+  (GelSight-type) ones, whose colour encodes the surface normal;
+- a linear head on standardised forces (``head="linear"``), not a sigmoid over the training
+  range, so a harder press than any in training reads as more force (the node then says the
+  estimate is extrapolated); the head also sees the frame's encoder features, not only the
+  bounded (tanh) GRU state, and the encoder uses batch norm, which keeps the input's
+  magnitude, where instance norm would divide it away;
 - much narrower by default (GenForce: 64/96/128 encoder, hidden 128, head 256/512, 256 px),
   so the default trains to convergence on two CPU cores in minutes;
-- the normalisation range is a pair of buffers and the de-normalisation happens inside the
-  model, so the exported graph outputs newtons and carries its own range. The train loop sets
-  the range from the training forces (with a margin); the default is GenForce's
-  [-5, -5, -20] .. [5, 5, 5] N.
+- the force normalisation is a pair of buffers inside the model, so the exported graph outputs
+  newtons. Checkpoints from before these options (no ``head`` in their config) load as they
+  were trained: sigmoid head over [force_min, force_max], grey, no reference, instance norm.
 """
 from __future__ import annotations
 
@@ -33,12 +41,18 @@ from ..core.config import DictConfig
 
 DEFAULT_FORCE_MIN = (-5.0, -5.0, -20.0)
 DEFAULT_FORCE_MAX = (5.0, 5.0, 5.0)
+HEADS = ("linear", "sigmoid")
+NORMS = {"batch": nn.BatchNorm2d, "instance": nn.InstanceNorm2d}
 
 
 @dataclass
 class TemporalForceConfig(DictConfig):
     image_size: int = 128                              # square model input, pixels
-    in_channels: int = 1                               # 1 = gray (see training/preprocess.py)
+    in_channels: int = 1                               # image channels: 1 grey, 3 RGB (training/preprocess.py)
+    reference: bool = True                             # also take frame minus the no-contact reference
+    head: str = "linear"                               # "linear" (standardised, extrapolates) | "sigmoid"
+    encoder_norm: str = "batch"                        # "batch" keeps magnitudes | "instance"
+    readout_features: bool = True                      # the head also sees this frame's encoder features
     encoder_channels: tuple[int, ...] = (16, 24, 32)   # stage widths; stages 2.. halve the size
     blocks_per_stage: int = 1                          # RAFT uses 2
     feature_channels: int = 32                         # encoder output (1x1 conv) = GRU input
@@ -46,6 +60,24 @@ class TemporalForceConfig(DictConfig):
     head_channels: tuple[int, ...] = (64, 128)         # stride-2 residual blocks after the GRU
     marker_threshold: float | None = None              # segment markers first (cross-sensor models)
     dark_markers: bool = False                         # markers darker than the threshold
+
+    def __post_init__(self) -> None:
+        if self.head not in HEADS:
+            raise ValueError(f"head must be one of {HEADS}, got {self.head!r}")
+        if self.encoder_norm not in NORMS:
+            raise ValueError(f"encoder_norm must be one of {tuple(NORMS)}, got {self.encoder_norm!r}")
+        if self.in_channels not in (1, 3):
+            raise ValueError(f"in_channels must be 1 (grey) or 3 (RGB), got {self.in_channels}")
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TemporalForceConfig":
+        """Build from a saved config; one saved before the head, reference and norm options is the legacy model."""
+        legacy = {"head": "sigmoid", "reference": False, "encoder_norm": "instance", "readout_features": False}
+        return super().from_dict({**legacy, **d})
+
+    @property
+    def encoder_input_channels(self) -> int:
+        return self.in_channels * (2 if self.reference else 1)
 
     @property
     def state_size(self) -> int:
@@ -85,18 +117,18 @@ class ResidualBlock(nn.Module):
 
 
 class Encoder(nn.Module):
-    """Per-frame features at 1/8 resolution; instance norm makes it indifferent to brightness."""
+    """Per-frame features at 1/8 resolution."""
 
     def __init__(self, cfg: TemporalForceConfig):
         super().__init__()
-        widths = cfg.encoder_channels
-        self.stem = nn.Sequential(nn.Conv2d(cfg.in_channels, widths[0], 7, 2, 3, bias=False),
-                                  nn.InstanceNorm2d(widths[0]), nn.ReLU())
+        widths, norm = cfg.encoder_channels, NORMS[cfg.encoder_norm]
+        self.stem = nn.Sequential(nn.Conv2d(cfg.encoder_input_channels, widths[0], 7, 2, 3, bias=False),
+                                  norm(widths[0]), nn.ReLU())
         blocks, cin = [], widths[0]
         for i, cout in enumerate(widths):
             for b in range(cfg.blocks_per_stage):
                 stride = 2 if i > 0 and b == 0 else 1
-                blocks.append(ResidualBlock(cin, cout, stride, nn.InstanceNorm2d))
+                blocks.append(ResidualBlock(cin, cout, stride, norm))
                 cin = cout
         self.stages = nn.Sequential(*blocks)
         self.out = nn.Conv2d(cin, cfg.feature_channels, 1)
@@ -125,57 +157,95 @@ class TemporalForce(nn.Module):
         self.cfg = cfg
         self.encoder = Encoder(cfg)
         self.gru = ConvGRUCell(cfg.feature_channels, cfg.hidden_channels)
-        cin, head = cfg.hidden_channels, []
+        cin = cfg.hidden_channels + (cfg.feature_channels if cfg.readout_features else 0)
+        head = []
         for cout in cfg.head_channels:
             head.append(ResidualBlock(cin, cout, 2, nn.BatchNorm2d))
             cin = cout
         self.head = nn.Sequential(*head)
         self.fc = nn.Linear(cin, 3)
-        self.register_buffer("force_min", torch.tensor(DEFAULT_FORCE_MIN))
-        self.register_buffer("force_max", torch.tensor(DEFAULT_FORCE_MAX))
+        if cfg.head == "sigmoid":
+            self.register_buffer("force_min", torch.tensor(DEFAULT_FORCE_MIN))
+            self.register_buffer("force_max", torch.tensor(DEFAULT_FORCE_MAX))
+        else:
+            self.register_buffer("force_mean", torch.zeros(3))
+            self.register_buffer("force_std", torch.tensor(DEFAULT_FORCE_MAX) - torch.tensor(DEFAULT_FORCE_MIN))
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
 
     def set_force_range(self, lo, hi) -> None:
-        lo, hi = torch.as_tensor(lo, dtype=torch.float32), torch.as_tensor(hi, dtype=torch.float32)
-        if lo.shape != (3,) or hi.shape != (3,) or not bool((hi > lo).all()):
-            raise ValueError(f"force range must be 3 values with max > min, got {lo} .. {hi}")
+        """Sigmoid head: the range its output spans (N)."""
+        lo, hi = _force_pair(lo, hi, "force range must be 3 values with max > min", lambda a, b: b > a)
         self.force_min.copy_(lo)
         self.force_max.copy_(hi)
 
-    def normalise(self, force: torch.Tensor) -> torch.Tensor:
-        """Newtons -> the 0..1 scale the sigmoid predicts (the scale the loss is taken on)."""
-        return (force - self.force_min) / (self.force_max - self.force_min)
+    def set_force_scale(self, mean, std) -> None:
+        """Linear head: the training forces' per-axis mean and standard deviation (N)."""
+        mean, std = _force_pair(mean, std, "force scale must be 3 means and 3 positive deviations",
+                                lambda a, b: b > 0)
+        self.force_mean.copy_(mean)
+        self.force_std.copy_(std)
 
-    def denormalise(self, unit: torch.Tensor) -> torch.Tensor:
-        return self.force_min + unit * (self.force_max - self.force_min)
+    @property
+    def force_unit(self) -> torch.Tensor:
+        """Newtons per unit of the head's output, per axis: the scale the loss is taken on."""
+        if self.cfg.head == "sigmoid":
+            return self.force_max - self.force_min
+        return self.force_std
+
+    def _to_newtons(self, z: torch.Tensor) -> torch.Tensor:
+        if self.cfg.head == "sigmoid":
+            return self.force_min + torch.sigmoid(z) * (self.force_max - self.force_min)
+        return self.force_mean + z * self.force_std
 
     def initial_state(self, batch: int) -> torch.Tensor:
         side = self.cfg.state_size
-        return self.force_min.new_zeros(batch, self.cfg.hidden_channels, side, side)
+        return self.fc.weight.new_zeros(batch, self.cfg.hidden_channels, side, side)
 
-    def _readout(self, h: torch.Tensor) -> torch.Tensor:
-        y = self.head(h).mean((2, 3))
-        return self.denormalise(torch.sigmoid(self.fc(y)))
+    def encoder_input(self, x: torch.Tensor, reference: torch.Tensor | None) -> torch.Tensor:
+        """Frame(s) [N, C, S, S] -> what the encoder takes: with a reference [N, C, S, S], frame and frame minus it."""
+        if not self.cfg.reference:
+            return x
+        if reference is None:
+            raise ValueError("this model takes the sensor's no-contact reference frame with every frame")
+        return torch.cat([x, x - reference], 1)
 
-    def step(self, x_t: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """One frame [B, C, S, S] and the state -> (force [B, 3] in N, next state)."""
-        h = self.gru(self.encoder(x_t), h)
-        return self._readout(h), h
+    def _readout(self, h: torch.Tensor, feats: torch.Tensor) -> torch.Tensor:
+        y = torch.cat([h, feats], 1) if self.cfg.readout_features else h
+        return self._to_newtons(self.fc(self.head(y).mean((2, 3))))
 
-    def rollout(self, x_seq: torch.Tensor, h0: torch.Tensor | None = None
+    def step(self, x_t: torch.Tensor, h: torch.Tensor, reference: torch.Tensor | None = None
+             ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One frame [B, C, S, S] (and its reference) and the state -> (force [B, 3] in N, next state)."""
+        feats = self.encoder(self.encoder_input(x_t, reference))
+        h = self.gru(feats, h)
+        return self._readout(h, feats), h
+
+    def rollout(self, x_seq: torch.Tensor, h0: torch.Tensor | None = None, reference: torch.Tensor | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Clip [B, T, C, S, S] -> (forces [B, T, 3], final state); encoder and head run batched."""
+        """Clip [B, T, C, S, S] (reference [B, C, S, S]) -> (forces [B, T, 3], final state).
+
+        The encoder and head run batched over the clip; only the GRU steps frame by frame.
+        """
         b, t = x_seq.shape[:2]
-        feats = self.encoder(x_seq.flatten(0, 1)).unflatten(0, (b, t))
+        ref = None if reference is None else reference[:, None].expand_as(x_seq).flatten(0, 1)
+        feats = self.encoder(self.encoder_input(x_seq.flatten(0, 1), ref)).unflatten(0, (b, t))
         h = self.initial_state(b) if h0 is None else h0
         states = []
         for i in range(t):
             h = self.gru(feats[:, i], h)
             states.append(h)
-        forces = self._readout(torch.stack(states, 1).flatten(0, 1)).unflatten(0, (b, t))
+        forces = self._readout(torch.stack(states, 1).flatten(0, 1), feats.flatten(0, 1)).unflatten(0, (b, t))
         return forces, h
 
-    def forward(self, x_seq: torch.Tensor, h0: torch.Tensor | None = None) -> torch.Tensor:
-        return self.rollout(x_seq, h0)[0]
+    def forward(self, x_seq: torch.Tensor, h0: torch.Tensor | None = None,
+                reference: torch.Tensor | None = None) -> torch.Tensor:
+        return self.rollout(x_seq, h0, reference)[0]
+
+
+def _force_pair(a, b, message: str, valid) -> tuple[torch.Tensor, torch.Tensor]:
+    a, b = torch.as_tensor(a, dtype=torch.float32), torch.as_tensor(b, dtype=torch.float32)
+    if a.shape != (3,) or b.shape != (3,) or not bool(valid(a, b).all()):
+        raise ValueError(f"{message}, got {a} .. {b}")
+    return a, b

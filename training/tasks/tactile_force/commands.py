@@ -32,6 +32,16 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--segment-markers", action="store_true",
                    help="segment marker images first (threshold and polarity from the first frame of the "
                         "first bag), as cross-sensor models do; see `tacforce train transfer`")
+    p.add_argument("--grey", action="store_true",
+                   help="train on grey (luma) frames even from a colour bag: marker sensors carry the force in "
+                        "where the dots are, not in their colour (default: rgb8/bgr8 bags train colour models, "
+                        "mono8 bags grey ones)")
+    p.add_argument("--no-reference", action="store_true",
+                   help="a model without the no-contact reference input (default: each sequence's frames before "
+                        "its first contact are its reference, and the node captures or loads one)")
+    p.add_argument("--augment", default=None, metavar="K=V,...",
+                   help="augmentation settings, e.g. 'brightness=0.2,rotation_deg=0' or 'enabled=false' "
+                        "(default: on; see training/tasks/tactile_force/augment.py)")
 
 
 def add_eval_args(p: argparse.ArgumentParser) -> None:
@@ -122,15 +132,17 @@ def cmd_train(args) -> int:
         model_cfg = CONFIGS[args.config]
         if args.image_size:
             model_cfg = dataclasses.replace(model_cfg, image_size=args.image_size)
+        data_encoding = _data_encoding(pairs.sequences)
+        model_cfg = dataclasses.replace(model_cfg, reference=not args.no_reference,
+                                        in_channels=1 if args.grey or data_encoding == "mono8" else 3)
         if args.segment_markers:
             from tacforce_ros.marker_pairs import bag_reference
 
             from .config import segmenting
             model_cfg = segmenting(model_cfg, bag_reference(args.bag[0], args.image_topic)[0])
-        cfg = TrainConfig(model=model_cfg, **loop_args(args))
+        cfg = TrainConfig(model=model_cfg, augment=parse_augment(args.augment), **loop_args(args))
         if args.memory_budget_mb is not None:
             cfg = dataclasses.replace(cfg, memory_budget_mb=args.memory_budget_mb)
-        data_encoding = _data_encoding(pairs.sequences)
         encoding = args.encoding or data_encoding
         result = train(cfg, pairs.sequences, args.out, resume=args.resume, encoding=data_encoding,
                        val_sequences=val_pairs.sequences if val_pairs else None, device=args.device)
@@ -152,6 +164,33 @@ def cmd_train(args) -> int:
     print(f"model: {onnx_path} (weights {onnx_path.with_suffix('.pt')}, card {onnx_path.with_suffix('.md')})\n"
           f"checkpoints: {result.best_path} (best), {result.last_path} (resume with --resume)")
     return 0
+
+
+def parse_augment(text: str | None):
+    """Return the AugmentConfig of a --augment 'key=value,...' string (None: the defaults)."""
+    import dataclasses
+
+    from .augment import AugmentConfig
+
+    if not text:
+        return AugmentConfig()
+    known = {f.name: f.type for f in dataclasses.fields(AugmentConfig)}
+    values = {}
+    for item in text.split(","):
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or key not in known:
+            raise ValueError(f"--augment: {item!r} is not one of {', '.join(f'{k}=...' for k in known)}")
+        if key == "enabled":
+            if value.strip().lower() not in ("true", "false"):
+                raise ValueError(f"--augment: enabled must be true or false, got {value!r}")
+            values[key] = value.strip().lower() == "true"
+        else:
+            try:
+                values[key] = float(value)
+            except ValueError:
+                raise ValueError(f"--augment: {key} must be a number, got {value!r}") from None
+    return AugmentConfig(**values)
 
 
 def cmd_eval(args) -> int:

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field, replace
 
 from ...core.loop import LoopConfig
 from ...models.temporal_force import TemporalForceConfig
+from .augment import AugmentConfig
 
 
 @dataclass
@@ -12,8 +13,9 @@ class TrainConfig(LoopConfig):
     model: TemporalForceConfig = field(default_factory=TemporalForceConfig)
     clip_length: int = 16         # frames per training clip (zero state at its first frame)
     val_fraction: float = 0.2     # of the sequences, when no separate validation set is given
-    force_margin: float = 0.1     # force range = training min/max widened by this x span
-    min_force_span: float = 1.0   # N; keeps an axis that barely moves from a tiny range
+    force_margin: float = 0.1     # sigmoid head: force range = training min/max widened by this x span
+    min_force_span: float = 1.0   # N; keeps an axis that barely moves from a tiny range (or deviation)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
     memory_budget_mb: float = 4096.0   # preprocessed frames above this go to an on-disk memmap cache
     cache_dir: str = ""           # where that cache goes (default OUT/cache)
 
@@ -22,5 +24,5 @@ def segmenting(model_cfg: TemporalForceConfig, segmentation) -> TemporalForceCon
     """Return a force model config that segments markers in its graph as ``segmentation`` (a
     `tacforce_ros.perception.markers.MarkerSegmentation`) does: cross-sensor models read masks.
     """
-    return replace(model_cfg, marker_threshold=segmentation.threshold,
+    return replace(model_cfg, in_channels=1, marker_threshold=segmentation.threshold,
                    dark_markers=segmentation.dark_markers)

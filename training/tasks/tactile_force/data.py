@@ -2,6 +2,8 @@
 
 A sequence is anything with ``.images`` (uint8 N x H x W x C array or list of H x W x C
 arrays) and ``.forces`` (N x 3, newtons, sensor frame), e.g. tacforce_ros.bags sequences.
+Each sequence's no-contact reference is the mean of its frames before the first contact
+(`tacforce_ros.data.tactile_pairs.no_contact_reference`), as the node takes its first frames.
 """
 from __future__ import annotations
 
@@ -10,8 +12,12 @@ import torch
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
+from tacforce_ros.data.tactile_pairs import no_contact_reference
+from tacforce_ros.perception.force import channel_means
+
 from ...core.cache import Frames
 from ...preprocess import ImagePreprocess
+from .augment import Augment
 
 
 def as_frames(images) -> np.ndarray:
@@ -50,7 +56,8 @@ def force_range(forces: list[np.ndarray], margin: float, min_span: float) -> tup
 
 
 class SequenceFrames:
-    """Every frame of some sequences after ``preprocess`` (float32 [C, S, S]) in one `Frames` store, with forces.
+    """Every frame of some sequences after ``preprocess`` (float32 [C, S, S]) in one `Frames` store, with
+    forces, each sequence's preprocessed no-contact reference, and the range of the raw frames' channel means.
 
     The preprocessed frames are what the graph computes, so they are cached once; above
     ``budget_bytes`` they go to a memmapped ``cache_path`` instead of RAM.
@@ -63,7 +70,8 @@ class SequenceFrames:
         side, channels = preprocess.image_size, preprocess.out_channels
         self.store = Frames((sum(lengths), channels, side, side), budget_bytes, cache_path)
         self.offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(int).tolist()
-        self.forces = []
+        self.forces, self.references, self.reference_frames = [], [], []
+        means = []
         with torch.no_grad():
             for s, seq in enumerate(tqdm(sequences, desc=f"caching {desc} frames", unit="seq", leave=False)):
                 pos = self.offsets[s]
@@ -73,6 +81,7 @@ class SequenceFrames:
                         raise ValueError(f"frames of {frames.shape[1:]} among frames of {self.frame_shape}; "
                                          "all images must have one size and encoding")
                     self.store.array[pos:pos + len(frames)] = preprocess(torch.from_numpy(frames)).numpy()
+                    means += [channel_means(f) for f in frames[::10]]
                     pos += len(frames)
                 forces = np.asarray(seq.forces, np.float32).reshape(-1, 3)
                 if len(forces) != lengths[s]:
@@ -80,7 +89,11 @@ class SequenceFrames:
                 if not np.isfinite(forces).all():
                     raise ValueError("sequence has non-finite forces")
                 self.forces.append(torch.from_numpy(forces))
+                reference, count = no_contact_reference(seq.images, forces)
+                self.references.append(preprocess(torch.from_numpy(reference[None]))[0])
+                self.reference_frames.append(count)
         self.store.finish()
+        self.channel_means = (np.min(means, 0).tolist(), np.max(means, 0).tolist())
 
     @property
     def lengths(self) -> list[int]:
@@ -100,16 +113,19 @@ def clips_per_epoch(lengths: list[int], clip_length: int) -> int:
 class Clips(Dataset):
     """About one clip per ``clip_length`` frames of each sequence, at random starts drawn anew each epoch.
 
-    Item: (x [L, C, S, S], forces [L, 3], mask [L]). A sequence shorter than a clip is padded
-    at the end with its last frame and masked out (the GRU is causal, so padding is inert).
-    Starts depend only on (seed, epoch), so every rank and a resumed run draw the same clips.
+    Item: (x [L, C, S, S], reference [C, S, S], forces [L, 3], mask [L]), augmented by
+    ``augment`` (one draw per clip: a clip is one sensor unit at one moment). A sequence shorter
+    than a clip is padded at the end with its last frame and masked out (the GRU is causal, so
+    padding is inert). Starts and augmentations depend only on (seed, epoch, item), so every rank
+    and a resumed run draw the same clips.
     """
 
-    def __init__(self, data: SequenceFrames, clip_length: int, seed: int):
-        self.data, self.clip_length, self.seed = data, clip_length, seed
+    def __init__(self, data: SequenceFrames, clip_length: int, seed: int, augment: Augment | None = None):
+        self.data, self.clip_length, self.seed, self.augment = data, clip_length, seed, augment
         self.set_epoch(0)
 
     def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
         gen = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
         self.clips = []
         for s, n in enumerate(self.data.lengths):
@@ -128,4 +144,8 @@ class Clips(Dataset):
         if pad:
             frames = torch.cat([frames, frames[-1:].expand(pad, -1, -1, -1)])
             forces = torch.cat([forces, forces[-1:].expand(pad, -1)])
-        return frames, forces, (torch.arange(self.clip_length) < n).float()
+        reference = self.data.references[s]
+        if self.augment is not None:
+            gen = torch.Generator().manual_seed((self.seed * 1_000_003 + self.epoch) * 1_000_033 + i)
+            frames, reference, forces = self.augment(frames, reference, forces, gen)
+        return frames, reference, forces, (torch.arange(self.clip_length) < n).float()

@@ -2,7 +2,9 @@
 
 Each sequence is streamed frame by frame through OnnxModel (the node's runtime wrapper), the
 recurrent state carried from frame to frame and reset to zeros at each sequence start. No
-PyTorch is involved, so this scores the file that ships, preprocessing included. Frames whose
+PyTorch is involved, so this scores the file that ships, preprocessing included. A model with
+a reference input gets each sequence's no-contact frame (the mean of its frames before the first
+contact, as training takes it and as the node averages its first frames). Frames whose
 true force lies beyond the model's training range are also scored on their own, and the node's
 own range check (`ForceRange`) is scored as a detector of them.
 """
@@ -14,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tacforce_ros.data.tactile_pairs import no_contact_reference
 from tacforce_ros.inference.runtime import OnnxModel
 from tacforce_ros.perception.force import BEYOND, ForceRange
 
@@ -50,11 +53,12 @@ def predict_sequences(model_path, sequences, providers=("cpu",)) -> Predictions:
     preds, trues, index, stamps, bags, notes = [], [], [], [], [], []
     for k, seq in enumerate(s for s in sequences if len(s.images)):
         state = None
+        reference = no_contact_reference(seq.images, seq.forces)[0][None] if model.metadata.input.reference else None
         for image in seq.images:
             image = np.asarray(image, np.uint8)
             image = image[..., None] if image.ndim == 2 else image
             model.metadata.input.check_image(image.shape)
-            outputs, state = model.run(image[None], state)
+            outputs, state = model.run(image[None], state, reference=reference)
             pred = np.asarray(outputs[name], np.float64).reshape(3)
             preds.append(pred)
             notes.append(limits.check(pred) if limits else "")

@@ -1,10 +1,12 @@
 """The tactile force task on the shared loop: TemporalForce on clips, validated by streaming whole sequences.
 
     sequences -> split by whole sequence (episode) into train / validation
-    -> every frame through ImagePreprocess once (the graph's exact input), in RAM or a memmap
+    -> every frame, and each sequence's no-contact reference, through ImagePreprocess once
+       (the graph's exact input), in RAM or a memmap
     -> each epoch: clips of ``clip_length`` frames at random starts, zero initial state
-       (as GenForce; the model learns to pick up a stream mid-contact)
-    -> L1 on min-max-normalised forces at every step (training/core/loop.py does the rest)
+       (as GenForce; the model learns to pick up a stream mid-contact), augmented (augment.py)
+    -> L1 on normalised forces at every step (standardised for the linear head, min-max for
+       the legacy sigmoid one; training/core/loop.py does the rest)
     -> validation: each held-out sequence streamed from its first frame, as the node does;
        the L1 on normalised forces selects best.pt
 
@@ -25,6 +27,7 @@ from ...core.loop import FitResult, fit
 from ...core.registry import register
 from ...models.temporal_force import TemporalForce, TemporalForceConfig
 from ...preprocess import ImagePreprocess
+from .augment import Augment
 from .config import TrainConfig
 from .data import Clips, SequenceFrames, as_frames, force_range, infer_encoding, split_sequences
 from .metrics import force_metrics
@@ -90,7 +93,12 @@ class TactileForceTask:
 
         forces = torch.cat(self.train_data.forces)
         lo, hi = force_range([f.numpy() for f in self.train_data.forces], cfg.force_margin, cfg.min_force_span)
-        self.lo, self.span = torch.from_numpy(lo), torch.from_numpy(hi - lo)
+        self.lo, self.hi = torch.from_numpy(lo), torch.from_numpy(hi)
+        self.mean = forces.mean(0)
+        self.std = forces.std(0).clamp(min=cfg.min_force_span / 4)
+        self.unit = self.hi - self.lo if cfg.model.head == "sigmoid" else self.std
+        self.augment = Augment(cfg.augment, preprocess.mean, preprocess.std,
+                               photometric=cfg.model.marker_threshold is None)
         self.summary = {
             "sequences": {"train": len(train_seqs), "val": len(val_seqs)},
             "frames": {"train": sum(self.train_data.lengths), "val": sum(self.val_data.lengths)},
@@ -99,8 +107,13 @@ class TactileForceTask:
             "val_sequence_indices": val_idx,
             "train_force_min": forces.min(0).values.tolist(),
             "train_force_max": forces.max(0).values.tolist(),
-            "model_force_range": {"min": lo.tolist(), "max": hi.tolist()},
+            **({"model_force_range": {"min": lo.tolist(), "max": hi.tolist()}} if cfg.model.head == "sigmoid" else
+               {"force_mean": self.mean.tolist(), "force_std": self.std.tolist()}),
             "input": self.input,
+            "input_channel_means": {"min": self.train_data.channel_means[0], "max": self.train_data.channel_means[1]},
+            "reference": ("each sequence's mean of up to 5 frames before its first contact; "
+                          f"{self.train_data.reference_frames.count(0)} of {len(train_seqs)} training sequences "
+                          "started in contact and used their first frame") if cfg.model.reference else None,
             "frame_cache": "memmap" if self.train_data.store.on_disk else "ram",
             "config": cfg.to_dict(),
             "threads": torch.get_num_threads(),
@@ -109,16 +122,19 @@ class TactileForceTask:
 
     def build_model(self) -> TemporalForce:
         model = TemporalForce(self.config.model)
-        model.set_force_range(self.lo, self.lo + self.span)
+        if self.config.model.head == "sigmoid":
+            model.set_force_range(self.lo, self.hi)
+        else:
+            model.set_force_scale(self.mean, self.std)
         return model
 
     def train_set(self) -> Clips:
-        return Clips(self.train_data, self.config.clip_length, self.config.seed)
+        return Clips(self.train_data, self.config.clip_length, self.config.seed, self.augment)
 
     def loss(self, model, batch) -> torch.Tensor:
-        """Masked L1 on min-max-normalised forces over every step of the clips."""
-        x, y, mask = batch
-        err = ((model(x) - y) / self.span.to(y.device)).abs().mean(-1)
+        """Masked L1 on normalised forces over every step of the clips."""
+        x, ref, y, mask = batch
+        err = ((model(x, reference=ref) - y) / self.unit.to(y.device)).abs().mean(-1)
         return (err * mask).sum() / mask.sum()
 
     def val_items(self) -> list[int]:
@@ -129,16 +145,16 @@ class TactileForceTask:
         device = next(model.parameters()).device
         preds, trues = [torch.zeros(0, 3)], [torch.zeros(0, 3)]
         for s in items:
-            frames, h = self.val_data.frames(s), None
+            frames, h, ref = self.val_data.frames(s), None, self.val_data.references[s][None].to(device)
             for i in range(0, len(frames), chunk):
-                f, h = model.rollout(frames[i:i + chunk][None].to(device), h)
+                f, h = model.rollout(frames[i:i + chunk][None].to(device), h, ref)
                 preds.append(f[0].float().cpu())
             trues.append(self.val_data.forces[s])
         return {"pred": torch.cat(preds), "true": torch.cat(trues)}
 
     def score(self, rows: dict) -> tuple[dict, float]:
         pred, true = rows["pred"], rows["true"]
-        loss = ((pred - true) / self.span).abs().mean().item()
+        loss = ((pred - true) / self.unit).abs().mean().item()
         return force_metrics(pred.numpy(), true.numpy()), loss
 
     def check_resume(self, ckpt: dict, path) -> None:
