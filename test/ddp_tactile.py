@@ -11,6 +11,7 @@ from torch import nn
 from tacforce_training.core.loop import fit
 from tacforce_training.models.temporal_force import CONFIGS
 from tacforce_training.synthetic import marker_sequences
+from tacforce_training.tasks.tactile_force.augment import AugmentConfig
 from tacforce_training.tasks.tactile_force.config import TrainConfig
 from tacforce_training.tasks.tactile_force.train import TactileForceTask
 
@@ -18,9 +19,10 @@ H, W = 40, 56
 
 
 def tiny_config(**changes) -> TrainConfig:
-    """Return the tiny config: 5 x 4 clips of 8 frames an epoch, global batch 4 (5 steps)."""
+    """Return the tiny config: 5 x 4 clips of 8 frames an epoch, global batch 4 (5 steps), no augmentation."""
     return dataclasses.replace(TrainConfig(model=CONFIGS["tiny"], clip_length=8, batch_size=4, epochs=2, lr=3e-3,
-                                           warmup_steps=2, num_threads=1), **changes)
+                                           warmup_steps=2, num_threads=1, augment=AugmentConfig(enabled=False)),
+                               **changes)
 
 
 def sequences():

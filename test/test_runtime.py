@@ -12,7 +12,8 @@ from onnx import TensorProto, helper  # noqa: E402
 from tacforce_ros.inference.contract import METADATA_KEY, InputSpec, ModelError, ModelMetadata, StateSpec  # noqa: E402
 from tacforce_ros.inference.runtime import (  # noqa: E402
     OnnxModel, RuntimeOptions, default_engine_cache, preload_gpu_libraries, resolve_providers)
-from tacforce_ros.perception.force import ForceRange, NonFiniteOutput, TactileForceEstimator  # noqa: E402
+from tacforce_ros.perception.force import (  # noqa: E402
+    ForceRange, InputRange, NonFiniteOutput, TactileForceEstimator, load_reference_image)
 
 
 def metadata(task="tactile_force", **changes) -> ModelMetadata:
@@ -23,11 +24,13 @@ def metadata(task="tactile_force", **changes) -> ModelMetadata:
     return ModelMetadata(**{**meta.__dict__, **changes})
 
 
-def build(path, meta: ModelMetadata | None, scale: float = 1.0):
-    """Build a graph with force = [mean(image), h_in sum, scale] and h_out = h_in + 1 (so state threading shows)."""
+def build(path, meta: ModelMetadata | None, scale: float = 1.0, reference: bool = False):
+    """Build a graph with force = [mean(image), h_in sum, scale] and h_out = h_in + 1 (so state threading shows);
+    with ``reference``, a uint8 input "reference" too and force[0] = mean(image) - mean(reference).
+    """
     nodes = [
         helper.make_node("Cast", ["image"], ["f"], to=TensorProto.FLOAT),
-        helper.make_node("ReduceMean", ["f"], ["m"], keepdims=0),
+        helper.make_node("ReduceMean", ["f"], ["m_image"], keepdims=0),
         helper.make_node("ReduceSum", ["h_in"], ["hs"], keepdims=0),
         helper.make_node("Constant", [], ["one"], value=helper.make_tensor("one", TensorProto.FLOAT, [], [1.0])),
         helper.make_node("Constant", [], ["s"], value=helper.make_tensor("s", TensorProto.FLOAT, [], [scale])),
@@ -35,6 +38,12 @@ def build(path, meta: ModelMetadata | None, scale: float = 1.0):
         helper.make_node("Concat", ["m1", "hs1", "s1"], ["flat"], axis=0),
         helper.make_node("Reshape", ["flat", "shape"], ["force"]),
     ]
+    if reference:
+        nodes[2:2] = [helper.make_node("Cast", ["reference"], ["r"], to=TensorProto.FLOAT),
+                      helper.make_node("ReduceMean", ["r"], ["m_reference"], keepdims=0),
+                      helper.make_node("Sub", ["m_image", "m_reference"], ["m"])]
+    else:
+        nodes.insert(2, helper.make_node("Identity", ["m_image"], ["m"]))
     for name in ("m", "hs", "s"):
         nodes.insert(-2, helper.make_node("Unsqueeze", [name, "zero"], [name + "1"]))
     inits = [helper.make_tensor("zero", TensorProto.INT64, [1], [0]),
@@ -42,6 +51,7 @@ def build(path, meta: ModelMetadata | None, scale: float = 1.0):
     graph = helper.make_graph(
         nodes, "test",
         [helper.make_tensor_value_info("image", TensorProto.UINT8, [1, 4, 6, 1]),
+         *([helper.make_tensor_value_info("reference", TensorProto.UINT8, [1, 4, 6, 1])] if reference else []),
          helper.make_tensor_value_info("h_in", TensorProto.FLOAT, [1, 2])],
         [helper.make_tensor_value_info("force", TensorProto.FLOAT, [1, 3]),
          helper.make_tensor_value_info("h_out", TensorProto.FLOAT, [1, 2])], inits)
@@ -83,6 +93,82 @@ def test_estimator_tare_reset_and_non_finite(tmp_path):
                           providers=["cpu"], warmup_runs=0)
     with pytest.raises(NonFiniteOutput):
         TactileForceEstimator(nan_model).step(frame)
+
+
+def reference_model(tmp_path, training=None):
+    meta = metadata(input=InputSpec("image", 4, 6, 1, "mono8", reference="reference"), training=training or {})
+    return OnnxModel(build(tmp_path / "ref.onnx", meta, reference=True), "tactile_force", providers=["cpu"])
+
+
+def test_reference_input_is_fed_and_required(tmp_path):
+    model = reference_model(tmp_path)
+    frame, ref = np.full((1, 4, 6, 1), 30, np.uint8), np.full((1, 4, 6, 1), 10, np.uint8)
+    out, _ = model.run(frame, reference=ref)
+    np.testing.assert_allclose(out["force"], [[20.0, 0.0, 1.0]])
+    with pytest.raises(ValueError, match="no-contact reference"):
+        model.run(frame)
+    with pytest.raises(ValueError, match="no-contact reference"):
+        model.run(frame, reference=ref[:, :2])
+    # metadata and graph must agree on the reference input, both ways
+    plain = build(tmp_path / "plain.onnx", metadata(input=InputSpec("image", 4, 6, 1, "mono8", reference="reference")))
+    with pytest.raises(ModelError, match="no uint8 input 'reference'"):
+        OnnxModel(plain, "tactile_force", providers=["cpu"])
+    extra = build(tmp_path / "extra.onnx", metadata(), reference=True)
+    with pytest.raises(ModelError, match="differ from the metadata"):
+        OnnxModel(extra, "tactile_force", providers=["cpu"])
+
+
+def test_estimator_captures_the_reference_from_the_first_frames(tmp_path):
+    est = TactileForceEstimator(reference_model(tmp_path), reference_frames=3)
+    frames = [np.full((4, 6, 1), v, np.uint8) for v in (10, 20, 30, 50, 50)]
+    forces = [est.step(f)[0] for f in frames]
+    # the mean so far is the reference while capturing: 10, 15, 20; then it stays 20
+    np.testing.assert_allclose(forces, [0.0, 5.0, 10.0, 30.0, 30.0])
+    assert est.reference_source == "mean of 3 captured frame(s)"
+    est.step(frames[0])
+    est.capture_reference(frames=1)      # anew: the state is reset too
+    assert est.reference_source.startswith("capturing")
+    np.testing.assert_allclose(est.step(np.full((4, 6, 1), 40, np.uint8)), [0.0, 0.0, 1.0])
+    np.testing.assert_allclose(est.step(np.full((4, 6, 1), 45, np.uint8))[0], 5.0)
+
+    given = TactileForceEstimator(reference_model(tmp_path), reference=np.full((4, 6, 1), 5, np.uint8))
+    assert given.step(frames[0])[0] == 5.0 and given.reference_source == "given image"
+    with pytest.raises(ValueError, match="6x4"):
+        given.set_reference(np.zeros((5, 6, 1), np.uint8), "test")
+    plain = TactileForceEstimator(OnnxModel(build(tmp_path / "m.onnx", metadata()), "tactile_force",
+                                            providers=["cpu"]))
+    with pytest.raises(ValueError, match="takes no reference"):
+        plain.capture_reference()
+
+
+def test_input_range_flags_frames_unlike_the_training_frames(tmp_path):
+    training = {"input_channel_means": {"min": [20.0], "max": [60.0]}}
+    est = TactileForceEstimator(reference_model(tmp_path, training), reference_frames=1)
+    est.step(np.full((4, 6, 1), 30, np.uint8))
+    assert est.input_note == ""
+    est.step(np.full((4, 6, 1), 70, np.uint8))       # within the margin of 12 grey levels
+    assert est.input_note == ""
+    est.step(np.full((4, 6, 1), 200, np.uint8))
+    assert est.input_note == "input channel means [200] are far from the training frames' [20] .. [60]"
+    assert InputRange.from_training({}) is None
+
+
+def test_reference_image_files(tmp_path):
+    import cv2
+    colour = np.zeros((4, 6, 3), np.uint8)
+    colour[..., 0] = 200          # red in RGB
+    cv2.imwrite(str(tmp_path / "ref.png"), colour[..., ::-1])
+    np.testing.assert_array_equal(load_reference_image(tmp_path / "ref.png", "rgb8"), colour)
+    assert load_reference_image(tmp_path / "ref.png", "mono8").shape == (4, 6, 1)
+    np.save(tmp_path / "ref.npy", colour)
+    np.testing.assert_array_equal(load_reference_image(tmp_path / "ref.npy", "rgb8"), colour)
+    np.save(tmp_path / "float.npy", colour.astype(np.float32))
+    for bad, message in (("float.npy", "uint8"), ("missing.png", "no such file"), ("ref.npy.txt", "no such")):
+        with pytest.raises(ValueError, match=message):
+            load_reference_image(tmp_path / bad, "rgb8")
+    (tmp_path / "junk.png").write_bytes(b"not a png")
+    with pytest.raises(ValueError, match="OpenCV"):
+        load_reference_image(tmp_path / "junk.png", "rgb8")
 
 
 def test_force_range_says_when_an_estimate_is_extrapolated_or_saturated():

@@ -223,3 +223,67 @@ def test_estimates_beyond_the_trained_range_are_published_and_flagged_on_diagnos
     warnings = [s.message for d in reports for s in d.status if s.level == DiagnosticStatus.WARN]
     assert any("Fx 250 N is beyond the trained range [0, 100] N (extrapolated)" in w for w in warnings), warnings
     assert "Fx 250 N is beyond the trained range" in log      # and the node's log says it
+
+
+def test_reference_is_captured_recaptured_on_request_and_flags_unlike_inputs(ros, tmp_path):
+    """A reference model: the first frames become the no-contact reference, ~/capture_reference takes it anew,
+    and a frame unlike any training frame is published and flagged on /diagnostics.
+    """
+    from test_runtime import build, metadata
+    from tacforce_ros.inference.contract import InputSpec
+    from tacforce_ros.perception.image import encode_image_fields
+    from tacforce_ros.ros.qos import sensor_qos
+    domain, node = ros
+    # the test graph's force is [mean(image) - mean(reference), sum of its state, 1]
+    meta = metadata(input=InputSpec("image", 4, 6, 1, "mono8", reference="reference"),
+                    training={"input_channel_means": {"min": [20.0], "max": [90.0]}})
+    model = build(tmp_path / "ref.onnx", meta, reference=True)
+    got, reports = collect(node), []
+    node.create_subscription(DiagnosticArray, "/diagnostics", reports.append, 50)
+    server = start_node(NODE, domain, {"model_path": str(model), "diagnostics_period": 0.2, "reference_frames": 2})
+    client = node.create_client(Trigger, "/tactile_force_node/capture_reference")
+    pub = node.create_publisher(Image, "/tactile/image_raw", sensor_qos(depth=5))
+
+    def send(sec: int, level: int) -> None:
+        msg = Image(**encode_image_fields(np.full((4, 6), level, np.uint8), "mono8"))
+        msg.header.stamp.sec = sec
+        for _ in range(5):  # best effort: send again if it was lost
+            pub.publish(msg)
+            if spin_until(node, lambda: any(m.header.stamp.sec == sec for m in got), 2, [server]):
+                return
+
+    try:
+        assert spin_until(node, lambda: pub.get_subscription_count() > 0 and client.service_is_ready(), 60, [server])
+        for sec, level in enumerate([30, 50, 70], 100):      # reference: 30, then the mean of 30 and 50
+            send(sec, level)
+        future = client.call_async(Trigger.Request())
+        assert spin_until(node, future.done, 10, [server]) and future.result().success
+        for sec, level in enumerate([60, 60, 80, 250], 200):   # reference anew: 60
+            send(sec, level)
+        spin_until(node, lambda: False, 1.0)
+    finally:
+        log = stop(server)
+    forces = {m.header.stamp.sec: m.wrench.force.x for m in got}
+    assert [forces.get(s) for s in (100, 101, 102)] == [0.0, 10.0, 30.0], log
+    assert [forces.get(s) for s in (200, 201, 202, 203)] == [0.0, 0.0, 20.0, 190.0], log
+    values = [{kv.key: kv.value for kv in s.values} for d in reports for s in d.status]
+    assert values[-1]["reference"] == "mean of 2 captured frame(s)" and values[-1]["frames_unlike_training_inputs"] == "1"
+    warnings = [s.message for d in reports for s in d.status if s.level == DiagnosticStatus.WARN]
+    assert any("unlike the training frames: input channel means [250]" in w for w in warnings), warnings
+
+
+@pytest.mark.parametrize("setting, expected", [
+    ("missing.png", "parameter 'reference_image': {tmp}/missing.png: no such file"),
+    ("small.png", "parameter 'reference_image': model expects 6x4 images, got 3x2"),
+])
+def test_bad_reference_image_stops_start_up_naming_the_parameter(tmp_path, setting, expected):
+    import cv2
+    from test_runtime import build, metadata
+    from tacforce_ros.inference.contract import InputSpec
+    cv2.imwrite(str(tmp_path / "small.png"), np.zeros((2, 3), np.uint8))
+    meta = metadata(input=InputSpec("image", 4, 6, 1, "mono8", reference="reference"))
+    model = build(tmp_path / "ref.onnx", meta, reference=True)
+    proc = start_node(NODE, 97, {"model_path": str(model), "reference_image": str(tmp_path / setting)})
+    proc.wait(60)
+    log = stop(proc)
+    assert proc.returncode == 1 and expected.format(tmp=tmp_path) in log and "Traceback" not in log, log

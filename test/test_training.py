@@ -24,7 +24,7 @@ from tacforce_training.models.temporal_force import CONFIGS, TemporalForce  # no
 from tacforce_training.preprocess import ImagePreprocess  # noqa: E402
 from tacforce_training.synthetic import marker_sequences  # noqa: E402
 from tacforce_training.tasks.tactile_force import data as data_mod  # noqa: E402
-from tacforce_training.tasks.tactile_force.augment import AugmentConfig  # noqa: E402
+from tacforce_training.tasks.tactile_force.augment import Augment, AugmentConfig  # noqa: E402
 from tacforce_training.tasks.tactile_force.config import TrainConfig  # noqa: E402
 from tacforce_training.tasks.tactile_force.evaluate import evaluate_tactile_force  # noqa: E402
 from tacforce_training.tasks.tactile_force.export import export_tactile_force, load_streaming_module  # noqa: E402
@@ -358,3 +358,94 @@ def test_cli_train_eval_export(sequences, tmp_path, monkeypatch, capsys):
                               "--out", str(tmp_path / "x.onnx")])
     assert args.func(args) == 1
     assert "grasp_map.pt is a grasp_map checkpoint, not a tactile_force one" in capsys.readouterr().err
+
+
+def test_cli_grey_and_no_reference_flags(tmp_path, monkeypatch):
+    """A colour bag trains a colour reference model by default; --grey and --no-reference say otherwise."""
+    from tacforce_training.core.cli import add_task_commands
+    from tacforce_training.tasks.tactile_force import commands
+
+    seqs = marker_sequences(count=3, frames=8, height=H, width=W, channels=3, seed=4)
+    for s in seqs:
+        s.encoding = "rgb8"
+    monkeypatch.setattr(commands, "load_pairs", lambda args, bags: SimpleNamespace(
+        sequences=seqs, stats={}, summary=lambda: "fake", force_frame=""))
+    parser = argparse.ArgumentParser()
+    add_task_commands(parser.add_subparsers(dest="cmd", required=True))
+    base = ["train", "tactile-force", "--bag", "b", "--image-topic", "/i", "--wrench-topic", "/w", "--config", "tiny",
+            "--epochs", "1", "--threads", "1"]
+    for flags, channels, reference in (([], 3, "reference"), (["--grey", "--no-reference"], 1, None)):
+        out = tmp_path / ("-".join(flags) or "default")
+        args = parser.parse_args([*base, "--out", str(out), *flags])
+        assert args.func(args) == 0
+        meta = OnnxModel(out / "tactile_force.onnx", "tactile_force", providers=["cpu"]).metadata
+        assert meta.input.encoding == "rgb8" and meta.input.reference == reference
+        assert ("luma" in meta.preprocessing) == (channels == 1)
+        assert meta.training["config"]["model"]["in_channels"] == channels
+
+
+# --- reference, colour and augmentation ------------------------------------------------------------
+
+def test_no_contact_reference_is_the_mean_of_the_frames_before_contact():
+    from tacforce_ros.data.tactile_pairs import no_contact_reference
+    images = np.stack([np.full((2, 3, 1), v, np.uint8) for v in (10, 12, 14, 200, 200, 10)])
+    forces = np.zeros((6, 3))
+    forces[3:5, 2] = -2.0
+    ref, count = no_contact_reference(images, forces)
+    assert count == 3 and ref.shape == (2, 3, 1) and (ref == 12).all()
+    ref, count = no_contact_reference(images, forces, max_frames=2)
+    assert count == 2 and (ref == 11).all()
+    forces[0, 2] = -2.0       # in contact from the first frame: that frame, and a count of 0 to say so
+    ref, count = no_contact_reference(images, forces)
+    assert count == 0 and (ref == 10).all()
+    with pytest.raises(ValueError, match="empty"):
+        no_contact_reference(images[:0], forces[:0])
+
+
+def test_augmentation_is_seeded_and_turns_shear_with_the_image():
+    aug = Augment(AugmentConfig(brightness=0.0, colour_gain=0.0, reference_drift=0.0, noise=0.0, shift=0.0,
+                                rotation_deg=45.0), mean=0.5, std=0.5)
+    frames = -torch.ones(1, 1, 33, 33)
+    frames[..., 16, 24:] = 1.0                        # a bright ray from the centre towards +x (image right)
+    forces = torch.tensor([[1.0, 0.0, -3.0]])         # shear towards +x
+    out, ref, turned = aug(frames, frames[0], forces, torch.Generator().manual_seed(3))
+    ys, xs = np.nonzero(out[0, 0].numpy() > 0)
+    ray = np.array([xs.mean() - 16, ys.mean() - 16])
+    ray /= np.linalg.norm(ray)
+    assert np.dot(ray, turned[0, :2].numpy()) > 0.99 and turned[0, 2] == -3.0     # the force turned with the ray
+    assert abs(np.degrees(np.arctan2(ray[1], ray[0]))) > 3 and torch.equal(out[0], ref)
+
+    full = Augment(AugmentConfig(), mean=0.5, std=0.5)
+    clip, reference = torch.rand(4, 3, 16, 16), torch.rand(3, 16, 16)
+    a = full(clip, reference, torch.zeros(4, 3), torch.Generator().manual_seed(7))
+    b = full(clip, reference, torch.zeros(4, 3), torch.Generator().manual_seed(7))
+    c = full(clip, reference, torch.zeros(4, 3), torch.Generator().manual_seed(8))
+    assert all(torch.equal(x, y) for x, y in zip(a, b)) and not torch.equal(a[0], c[0])
+    masks = Augment(AugmentConfig(shift=0.0, rotation_deg=0.0), 0.5, 0.5, photometric=False)
+    assert torch.equal(masks(clip, reference, torch.zeros(4, 3), torch.Generator())[0], clip)
+    off = Augment(AugmentConfig(enabled=False), 0.5, 0.5)
+    assert off(clip, reference, torch.ones(4, 3), torch.Generator())[0] is clip
+    with pytest.raises(ValueError, match="noise"):
+        AugmentConfig(noise=-0.1)
+
+
+def test_training_with_augmentation_and_a_colour_reference_model(tmp_path):
+    """The default path: augmentation on, colour frames, reference from each sequence's first frames."""
+    seqs = marker_sequences(count=4, frames=12, height=H, width=W, channels=3, seed=5)
+    cfg = tiny_config(epochs=1, augment=AugmentConfig(), model=dataclasses.replace(CONFIGS["tiny"], in_channels=3))
+    result = train(cfg, seqs, tmp_path / "aug", encoding="rgb8")
+    assert np.isfinite(result.history[-1]["train_loss"])
+    summary = result.summary
+    assert summary["config"]["augment"]["enabled"] and "frames before its first contact" in summary["reference"]
+    assert len(summary["input_channel_means"]["min"]) == 3 and "force_std" in summary
+    assert "model_force_range" not in summary     # the linear head has no bounded range
+
+
+def test_cli_parses_augment_settings():
+    from tacforce_training.tasks.tactile_force.commands import parse_augment
+    assert parse_augment(None) == AugmentConfig()
+    assert parse_augment("brightness=0.2, rotation_deg=0") == AugmentConfig(brightness=0.2, rotation_deg=0.0)
+    assert parse_augment("enabled=false").enabled is False
+    for bad in ("bright=0.2", "noise", "noise=x", "enabled=maybe", "shift=2"):
+        with pytest.raises(ValueError, match="augment"):
+            parse_augment(bad)

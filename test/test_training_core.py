@@ -91,9 +91,9 @@ def test_frames_go_to_a_memmap_over_the_budget_and_workers_read_them(tmp_path):
     loader = torch.utils.data.DataLoader(clips, batch_size=4, **spawn)
     fps, frames = loader_frames_per_s(loader, lambda b: b[0].shape[0] * b[0].shape[1])
     assert frames == len(clips) * 8 and fps > 0
-    x, y, mask = next(iter(torch.utils.data.DataLoader(clips, batch_size=len(clips), **spawn)))
+    x, reference, y, mask = next(iter(torch.utils.data.DataLoader(clips, batch_size=len(clips), **spawn)))
     ref = torch.utils.data.default_collate([Clips(ram, 8, 0)[i] for i in range(len(clips))])
-    assert torch.equal(x, ref[0]) and torch.equal(y, ref[1]) and mask.all()
+    assert torch.equal(x, ref[0]) and torch.equal(reference, ref[1]) and torch.equal(y, ref[2]) and mask.all()
 
 
 def test_frames_store_hands_workers_a_path_not_its_data(tmp_path):
