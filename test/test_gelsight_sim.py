@@ -8,7 +8,7 @@ import pytest
 
 from tacforce_ros.data.tactile_pairs import load_tactile_pairs
 from tacforce_ros.sim.gelsight import (GELSIGHT_STYLES, GelSightSimulator, GelSightStyle, calibration_dir,
-                                      load_calibration)
+                                       load_calibration)
 from tacforce_ros.sim.sensors import SimConfig, SimulatedSensors, write_sim_bag
 from tacforce_ros.sim.tactile import TactileSimulator
 from tacforce_ros.sim.tactile_styles import SENSOR_STYLES

@@ -101,7 +101,7 @@ class GelSightStyle:
         return self.width / self.pad_width_mm
 
     def mechanics(self) -> SensorStyle:
-        """The marker simulator's style with this gel and pad, for its contact solver."""
+        """Return the marker simulator's style with this gel and pad, for its contact solver."""
         return SensorStyle(name=self.name, width=self.width, height=self.height, pad_width_mm=self.pad_width_mm,
                            pad_height_mm=self.pad_height_mm, margin_px=0, youngs_modulus_pa=self.youngs_modulus_pa,
                            poisson=self.poisson, friction=self.friction, noise_std=0.0)
@@ -219,8 +219,10 @@ class GelSightSimulator:
         return self.mechanics.force(indenter, x, y, depth, shear)
 
     def surface(self, state: ContactState | None) -> tuple[np.ndarray, np.ndarray]:
-        """Indentation (m, > 0 into the gel) per pixel as the camera sees it, and the in-plane
-        displacement (m, (2, H, W)) of the material there, from a contact (None: flat gel).
+        """Return the gel surface per pixel as the camera sees it (None: the flat gel).
+
+        The indentation (m, > 0 into the gel, (H, W)) and the in-plane displacement (m,
+        (2, H, W)) of the material seen at each pixel.
         """
         h, w = self.style.height, self.style.width
         if state is None or not state.in_contact:
