@@ -202,3 +202,21 @@ def test_bag_reads_back_as_rgb_frames_with_forces(tmp_path, compressed):
     first, _ = SimulatedSensors(config).image(0.0)
     assert np.array_equal(images[0], first)
     assert images[0, :, :, 0].mean() < images[0, :, :, 2].mean() - 20  # still RGB: the blue gel
+
+
+def test_split_configs_test_forces_beyond_the_training_range():
+    """config/sim_gelsight_{train,test}.yaml: unseen shapes pressed to >= 1.75x the training |Fz|."""
+    from tacforce_ros.paths import SOURCE_ROOT
+    from tacforce_ros.sim.indentation import corner_positions
+    from tacforce_ros.sim.indenter_shapes import SEEN_INDENTERS, UNSEEN_INDENTERS
+    train, test = (SimConfig.from_yaml(SOURCE_ROOT / "config" / f"sim_gelsight_{split}.yaml")
+                   for split in ("train", "test"))
+    assert set(train.indenters) == set(SEEN_INDENTERS) and set(test.indenters) == set(UNSEEN_INDENTERS)
+    assert train.style == test.style == "gelsight_mini" and train.seed != test.seed
+    assert train.wrench_rate == test.wrench_rate == 500.0
+    sim = GelSightSimulator(GELSIGHT_STYLES[train.style], grid=train.grid)
+
+    def max_force(config: SimConfig) -> float:
+        return max(-sim.contact(name, x, y, max(config.depths)).force[2] for name in config.indenters
+                   for x, y in corner_positions(config.position_step)[: config.positions])
+    assert max_force(test) >= 1.75 * max_force(train)
