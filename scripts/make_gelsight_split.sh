@@ -26,3 +26,17 @@ for split in train test; do
     echo "$split/$i: seed $seed, $((SECONDS - start)) s"
   done
 done
+# check: frames and max |Fz| per bag (the test maximum must reach 1.75x the training one)
+"$python" - "$out"/train/* "$out"/test/* <<'PY'
+import sys
+import numpy as np
+from tacforce_ros.data.tactile_pairs import load_tactile_pairs
+peak = {}
+for bag in sys.argv[1:]:
+    pairs = load_tactile_pairs(bag, "/tactile/image_raw/compressed", "/ft_sensor/wrench", "/tactile/episode")
+    fz = np.abs(np.concatenate([s.forces[:, 2] for s in pairs.sequences]))
+    split = bag.rstrip("/").split("/")[-2]
+    peak[split] = max(peak.get(split, 0.0), float(fz.max()))
+    print(f"{bag}: {len(fz)} frames ({pairs.sequences[0].encoding}), max |Fz| {fz.max():.2f} N")
+print(f"train F = {peak['train']:.2f} N, test max {peak['test']:.2f} N = {peak['test'] / peak['train']:.2f} F")
+PY
