@@ -203,7 +203,8 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--bag", help="write the scripted run to this bag directory instead of publishing")
     sim.add_argument("--indenters", nargs="+", help="override the indenters of the config")
     sim.add_argument("--seed", type=int, help="override the seed of the config")
-    sim.add_argument("--style", help="override the sensor style of the config (see tacforce_ros/sim/tactile.py)")
+    sim.add_argument("--style", help="override the sensor style of the config: a marker style (mono8, "
+                     "tacforce_ros/sim/tactile_styles.py) or gelsight_mini / gelsight_r15 (rgb8, sim/gelsight.py)")
     sim.add_argument("--seconds", type=float, help="stop the bag after this much simulated time")
     sim.add_argument("--raw-images", action="store_true",
                      help="record sensor_msgs/Image instead of PNG CompressedImage")

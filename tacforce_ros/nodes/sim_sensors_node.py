@@ -1,9 +1,10 @@
 """sim_sensors_node: a simulated tactile sensor and Nano17 following an indentation script.
 
-Publishes tactile images (sensor_msgs/Image mono8) at image_rate, the true contact wrench
-(WrenchStamped) at wrench_rate in batches from a 100 Hz timer, and a JSON phase/episode mark
-(std_msgs/String) at every phase change; all stamps come from this node's clock, with the
-script time t = now - start - start_delay, so images and wrenches share one time base.
+Publishes tactile images (sensor_msgs/Image: mono8 for marker styles, rgb8 for the GelSight-type
+ones) at image_rate, the true contact wrench (WrenchStamped) at wrench_rate in batches from a
+100 Hz timer, and a JSON phase/episode mark (std_msgs/String) at every phase change; all stamps
+come from this node's clock, with the script time t = now - start - start_delay, so images and
+wrenches share one time base.
 """
 from __future__ import annotations
 
@@ -59,7 +60,7 @@ class SimSensorsNode(Node):
         now_ns = self.get_clock().now().nanoseconds
         t = self.script_time(now_ns)
         image, _ = self.sensors.image(self.sensors.duration if t is None else t)
-        msg = Image(**encode_image_fields(image, "mono8"))
+        msg = Image(**encode_image_fields(image, self.sensors.encoding))
         msg.header.stamp = Time(nanoseconds=now_ns).to_msg()
         msg.header.frame_id = self.config.tactile_frame_id
         self.image_pub.publish(msg)

@@ -11,10 +11,14 @@ from pathlib import Path
 
 import numpy as np
 
+from .gelsight import GELSIGHT_STYLES, GelSightSimulator
 from .indentation import IndentationConfig, IndentationScript, ScriptSample, corner_positions
 from .indenter_shapes import INDENTERS
 from .tactile import TactileSimulator
 from .tactile_styles import SENSOR_STYLES
+
+# every style `style` may name: marker sensors (mono8 images) and GelSight-type ones (rgb8)
+STYLE_NAMES = (*SENSOR_STYLES, *GELSIGHT_STYLES)
 
 NODE_NAME = "sim_sensors_node"
 T0_NS = 1_700_000_000 * 10**9  # fixed start stamp of offline bags: deterministic output
@@ -48,7 +52,7 @@ class SimConfig:
     extra: dict = field(default_factory=dict, repr=False)
 
     DESCRIPTIONS = {
-        "style": "sensor style (marker layout, spacing, dot size, stiffness, noise, lighting)",
+        "style": "sensor style: a marker sensor (mono8 images) or a GelSight-type one (gelsight_*, rgb8)",
         "indenters": "indenter shapes, pressed in turn",
         "positions": "contact positions: 1 (centre) to 5 (centre and four corners)",
         "position_step": "offset of the corner positions from the centre, m",
@@ -92,8 +96,8 @@ class SimConfig:
         return cls.from_parameters(node_parameters(path, NODE_NAME))
 
     def validate(self) -> None:
-        if self.style not in SENSOR_STYLES:
-            raise ValueError(f"unknown sensor style {self.style!r} (known: {', '.join(SENSOR_STYLES)})")
+        if self.style not in STYLE_NAMES:
+            raise ValueError(f"unknown sensor style {self.style!r} (known: {', '.join(STYLE_NAMES)})")
         bad = [name for name in self.indenters if name not in INDENTERS]
         if bad or not self.indenters:
             raise ValueError(f"unknown indenter(s) {bad} (known: {', '.join(INDENTERS)})")
@@ -117,7 +121,16 @@ class SimulatedSensors:
         config.validate()
         self.config = config
         self.script = IndentationScript(config.script_config())
-        self.sim = TactileSimulator(SENSOR_STYLES[config.style], grid=config.grid, seed=config.seed)
+        # the cached force-depth curves must cover the deepest press (they extrapolate beyond)
+        max_depth = max(2.0e-3, *config.depths)
+        if config.style in GELSIGHT_STYLES:
+            self.sim = GelSightSimulator(GELSIGHT_STYLES[config.style], grid=config.grid, seed=config.seed,
+                                         max_depth=max_depth)
+            self.encoding = self.sim.encoding
+        else:
+            self.sim = TactileSimulator(SENSOR_STYLES[config.style], grid=config.grid, seed=config.seed,
+                                        max_depth=max_depth)
+            self.encoding = "mono8"
         self._noise = np.random.default_rng(config.seed + 1)
 
     @property
@@ -125,7 +138,7 @@ class SimulatedSensors:
         return self.script.duration
 
     def image(self, t: float) -> tuple[np.ndarray, ScriptSample]:
-        """mono8 (H, W) marker image at time t, and the script sample it shows."""
+        """Image at time t in `encoding` (mono8 (H, W) or rgb8 (H, W, 3)), and the script sample it shows."""
         s = self.script.sample(t)
         if s.depth <= 0.0:
             return self.sim.render(None), s
@@ -193,11 +206,11 @@ def write_sim_bag(path: str | Path, config: SimConfig, compressed: bool = True,
                 ti_ns = T0_NS + round(ti * 1e9)
                 image, _ = sensors.image(ti)
                 if compressed:
-                    fmt, data = encode_compressed(image, "png")
+                    fmt, data = encode_compressed(image, "png", order="rgb" if sensors.encoding == "rgb8" else "gray")
                     msg = types[COMPRESSED_IMAGE](header=header(ti_ns, config.tactile_frame_id), format=fmt,
                                                   data=np.frombuffer(data, np.uint8))
                 else:
-                    fields_ = encode_image_fields(image, "mono8")
+                    fields_ = encode_image_fields(image, sensors.encoding)
                     fields_["data"] = np.frombuffer(fields_["data"], np.uint8)
                     msg = types[IMAGE](header=header(ti_ns, config.tactile_frame_id), **fields_)
                 writer.write_msg(image_topic, ti_ns, msg)

@@ -82,6 +82,9 @@ class ContactState:
     pressure: np.ndarray  # (ny, nx) Pa on the pad grid; row 0 is the -y edge (image top)
     marker_xy: np.ndarray  # (M, 2) displaced marker centres, pixels (column, row)
     marker_radius: np.ndarray  # (M,) dot radii, pixels
+    # (ny, nx, 3) m: surface displacement (ux, uy, uz) on the pad grid, sensor frame (uz < 0 where
+    # pressed); what a photometric (GelSight-type) sensor images instead of markers
+    surface_displacement: np.ndarray
 
     @property
     def in_contact(self) -> bool:
@@ -157,7 +160,8 @@ class TactileSimulator:
         normal_force = float(pressure.sum()) * self._cell_area
         if normal_force <= 0.0:
             return ContactState(indenter, np.array([x, y], float), depth, shear_vec, np.zeros(3), 0.0,
-                                np.zeros(self.grid_shape), self._reference_xy.copy(), self._reference_radius.copy())
+                                np.zeros(self.grid_shape), self._reference_xy.copy(), self._reference_radius.copy(),
+                                np.zeros((*self.grid_shape, 3)))
         tangential = self._tangential_force(normal_force, area, shear_vec)
 
         # Traction proportional to pressure: q = tangential * p / Fn, so one spectrum serves all.
@@ -171,7 +175,8 @@ class TactileSimulator:
         growth = 1.0 + self.style.dot_growth_per_mm * 1e3 * self._marker_sampler(normal_disp)
         force = np.array([tangential[0], tangential[1], -normal_force])
         return ContactState(indenter, np.array([x, y], float), depth, shear_vec, force, area,
-                            pressure.copy(), marker_xy, self._reference_radius * growth)
+                            pressure.copy(), marker_xy, self._reference_radius * growth,
+                            np.stack([ux, uy, -normal_disp], axis=-1))
 
     def normal_force(self, indenter: str, x: float, y: float, depth: float) -> float:
         """|Fz| (N) from a cached force-depth curve per (indenter, x, y): cheap at kHz rates."""
