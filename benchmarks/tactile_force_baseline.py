@@ -1,4 +1,4 @@
-"""A plain CNN on (frame - no-contact reference) beside a tacforce tactile_force model, on one split.
+r"""A plain CNN on (frame - no-contact reference) beside a tacforce tactile_force model, on one split.
 
 The baseline a user would write first: each frame minus its sequence's no-contact frame (the
 same reference rule as training: `no_contact_reference`), area-resized to --size px, four

@@ -267,7 +267,8 @@ def test_reference_is_captured_recaptured_on_request_and_flags_unlike_inputs(ros
     assert [forces.get(s) for s in (100, 101, 102)] == [0.0, 10.0, 30.0], log
     assert [forces.get(s) for s in (200, 201, 202, 203)] == [0.0, 0.0, 20.0, 190.0], log
     values = [{kv.key: kv.value for kv in s.values} for d in reports for s in d.status]
-    assert values[-1]["reference"] == "mean of 2 captured frame(s)" and values[-1]["frames_unlike_training_inputs"] == "1"
+    assert values[-1]["reference"] == "mean of 2 captured frame(s)"
+    assert values[-1]["frames_unlike_training_inputs"] == "1"
     warnings = [s.message for d in reports for s in d.status if s.level == DiagnosticStatus.WARN]
     assert any("unlike the training frames: input channel means [250]" in w for w in warnings), warnings
 

@@ -449,3 +449,14 @@ def test_cli_parses_augment_settings():
     for bad in ("bright=0.2", "noise", "noise=x", "enabled=maybe", "shift=2"):
         with pytest.raises(ValueError, match="augment"):
             parse_augment(bad)
+
+
+def test_shift_moves_the_clip_by_whole_pixels_without_resampling():
+    aug = Augment(AugmentConfig(brightness=0.0, colour_gain=0.0, reference_drift=0.0, noise=0.0, shift=0.25),
+                  mean=0.5, std=0.5)
+    frames = torch.zeros(2, 1, 16, 16)
+    frames[:, 0, 8, 8] = 1.0
+    out, ref, forces = aug(frames, frames[0], torch.ones(2, 3), torch.Generator().manual_seed(1))
+    assert sorted(out.unique().tolist()) == [0.0, 1.0] and torch.equal(out[0], ref)   # moved, not blurred
+    (row, col), = torch.nonzero(out[0, 0]).tolist()
+    assert (row, col) != (8, 8) and max(abs(row - 8), abs(col - 8)) <= 4 and torch.equal(forces, torch.ones(2, 3))

@@ -107,7 +107,6 @@ class TactileForceNode(ModelNode):
             response.message = "tared at [" + ", ".join(f"{v:.3f}" for v in offset) + "] N"
         return response
 
-
     def on_capture_reference(self, _request, response):
         try:
             self.estimator.capture_reference()

@@ -74,7 +74,8 @@ def load_reference_image(path: str | Path, encoding: str) -> np.ndarray:
     if image.ndim == 3 and image.shape[2] == 4:
         image = image[..., :3]
     order = "gray" if image.ndim == 2 or image.shape[2] == 1 else "bgr"
-    return np.ascontiguousarray(to_model_channels(image, order, {"mono8": "gray", "rgb8": "rgb", "bgr8": "bgr"}[encoding]))
+    wanted = {"mono8": "gray", "rgb8": "rgb", "bgr8": "bgr"}[encoding]
+    return np.ascontiguousarray(to_model_channels(image, order, wanted))
 
 
 def _fmt(values) -> str:

@@ -3,7 +3,7 @@
 A re-implementation of GenForce's force model (Chen et al., "Training Tactile Sensors to
 Learn Force Sensing from Each Other", Nature Communications 2026):
 
-    frame (+ frame minus the sensor's no-contact reference)
+    frame minus the sensor's no-contact reference (or the frame, for a model without one)
           -> RAFT-style encoder (7x7/2 conv, residual stages) -> features at 1/8
           -> ConvGRU (3x3) carrying the state from frame to frame
           -> two stride-2 residual blocks (batch norm) over the state and this frame's features
@@ -13,8 +13,9 @@ A force is predicted at every frame, so the same weights train on clips and run 
 stream one frame at a time (``step``), which is what the ROS node and the exported ONNX do.
 
 Differences from GenForce, and why:
-- the no-contact reference frame is an input (``reference``): lighting, gel and camera differ
-  from unit to unit and drift, and what the contact changed is what carries the force;
+- the no-contact reference frame is an input (``reference``) and the encoder sees the frame
+  minus it: lighting, gel and camera differ from unit to unit and drift, and what the contact
+  changed is what carries the force (the absolute frame mostly tells one unit from another);
 - channels follow the sensor: one grey channel for marker sensors, RGB for photometric
   (GelSight-type) ones, whose colour encodes the surface normal;
 - a linear head on standardised forces (``head="linear"``), not a sigmoid over the training
@@ -47,9 +48,9 @@ NORMS = {"batch": nn.BatchNorm2d, "instance": nn.InstanceNorm2d}
 
 @dataclass
 class TemporalForceConfig(DictConfig):
-    image_size: int = 128                              # square model input, pixels
+    image_size: int = 96                               # square model input, pixels
     in_channels: int = 1                               # image channels: 1 grey, 3 RGB (training/preprocess.py)
-    reference: bool = True                             # also take frame minus the no-contact reference
+    reference: bool = True                             # see frame minus the no-contact reference
     head: str = "linear"                               # "linear" (standardised, extrapolates) | "sigmoid"
     encoder_norm: str = "batch"                        # "batch" keeps magnitudes | "instance"
     readout_features: bool = True                      # the head also sees this frame's encoder features
@@ -74,10 +75,6 @@ class TemporalForceConfig(DictConfig):
         """Build from a saved config; one saved before the head, reference and norm options is the legacy model."""
         legacy = {"head": "sigmoid", "reference": False, "encoder_norm": "instance", "readout_features": False}
         return super().from_dict({**legacy, **d})
-
-    @property
-    def encoder_input_channels(self) -> int:
-        return self.in_channels * (2 if self.reference else 1)
 
     @property
     def state_size(self) -> int:
@@ -122,7 +119,7 @@ class Encoder(nn.Module):
     def __init__(self, cfg: TemporalForceConfig):
         super().__init__()
         widths, norm = cfg.encoder_channels, NORMS[cfg.encoder_norm]
-        self.stem = nn.Sequential(nn.Conv2d(cfg.encoder_input_channels, widths[0], 7, 2, 3, bias=False),
+        self.stem = nn.Sequential(nn.Conv2d(cfg.in_channels, widths[0], 7, 2, 3, bias=False),
                                   norm(widths[0]), nn.ReLU())
         blocks, cin = [], widths[0]
         for i, cout in enumerate(widths):
@@ -204,12 +201,12 @@ class TemporalForce(nn.Module):
         return self.fc.weight.new_zeros(batch, self.cfg.hidden_channels, side, side)
 
     def encoder_input(self, x: torch.Tensor, reference: torch.Tensor | None) -> torch.Tensor:
-        """Frame(s) [N, C, S, S] -> what the encoder takes: with a reference [N, C, S, S], frame and frame minus it."""
+        """Frame(s) [N, C, S, S] -> what the encoder takes: with a reference [N, C, S, S], the frame minus it."""
         if not self.cfg.reference:
             return x
         if reference is None:
             raise ValueError("this model takes the sensor's no-contact reference frame with every frame")
-        return torch.cat([x, x - reference], 1)
+        return x - reference
 
     def _readout(self, h: torch.Tensor, feats: torch.Tensor) -> torch.Tensor:
         y = torch.cat([h, feats], 1) if self.cfg.readout_features else h

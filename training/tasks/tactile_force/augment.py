@@ -8,8 +8,12 @@ moment), applied to the preprocessed frames and the reference together:
     gain       overall brightness and per-channel colour gain (log-normal), frames and reference
     drift      the reference's own gain and offset: lighting changed since it was captured
     noise      per-pixel Gaussian noise, every frame and the reference independently
-    geometry   a small shift and in-plane rotation of the whole clip; Fx and Fy turn with it
-               (the image axes are the force axes), Fz stays
+    shift      a shift of the whole clip by whole pixels (edges repeated), so nothing is resampled
+    rotation   an in-plane rotation of the whole clip; Fx and Fy turn with it (the image axes are
+               the force axes), Fz stays. Off by default: resampling blurs the fine marker
+               motion that carries shear, and on the simulated marker sensor even 5 degrees
+               cost Fx R² 0.98 -> 0.88 on held-out sequences; a unit's own no-contact reference
+               already absorbs how its gel sits in the image
 
 Photometric parts act on grey levels, so they are off for models that see binary marker masks.
 """
@@ -31,8 +35,8 @@ class AugmentConfig(DictConfig):
     colour_gain: float = 0.08       # std of the log of each channel's gain
     reference_drift: float = 0.03   # std of the reference's extra gain (log) and offset (full scale)
     noise: float = 0.01             # std of per-pixel noise, full scale
-    shift: float = 0.03             # largest shift, fraction of the image side
-    rotation_deg: float = 5.0       # largest in-plane rotation
+    shift: float = 0.03             # largest shift, fraction of the image side (whole pixels)
+    rotation_deg: float = 0.0       # largest in-plane rotation (resamples: see the module docstring)
 
     def __post_init__(self) -> None:
         bad = [name for name in ("brightness", "colour_gain", "reference_drift", "noise", "shift", "rotation_deg")
@@ -76,16 +80,21 @@ class Augment:
         return back(frames), back(reference)[0]
 
     def _geometric(self, frames, reference, forces, gen):
-        c = self.cfg
+        c, side = self.cfg, frames.shape[-1]
         uniform = (lambda scale: (2 * float(torch.rand(1, generator=gen)) - 1) * scale)
-        angle = math.radians(uniform(c.rotation_deg))
-        tx, ty = uniform(2 * c.shift), uniform(2 * c.shift)     # normalised coordinates span 2
-        cos, sin = math.cos(angle), math.sin(angle)
-        # each output pixel samples the input at R p + t, so the content turns by -angle
-        theta = torch.tensor([[cos, -sin, tx], [sin, cos, ty]], dtype=frames.dtype)
         stack = torch.cat([frames, reference[None]])
-        grid = F.affine_grid(theta[None].expand(len(stack), -1, -1), list(stack.shape), align_corners=False)
-        stack = F.grid_sample(stack, grid, mode="bilinear", padding_mode="border", align_corners=False)
-        turn = torch.tensor([[cos, sin], [-sin, cos]], dtype=forces.dtype)   # R^-1 on (Fx, Fy)
-        forces = torch.cat([forces[:, :2] @ turn.T, forces[:, 2:]], 1)
+        if c.shift:
+            most = int(c.shift * side)
+            dx, dy = (int(torch.randint(-most, most + 1, (1,), generator=gen)) for _ in range(2))
+            padded = F.pad(stack, (most, most, most, most), mode="replicate")
+            stack = padded[..., most - dy:most - dy + stack.shape[-2], most - dx:most - dx + side]
+        if c.rotation_deg:
+            angle = math.radians(uniform(c.rotation_deg))
+            cos, sin = math.cos(angle), math.sin(angle)
+            # each output pixel samples the input at R p, so the content turns by -angle
+            theta = torch.tensor([[cos, -sin, 0.0], [sin, cos, 0.0]], dtype=frames.dtype)
+            grid = F.affine_grid(theta[None].expand(len(stack), -1, -1), list(stack.shape), align_corners=False)
+            stack = F.grid_sample(stack, grid, mode="bilinear", padding_mode="border", align_corners=False)
+            turn = torch.tensor([[cos, sin], [-sin, cos]], dtype=forces.dtype)   # R^-1 on (Fx, Fy)
+            forces = torch.cat([forces[:, :2] @ turn.T, forces[:, 2:]], 1)
         return stack[:-1], stack[-1], forces

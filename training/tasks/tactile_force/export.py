@@ -57,7 +57,7 @@ class TactileForceStep(nn.Module):
         return self.model.step(self.preprocess(image), h_in, ref)
 
     def inputs(self, frame: np.ndarray, reference: np.ndarray) -> tuple[torch.Tensor, ...]:
-        """The image (and reference) tensors of one uint8 [1, H, W, C] frame, as the graph takes them."""
+        """Return the image (and reference) tensors of one uint8 [1, H, W, C] frame, as the graph takes them."""
         image = torch.from_numpy(np.ascontiguousarray(frame))
         return (image, torch.from_numpy(np.ascontiguousarray(reference))) if self.model.cfg.reference else (image,)
 
@@ -161,7 +161,7 @@ def write_model_card(path: Path, meta: ModelMetadata, command: str, parity_n: fl
     if meta.input.reference:
         inputs.insert(0, f"`{meta.input.reference}`: uint8, the image input's shape and encoding: the sensor's "
                          "no-contact frame (the node averages its first frames, or takes ~/capture_reference or "
-                         "the reference_image file); the graph takes the frame minus it as well as the frame")
+                         "the reference_image file); the network sees the frame minus it")
     if t.get("model_force_range"):
         extent = ("the output is bounded by the force range the model was trained with: "
                   f"{_fmt_range(t.get('model_force_range'))}")
