@@ -23,6 +23,7 @@ ROSDEP_KEYS = {"numpy": "python3-numpy", "cv2": "python3-opencv", "yaml": "pytho
                "ruamel": "python3-ruamel.yaml", "matplotlib": "python3-matplotlib", "tqdm": "python3-tqdm",
                "onnxruntime": "python3-onnxruntime-pip", "rosbags": "python3-rosbags-pip",
                "defusedxml": "python3-defusedxml", "simplejpeg": "python3-simplejpeg-pip", "mcap": "mcap-ros2-support",
+               "taxim": "python3-taxim-pip",
                "launch": "launch", "launch_ros": "launch_ros"}
 
 

@@ -6,8 +6,8 @@ Learn Force Sensing from Each Other", Nature Communications 2026):
     frame minus the sensor's no-contact reference (or the frame, for a model without one)
           -> RAFT-style encoder (7x7/2 conv, residual stages) -> features at 1/8
           -> ConvGRU (3x3) carrying the state from frame to frame
-          -> two stride-2 residual blocks (batch norm) over the state and this frame's features
-          -> global average pool -> linear 3 -> standardised (Fx, Fy, Fz) -> newtons
+          -> two stride-2 residual blocks (batch norm) -> global average pool -> linear 3
+          (+ linear 3 of this frame's pooled encoder features) -> standardised (Fx, Fy, Fz) -> newtons
 
 A force is predicted at every frame, so the same weights train on clips and run on a live
 stream one frame at a time (``step``), which is what the ROS node and the exported ONNX do.
@@ -20,9 +20,11 @@ Differences from GenForce, and why:
   (GelSight-type) ones, whose colour encodes the surface normal;
 - a linear head on standardised forces (``head="linear"``), not a sigmoid over the training
   range, so a harder press than any in training reads as more force (the node then says the
-  estimate is extrapolated); the head also sees the frame's encoder features, not only the
-  bounded (tanh) GRU state, and the encoder uses batch norm, which keeps the input's
-  magnitude, where instance norm would divide it away;
+  estimate is extrapolated). The GRU state is bounded (tanh), so a linear path from the frame's
+  pooled encoder features runs beside it (``readout_features``): a sum over the image of
+  piecewise-linear responses, which keeps growing with a larger or deeper contact, while the
+  recurrent head adds a bounded correction. The encoder uses batch norm (an affine map once
+  trained), which keeps the input's magnitude, where instance norm would divide it away;
 - much narrower by default (GenForce: 64/96/128 encoder, hidden 128, head 256/512, 256 px),
   so the default trains to convergence on two CPU cores in minutes;
 - the force normalisation is a pair of buffers inside the model, so the exported graph outputs
@@ -53,7 +55,7 @@ class TemporalForceConfig(DictConfig):
     reference: bool = True                             # see frame minus the no-contact reference
     head: str = "linear"                               # "linear" (standardised, extrapolates) | "sigmoid"
     encoder_norm: str = "batch"                        # "batch" keeps magnitudes | "instance"
-    readout_features: bool = True                      # the head also sees this frame's encoder features
+    readout_features: bool = True                      # + a linear path from this frame's pooled features
     encoder_channels: tuple[int, ...] = (16, 24, 32)   # stage widths; stages 2.. halve the size
     blocks_per_stage: int = 1                          # RAFT uses 2
     feature_channels: int = 32                         # encoder output (1x1 conv) = GRU input
@@ -154,13 +156,13 @@ class TemporalForce(nn.Module):
         self.cfg = cfg
         self.encoder = Encoder(cfg)
         self.gru = ConvGRUCell(cfg.feature_channels, cfg.hidden_channels)
-        cin = cfg.hidden_channels + (cfg.feature_channels if cfg.readout_features else 0)
-        head = []
+        cin, head = cfg.hidden_channels, []
         for cout in cfg.head_channels:
             head.append(ResidualBlock(cin, cout, 2, nn.BatchNorm2d))
             cin = cout
         self.head = nn.Sequential(*head)
         self.fc = nn.Linear(cin, 3)
+        self.skip = nn.Linear(cfg.feature_channels, 3) if cfg.readout_features else None
         if cfg.head == "sigmoid":
             self.register_buffer("force_min", torch.tensor(DEFAULT_FORCE_MIN))
             self.register_buffer("force_max", torch.tensor(DEFAULT_FORCE_MAX))
@@ -209,8 +211,10 @@ class TemporalForce(nn.Module):
         return x - reference
 
     def _readout(self, h: torch.Tensor, feats: torch.Tensor) -> torch.Tensor:
-        y = torch.cat([h, feats], 1) if self.cfg.readout_features else h
-        return self._to_newtons(self.fc(self.head(y).mean((2, 3))))
+        z = self.fc(self.head(h).mean((2, 3)))
+        if self.skip is not None:
+            z = z + self.skip(feats.mean((2, 3)))
+        return self._to_newtons(z)
 
     def step(self, x_t: torch.Tensor, h: torch.Tensor, reference: torch.Tensor | None = None
              ) -> tuple[torch.Tensor, torch.Tensor]:

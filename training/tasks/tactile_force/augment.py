@@ -31,8 +31,8 @@ from ...core.config import DictConfig
 @dataclass
 class AugmentConfig(DictConfig):
     enabled: bool = True
-    brightness: float = 0.15        # std of the log of the overall gain
-    colour_gain: float = 0.08       # std of the log of each channel's gain
+    brightness: float = 0.08        # std of the log of the overall gain
+    colour_gain: float = 0.04       # std of the log of each channel's gain
     reference_drift: float = 0.03   # std of the reference's extra gain (log) and offset (full scale)
     noise: float = 0.01             # std of per-pixel noise, full scale
     shift: float = 0.03             # largest shift, fraction of the image side (whole pixels)
