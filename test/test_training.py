@@ -441,6 +441,19 @@ def test_training_with_augmentation_and_a_colour_reference_model(tmp_path):
     assert "model_force_range" not in summary     # the linear head has no bounded range
 
 
+def test_squared_error_loss_weighs_large_errors_more(sequences, tmp_path):
+    task = TactileForceTask(tiny_config(loss="mse"), as_bag_sequences(sequences), tmp_path)
+    model = task.build_model()
+    batch = next(iter(torch.utils.data.DataLoader(task.train_set(), batch_size=2)))
+    x, ref, y, mask = batch
+    with torch.no_grad():
+        err = (model(x, reference=ref) - y) / task.unit
+    assert task.loss(model, batch).item() == pytest.approx(((err ** 2).mean(-1) * mask).sum().item() / mask.sum().item(),
+                                                           rel=1e-4)
+    with pytest.raises(ValueError, match="loss"):
+        tiny_config(loss="huber")
+
+
 def test_cli_parses_augment_settings():
     from tacforce_training.tasks.tactile_force.commands import parse_augment
     assert parse_augment(None) == AugmentConfig()

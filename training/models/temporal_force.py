@@ -3,28 +3,28 @@
 A re-implementation of GenForce's force model (Chen et al., "Training Tactile Sensors to
 Learn Force Sensing from Each Other", Nature Communications 2026):
 
-    frame minus the sensor's no-contact reference (or the frame, for a model without one)
-          -> RAFT-style encoder (7x7/2 conv, residual stages) -> features at 1/8
+    frame and frame minus the sensor's no-contact reference (the frame alone, without one)
+          -> RAFT-style encoder (7x7/2 conv, residual stages, instance norm) -> features at 1/8
           -> ConvGRU (3x3) carrying the state from frame to frame
-          -> two stride-2 residual blocks (batch norm) -> global average pool -> linear 3
-          (+ linear 3 of this frame's pooled encoder features) -> standardised (Fx, Fy, Fz) -> newtons
+          -> two stride-2 residual blocks (batch norm) over the state and this frame's features
+          -> global average pool -> linear 3 -> standardised (Fx, Fy, Fz) -> newtons
 
 A force is predicted at every frame, so the same weights train on clips and run on a live
 stream one frame at a time (``step``), which is what the ROS node and the exported ONNX do.
 
 Differences from GenForce, and why:
 - the no-contact reference frame is an input (``reference``) and the encoder sees the frame
-  minus it: lighting, gel and camera differ from unit to unit and drift, and what the contact
-  changed is what carries the force (the absolute frame mostly tells one unit from another);
+  minus it beside the frame: lighting, gel and camera differ from unit to unit and drift, and
+  what the contact changed is what carries the force. (The difference alone, with instance
+  norm, failed: out of contact it is noise, which the norm blows up to unit variance.);
 - channels follow the sensor: one grey channel for marker sensors, RGB for photometric
   (GelSight-type) ones, whose colour encodes the surface normal;
 - a linear head on standardised forces (``head="linear"``), not a sigmoid over the training
   range, so a harder press than any in training reads as more force (the node then says the
-  estimate is extrapolated). The GRU state is bounded (tanh), so a linear path from the frame's
-  pooled encoder features runs beside it (``readout_features``): a sum over the image of
-  piecewise-linear responses, which keeps growing with a larger or deeper contact, while the
-  recurrent head adds a bounded correction. The encoder uses batch norm (an affine map once
-  trained), which keeps the input's magnitude, where instance norm would divide it away;
+  estimate is extrapolated). The head sees the frame's encoder features beside the bounded
+  (tanh) GRU state (``readout_features``). ``encoder_norm="batch"`` (an affine map once
+  trained) keeps the input's magnitude where instance norm divides it away; on the simulated
+  sensors instance norm was as good or better (see README, "Tactile force on other sensors");
 - much narrower by default (GenForce: 64/96/128 encoder, hidden 128, head 256/512, 256 px),
   so the default trains to convergence on two CPU cores in minutes;
 - the force normalisation is a pair of buffers inside the model, so the exported graph outputs
@@ -52,10 +52,10 @@ NORMS = {"batch": nn.BatchNorm2d, "instance": nn.InstanceNorm2d}
 class TemporalForceConfig(DictConfig):
     image_size: int = 96                               # square model input, pixels
     in_channels: int = 1                               # image channels: 1 grey, 3 RGB (training/preprocess.py)
-    reference: bool = True                             # see frame minus the no-contact reference
+    reference: bool = True                             # also see frame minus the no-contact reference
     head: str = "linear"                               # "linear" (standardised, extrapolates) | "sigmoid"
-    encoder_norm: str = "batch"                        # "batch" keeps magnitudes | "instance"
-    readout_features: bool = True                      # + a linear path from this frame's pooled features
+    encoder_norm: str = "instance"                     # "instance" | "batch" (keeps magnitudes)
+    readout_features: bool = True                      # the head also sees this frame's encoder features
     encoder_channels: tuple[int, ...] = (16, 24, 32)   # stage widths; stages 2.. halve the size
     blocks_per_stage: int = 1                          # RAFT uses 2
     feature_channels: int = 32                         # encoder output (1x1 conv) = GRU input
@@ -77,6 +77,10 @@ class TemporalForceConfig(DictConfig):
         """Build from a saved config; one saved before the head, reference and norm options is the legacy model."""
         legacy = {"head": "sigmoid", "reference": False, "encoder_norm": "instance", "readout_features": False}
         return super().from_dict({**legacy, **d})
+
+    @property
+    def encoder_input_channels(self) -> int:
+        return self.in_channels * (2 if self.reference else 1)
 
     @property
     def state_size(self) -> int:
@@ -121,7 +125,7 @@ class Encoder(nn.Module):
     def __init__(self, cfg: TemporalForceConfig):
         super().__init__()
         widths, norm = cfg.encoder_channels, NORMS[cfg.encoder_norm]
-        self.stem = nn.Sequential(nn.Conv2d(cfg.in_channels, widths[0], 7, 2, 3, bias=False),
+        self.stem = nn.Sequential(nn.Conv2d(cfg.encoder_input_channels, widths[0], 7, 2, 3, bias=False),
                                   norm(widths[0]), nn.ReLU())
         blocks, cin = [], widths[0]
         for i, cout in enumerate(widths):
@@ -156,13 +160,13 @@ class TemporalForce(nn.Module):
         self.cfg = cfg
         self.encoder = Encoder(cfg)
         self.gru = ConvGRUCell(cfg.feature_channels, cfg.hidden_channels)
-        cin, head = cfg.hidden_channels, []
+        cin = cfg.hidden_channels + (cfg.feature_channels if cfg.readout_features else 0)
+        head = []
         for cout in cfg.head_channels:
             head.append(ResidualBlock(cin, cout, 2, nn.BatchNorm2d))
             cin = cout
         self.head = nn.Sequential(*head)
         self.fc = nn.Linear(cin, 3)
-        self.skip = nn.Linear(cfg.feature_channels, 3) if cfg.readout_features else None
         if cfg.head == "sigmoid":
             self.register_buffer("force_min", torch.tensor(DEFAULT_FORCE_MIN))
             self.register_buffer("force_max", torch.tensor(DEFAULT_FORCE_MAX))
@@ -203,18 +207,16 @@ class TemporalForce(nn.Module):
         return self.fc.weight.new_zeros(batch, self.cfg.hidden_channels, side, side)
 
     def encoder_input(self, x: torch.Tensor, reference: torch.Tensor | None) -> torch.Tensor:
-        """Frame(s) [N, C, S, S] -> what the encoder takes: with a reference [N, C, S, S], the frame minus it."""
+        """Frame(s) [N, C, S, S] -> what the encoder takes: with a reference [N, C, S, S], frame and frame minus it."""
         if not self.cfg.reference:
             return x
         if reference is None:
             raise ValueError("this model takes the sensor's no-contact reference frame with every frame")
-        return x - reference
+        return torch.cat([x, x - reference], 1)
 
     def _readout(self, h: torch.Tensor, feats: torch.Tensor) -> torch.Tensor:
-        z = self.fc(self.head(h).mean((2, 3)))
-        if self.skip is not None:
-            z = z + self.skip(feats.mean((2, 3)))
-        return self._to_newtons(z)
+        y = torch.cat([h, feats], 1) if self.cfg.readout_features else h
+        return self._to_newtons(self.fc(self.head(y).mean((2, 3))))
 
     def step(self, x_t: torch.Tensor, h: torch.Tensor, reference: torch.Tensor | None = None
              ) -> tuple[torch.Tensor, torch.Tensor]:

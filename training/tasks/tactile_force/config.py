@@ -7,6 +7,8 @@ from ...core.loop import LoopConfig
 from ...models.temporal_force import TemporalForceConfig
 from .augment import AugmentConfig
 
+LOSSES = ("l1", "mse")
+
 
 @dataclass
 class TrainConfig(LoopConfig):
@@ -16,6 +18,11 @@ class TrainConfig(LoopConfig):
     force_margin: float = 0.1     # sigmoid head: force range = training min/max widened by this x span
     min_force_span: float = 1.0   # N; keeps an axis that barely moves from a tiny range (or deviation)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    loss: str = "l1"              # on normalised forces: "l1" or "mse" (weighs the rare hard presses more)
+
+    def __post_init__(self) -> None:
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
     memory_budget_mb: float = 4096.0   # preprocessed frames above this go to an on-disk memmap cache
     cache_dir: str = ""           # where that cache goes (default OUT/cache)
 

@@ -132,9 +132,10 @@ class TactileForceTask:
         return Clips(self.train_data, self.config.clip_length, self.config.seed, self.augment)
 
     def loss(self, model, batch) -> torch.Tensor:
-        """Masked L1 on normalised forces over every step of the clips."""
+        """Masked L1 (or squared error) on normalised forces over every step of the clips."""
         x, ref, y, mask = batch
-        err = ((model(x, reference=ref) - y) / self.unit.to(y.device)).abs().mean(-1)
+        err = (model(x, reference=ref) - y) / self.unit.to(y.device)
+        err = (err.abs() if self.config.loss == "l1" else err ** 2).mean(-1)
         return (err * mask).sum() / mask.sum()
 
     def val_items(self) -> list[int]:
@@ -170,8 +171,9 @@ class TactileForceTask:
         m = r["metrics"]
         rmse = " ".join(f"{a} {m['rmse'][a]:.3f}" for a in "xyz")
         r2 = " ".join(f"{a} {m['r2'][a]:.3f}" for a in "xyz")
-        return (f"epoch {r['epoch']}/{epochs}  train L1 {r['train_loss']:.4f}  val L1 {r['val_loss']:.4f}"
-                f"  RMSE[N] {rmse}  R² {r2}  {r['seconds']:.1f} s  {r['samples_per_s']:.1f} clips/s")
+        return (f"epoch {r['epoch']}/{epochs}  train {self.config.loss.upper()} {r['train_loss']:.4f}"
+                f"  val L1 {r['val_loss']:.4f}  RMSE[N] {rmse}  R² {r2}  {r['seconds']:.1f} s"
+                f"  {r['samples_per_s']:.1f} clips/s")
 
 
 def train(cfg: TrainConfig, sequences, out_dir, *, val_sequences=None, encoding: str | None = None,
