@@ -41,6 +41,17 @@ def collect(node):
     return got
 
 
+def send_level(node, pub, server, got, sec: int, level: int) -> None:
+    """Publish a 6x4 mono8 frame of one grey level stamped ``sec``; again (best effort) until its wrench is back."""
+    from tacforce_ros.perception.image import encode_image_fields
+    msg = Image(**encode_image_fields(np.full((4, 6), level, np.uint8), "mono8"))
+    msg.header.stamp.sec = sec
+    for _ in range(5):
+        pub.publish(msg)
+        if spin_until(node, lambda: any(m.header.stamp.sec == sec for m in got), 2, [server]):
+            return
+
+
 def test_every_frame_gets_a_wrench_with_its_stamp(ros):
     domain, node = ros
     got, arrows = collect(node), []
@@ -193,7 +204,6 @@ def test_tacforce_run_starts_sim_and_perception_from_the_yaml(ros):
 def test_estimates_beyond_the_trained_range_are_published_and_flagged_on_diagnostics(ros, tmp_path):
     """A harder press than any in training still gets its wrench, and /diagnostics says it was extrapolated."""
     from test_runtime import build, metadata
-    from tacforce_ros.perception.image import encode_image_fields
     from tacforce_ros.ros.qos import sensor_qos
     domain, node = ros
     # the test graph's force is [mean(image), sum of its state (grows each frame), 1]
@@ -206,12 +216,7 @@ def test_estimates_beyond_the_trained_range_are_published_and_flagged_on_diagnos
         pub = node.create_publisher(Image, "/tactile/image_raw", sensor_qos(depth=5))
         assert spin_until(node, lambda: pub.get_subscription_count() > 0, 60, [server])
         for sec, level in enumerate([50] * 3 + [250] * 2, 4000):    # mean 250 > the trained 100
-            msg = Image(**encode_image_fields(np.full((4, 6), level, np.uint8), "mono8"))
-            msg.header.stamp.sec = sec
-            for _ in range(5):  # best effort: send again if it was lost
-                pub.publish(msg)
-                if spin_until(node, lambda: any(m.header.stamp.sec == sec for m in got), 2, [server]):
-                    break
+            send_level(node, pub, server, got, sec, level)
         spin_until(node, lambda: False, 1.0)
     finally:
         log = stop(server)
@@ -231,7 +236,6 @@ def test_reference_is_captured_recaptured_on_request_and_flags_unlike_inputs(ros
     """
     from test_runtime import build, metadata
     from tacforce_ros.inference.contract import InputSpec
-    from tacforce_ros.perception.image import encode_image_fields
     from tacforce_ros.ros.qos import sensor_qos
     domain, node = ros
     # the test graph's force is [mean(image) - mean(reference), sum of its state, 1]
@@ -244,22 +248,14 @@ def test_reference_is_captured_recaptured_on_request_and_flags_unlike_inputs(ros
     client = node.create_client(Trigger, "/tactile_force_node/capture_reference")
     pub = node.create_publisher(Image, "/tactile/image_raw", sensor_qos(depth=5))
 
-    def send(sec: int, level: int) -> None:
-        msg = Image(**encode_image_fields(np.full((4, 6), level, np.uint8), "mono8"))
-        msg.header.stamp.sec = sec
-        for _ in range(5):  # best effort: send again if it was lost
-            pub.publish(msg)
-            if spin_until(node, lambda: any(m.header.stamp.sec == sec for m in got), 2, [server]):
-                return
-
     try:
         assert spin_until(node, lambda: pub.get_subscription_count() > 0 and client.service_is_ready(), 60, [server])
         for sec, level in enumerate([30, 50, 70], 100):      # reference: 30, then the mean of 30 and 50
-            send(sec, level)
+            send_level(node, pub, server, got, sec, level)
         future = client.call_async(Trigger.Request())
         assert spin_until(node, future.done, 10, [server]) and future.result().success
         for sec, level in enumerate([60, 60, 80, 250], 200):   # reference anew: 60
-            send(sec, level)
+            send_level(node, pub, server, got, sec, level)
         spin_until(node, lambda: False, 1.0)
     finally:
         log = stop(server)

@@ -374,7 +374,7 @@ def test_cli_grey_and_no_reference_flags(tmp_path, monkeypatch):
     add_task_commands(parser.add_subparsers(dest="cmd", required=True))
     base = ["train", "tactile-force", "--bag", "b", "--image-topic", "/i", "--wrench-topic", "/w", "--config", "tiny",
             "--epochs", "1", "--threads", "1"]
-    for flags, channels, reference in (([], 3, "reference"), (["--grey", "--no-reference"], 1, None)):
+    for flags, channels, reference in (([], 3, "reference"), (["--grey", "--no-reference", "--loss", "mse"], 1, None)):
         out = tmp_path / ("-".join(flags) or "default")
         args = parser.parse_args([*base, "--out", str(out), *flags])
         assert args.func(args) == 0
@@ -382,6 +382,7 @@ def test_cli_grey_and_no_reference_flags(tmp_path, monkeypatch):
         assert meta.input.encoding == "rgb8" and meta.input.reference == reference
         assert ("luma" in meta.preprocessing) == (channels == 1)
         assert meta.training["config"]["model"]["in_channels"] == channels
+        assert meta.training["config"]["loss"] == ("mse" if flags else "l1")
 
 
 # --- reference, colour and augmentation ------------------------------------------------------------
@@ -448,8 +449,8 @@ def test_squared_error_loss_weighs_large_errors_more(sequences, tmp_path):
     x, ref, y, mask = batch
     with torch.no_grad():
         err = (model(x, reference=ref) - y) / task.unit
-    assert task.loss(model, batch).item() == pytest.approx(((err ** 2).mean(-1) * mask).sum().item() / mask.sum().item(),
-                                                           rel=1e-4)
+    expected = ((err ** 2).mean(-1) * mask).sum().item() / mask.sum().item()
+    assert task.loss(model, batch).item() == pytest.approx(expected, rel=1e-4)
     with pytest.raises(ValueError, match="loss"):
         tiny_config(loss="huber")
 
