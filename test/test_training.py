@@ -474,3 +474,24 @@ def test_shift_moves_the_clip_by_whole_pixels_without_resampling():
     assert sorted(out.unique().tolist()) == [0.0, 1.0] and torch.equal(out[0], ref)   # moved, not blurred
     (row, col), = torch.nonzero(out[0, 0]).tolist()
     assert (row, col) != (8, 8) and max(abs(row - 8), abs(col - 8)) <= 4 and torch.equal(forces, torch.ones(2, 3))
+
+
+def test_a_checkpoint_of_the_first_train_loop_loads_as_its_sigmoid_grey_model(tmp_path):
+    """The pre-core format (the first shipped models/tactile_force.pt): no head/reference keys in its config."""
+    from tacforce_training.tasks.tactile_force.train import LEGACY_FORMAT, load_model
+    old_cfg = {k: v for k, v in CONFIGS["tiny"].to_dict().items()
+               if k not in ("head", "reference", "encoder_norm", "readout_features")}
+    legacy_model = TemporalForce(type(CONFIGS["tiny"]).from_dict(old_cfg))
+    legacy_model.set_force_range([-1, -1, -3], [1, 1, 0.5])
+    train_config = {**tiny_config().to_dict(), "model": old_cfg}
+    del train_config["augment"], train_config["loss"]
+    old = {"format": LEGACY_FORMAT, "epoch": 3, "step": 30, "model": legacy_model.state_dict(),
+           "train_config": train_config, "summary": {"frames": {"train": 10}}, "history": [],
+           "input": {"height": H, "width": W, "channels": 1, "encoding": "mono8"},
+           "best": {"epoch": 2, "val_loss": 0.1, "metrics": {}}}
+    torch.save(old, tmp_path / "old.pt")
+    model = load_model(checkpoint.load(tmp_path / "old.pt", "tactile_force"))
+    assert (model.cfg.head, model.cfg.reference, model.cfg.encoder_norm) == ("sigmoid", False, "instance")
+    with torch.no_grad():
+        forces = model(torch.randn(1, 4, 1, 32, 32) * 5)
+    assert ((forces >= model.force_min) & (forces <= model.force_max)).all()     # bounded, as trained

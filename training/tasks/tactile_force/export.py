@@ -161,7 +161,7 @@ def write_model_card(path: Path, meta: ModelMetadata, command: str, parity_n: fl
     if meta.input.reference:
         inputs.insert(0, f"`{meta.input.reference}`: uint8, the image input's shape and encoding: the sensor's "
                          "no-contact frame (the node averages its first frames, or takes ~/capture_reference or "
-                         "the reference_image file); the network sees the frame minus it")
+                         "the reference_image file); the network sees the frame and the frame minus it")
     if t.get("model_force_range"):
         extent = ("the output is bounded by the force range the model was trained with: "
                   f"{_fmt_range(t.get('model_force_range'))}")
