@@ -29,6 +29,7 @@ from tacforce_ros.bags import (
     stamp_to_ns,
 )
 from tacforce_ros.perception.compressed import decode_compressed
+from tacforce_ros.perception.force import REFERENCE_FRAMES
 from tacforce_ros.perception.image import (
     ImageError,
     decode_image,
@@ -338,7 +339,6 @@ def _make_sequence(frames: list[_Frame], bag: str, use_episodes: bool) -> Sequen
     )
 
 
-REFERENCE_FRAMES = 5          # no-contact frames averaged into a reference (the node's default too)
 CONTACT_FORCE = 0.05          # N; and 5 % of the sequence's largest |F|: above either, a frame is in contact
 
 

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..inference.contract import MAX_SIDE, TACTILE_FORCE, NonFiniteOutput
 from ..inference.runtime import OnnxModel
-from .pixels import to_model_channels
+from .pixels import MODEL_ORDER, to_model_channels
 
 TASK = TACTILE_FORCE
 AXES = ("Fx", "Fy", "Fz")
@@ -74,8 +74,7 @@ def load_reference_image(path: str | Path, encoding: str) -> np.ndarray:
     if image.ndim == 3 and image.shape[2] == 4:
         image = image[..., :3]
     order = "gray" if image.ndim == 2 or image.shape[2] == 1 else "bgr"
-    wanted = {"mono8": "gray", "rgb8": "rgb", "bgr8": "bgr"}[encoding]
-    return np.ascontiguousarray(to_model_channels(image, order, wanted))
+    return np.ascontiguousarray(to_model_channels(image, order, MODEL_ORDER[encoding]))
 
 
 def _fmt(values) -> str:

@@ -14,6 +14,7 @@ ColorOrder = Literal["gray", "rgb", "bgr"]
 DEFAULT_MAX_PIXELS = 4096 * 4096
 
 ORDER_ENCODING: dict[ColorOrder, str] = {"gray": "mono8", "rgb": "rgb8", "bgr": "bgr8"}
+MODEL_ORDER: dict[str, ColorOrder] = {encoding: order for order, encoding in ORDER_ENCODING.items()}
 
 
 class ImageError(ValueError):

@@ -6,14 +6,14 @@ from typing import Callable
 import numpy as np
 from sensor_msgs.msg import CompressedImage, Image
 
-from ..perception.image import ColorOrder, decode_compressed, decode_image, image_order, to_model_channels
+from ..perception.image import decode_compressed, decode_image, image_order, to_model_channels
+from ..perception.pixels import MODEL_ORDER, ColorOrder
 from ..perception.stats import StageStats
 from .checks import checked_stamp
 from .qos import sensor_qos
 
 TRANSPORTS = ("raw", "compressed")
 # a model's input encoding (contract.ENCODING_CHANNELS) -> the channel order it takes
-MODEL_ORDER: dict[str, ColorOrder] = {"mono8": "gray", "rgb8": "rgb", "bgr8": "bgr"}
 
 
 def subscribe_image(node, topic: str, transport: str, on_raw: Callable[[Image], None],
