@@ -24,6 +24,8 @@ ROSDEP_KEYS = {"numpy": "python3-numpy", "cv2": "python3-opencv", "yaml": "pytho
                "onnxruntime": "python3-onnxruntime-pip", "rosbags": "python3-rosbags-pip",
                "defusedxml": "python3-defusedxml", "simplejpeg": "python3-simplejpeg-pip", "mcap": "mcap-ros2-support",
                "taxim": "python3-taxim-pip",
+               "pybullet": "python3-pybullet-pip", "pybullet_utils": "python3-pybullet-pip",
+               "pybullet_data": "python3-pybullet-pip",
                "launch": "launch", "launch_ros": "launch_ros"}
 
 
