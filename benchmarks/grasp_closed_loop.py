@@ -9,7 +9,7 @@ fingers through a shake; a planner's "no grasp" is a failure. Prints the success
 Wilson 95 % interval and the plan time per planner.
 
     python benchmarks/grasp_closed_loop.py [--scenes 200] [--workers 2] [--json out.json]
-        [--table-rgb 255 0 255] [--camera-height 0.9]   # a table colour / height never trained on
+        [--table-rgb 200 40 220] [--camera-height 0.9]   # a table colour / height never trained on
 
 Needs pybullet (requirements-train.txt).
 """

@@ -2,6 +2,7 @@
 seeding across worker counts, the CSV + bag output and the CLI.
 """
 import ast
+import colorsys
 import dataclasses
 import math
 
@@ -16,17 +17,21 @@ from tacforce_ros.sim.grasp_attempts import read_attempt_csv
 from tacforce_ros.sim.pybullet_grasp import runs
 from tacforce_ros.sim.pybullet_grasp.gripper import Gripper, GripperConfig, GraspPose, pixel_grasp_pose
 from tacforce_ros.sim.pybullet_grasp.planners import NODE_DEFAULTS, object_mask, plan_analytic, plan_random
-from tacforce_ros.sim.pybullet_grasp.scene import (Camera, TrialSceneConfig, add_box, angle_to_yaw, build_scene,
-                                                   object_range, render, sample_scene, yaw_to_angle)
+from tacforce_ros.sim.pybullet_grasp.scene import (HELD_OUT_TABLE_HUES, UNSEEN_TABLE_RGB, Camera, TrialSceneConfig,
+                                                   add_box, angle_to_yaw, build_scene, object_range, render,
+                                                   sample_scene, yaw_to_angle)
 
 SMALL = TrialSceneConfig(objects_per_scene=(1, 2), settle_s=1.0)
 GRIPPER = GripperConfig()
 
 
 @pytest.fixture(scope="module")
-def client():
-    p, textures = runs._client()
-    return p, textures
+def client(tmp_path_factory):
+    import pybullet
+    from pybullet_utils import bullet_client
+    p = bullet_client.BulletClient(connection_mode=pybullet.DIRECT)
+    yield p, str(tmp_path_factory.mktemp("textures"))
+    p.disconnect()
 
 
 def empty_table(client, seed=0):
@@ -155,8 +160,13 @@ def test_object_split_refuses_ranges_that_mix_training_and_held_out_objects():
 def test_table_colour_and_camera_height_can_be_fixed_for_unseen_conditions():
     spec = sample_scene(TrialSceneConfig(table_rgb=(255, 0, 255), camera_height_m=(0.9, 0.9)), (1, 2))
     assert spec.table_style == "plain" and spec.table_colours == ((255, 0, 255),) and spec.camera.height_m == 0.9
-    styles = {sample_scene(TrialSceneConfig(), (0, i)).table_style for i in range(30)}
-    assert styles == {"plain", "wood", "checker"}
+    specs = [sample_scene(TrialSceneConfig(), (0, i)) for i in range(200)]
+    assert {s.table_style for s in specs} == {"plain", "wood", "checker"}
+    hues = [colorsys.rgb_to_hsv(*(c / 255 for c in rgb))[0] for s in specs if s.table_style != "wood"
+            for rgb in s.table_colours]
+    low, high = HELD_OUT_TABLE_HUES
+    assert not any(low + 0.01 < h < high - 0.01 for h in hues) and len({round(h, 1) for h in hues}) >= 7
+    assert low < colorsys.rgb_to_hsv(*(c / 255 for c in UNSEEN_TABLE_RGB))[0] < high
 
 
 # ---------------------------------------------------------------- runs, outputs, CLI
@@ -165,9 +175,10 @@ def trial_fields(results):
     return [(r.index, r.rgb.tobytes(), [dataclasses.replace(t, plan_time_s=0.0) for t in r.trials]) for r in results]
 
 
-def test_scenes_do_not_depend_on_the_worker_count():
+def test_scenes_do_not_depend_on_the_worker_count(monkeypatch):
     config = runs.TrialRunConfig(scenes=3, workers=1, seed=5, planners=("random", "analytic"), scene=SMALL,
                                  after_view=False)
+    monkeypatch.setattr(runs, "RECONNECT_EVERY", 2)  # a fresh physics client in the middle changes nothing
     one = list(runs.iter_scenes(config))
     two = list(runs.iter_scenes(dataclasses.replace(config, workers=2)))
     assert trial_fields(one) == trial_fields(two)

@@ -21,10 +21,12 @@ Output folder:
 """
 from __future__ import annotations
 
+import atexit
 import csv
 import json
 import multiprocessing
 import os
+import shutil
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -43,6 +45,7 @@ TOPICS = {"rgb": "/camera/color/image_raw", "info": "/camera/color/camera_info",
           "held": "/grasp_camera/held", "trial": "/grasp_trials/trial"}
 CAMERA_FRAME = "camera_color_optical_frame"
 T0_NS = 1_700_000_000 * 10**9
+RECONNECT_EVERY = 20
 
 
 @dataclass(frozen=True)
@@ -112,11 +115,21 @@ def _worker_init() -> None:
 
 
 def _client():
+    """Return this process's physics client; a fresh one every RECONNECT_EVERY scenes, as pybullet
+    keeps every loaded texture (about 1.6 MB a scene) until its client disconnects. Scenes reset
+    the simulation anyway, so this changes no result.
+    """
+    if _WORKER.get("scenes", 0) >= RECONNECT_EVERY:
+        _WORKER.pop("client").disconnect()
     if "client" not in _WORKER:
         import pybullet
         from pybullet_utils import bullet_client
         _WORKER["client"] = bullet_client.BulletClient(connection_mode=pybullet.DIRECT)
-        _WORKER["textures"] = tempfile.mkdtemp(prefix="tacforce-grasp-trials-")
+        _WORKER["scenes"] = 0
+        if "textures" not in _WORKER:
+            _WORKER["textures"] = tempfile.mkdtemp(prefix="tacforce-grasp-trials-")
+            atexit.register(shutil.rmtree, _WORKER["textures"], True)
+    _WORKER["scenes"] += 1
     return _WORKER["client"], _WORKER["textures"]
 
 

@@ -32,6 +32,10 @@ TRAIN_OBJECTS = (0, 799)
 HELD_OUT_OBJECTS = (800, 999)
 OBJECT_SETS = {"train": TRAIN_OBJECTS, "heldout": HELD_OUT_OBJECTS}
 TABLE_STYLES = ("plain", "wood", "checker")
+# Table hues (HSV, 0..1) no training scene uses, so a test can show a table colour never seen:
+# purple to magenta, e.g. UNSEEN_TABLE_RGB.
+HELD_OUT_TABLE_HUES = (0.72, 0.92)
+UNSEEN_TABLE_RGB = (200, 40, 220)
 TIME_STEP = 1.0 / 240.0
 TABLE_SIZE_M = 1.4  # the textured quad; the collision plane is infinite
 TEXTURE_PX = 1024
@@ -85,6 +89,7 @@ class TrialSceneConfig:
     camera_xy_jitter_m: float = 0.03
     table_styles: tuple[str, ...] = TABLE_STYLES
     table_rgb: tuple[int, int, int] | None = None  # fixed plain table colour (an unseen-colour test)
+    table_hue_exclude: tuple[float, float] | None = HELD_OUT_TABLE_HUES  # random table colours avoid these hues
     settle_s: float = 1.5
 
     def __post_init__(self) -> None:
@@ -102,6 +107,10 @@ class TrialSceneConfig:
             raise ValueError(f"table_styles must be a non-empty subset of {TABLE_STYLES}, got {self.table_styles!r}")
         if self.table_rgb is not None and (len(self.table_rgb) != 3 or not all(0 <= c <= 255 for c in self.table_rgb)):
             raise ValueError(f"table_rgb must be three values 0..255, got {self.table_rgb!r}")
+        if self.table_hue_exclude is not None:
+            _check_pair("table_hue_exclude", self.table_hue_exclude)
+            if self.table_hue_exclude[1] - self.table_hue_exclude[0] >= 1.0:
+                raise ValueError(f"table_hue_exclude must leave some hues, got {self.table_hue_exclude}")
         if self.width < 16 or self.height < 16 or self.settle_s < 0:
             raise ValueError("image must be at least 16x16 and settle_s >= 0")
 
@@ -197,6 +206,15 @@ def _random_colour(rng: np.random.Generator, hue=(0.0, 1.0), sat=(0.0, 1.0), val
     return int(round(r * 255)), int(round(g * 255)), int(round(b * 255))
 
 
+def _table_colour(rng: np.random.Generator, exclude: tuple[float, float] | None) -> tuple[int, ...]:
+    """Draw a colour of any hue outside ``exclude``, any saturation and most brightnesses."""
+    if exclude is None:
+        return _random_colour(rng)
+    hue = rng.uniform(0.0, 1.0 - (exclude[1] - exclude[0]))
+    hue = hue + (exclude[1] - exclude[0]) if hue >= exclude[0] else hue
+    return _random_colour(rng, hue=(hue, hue))
+
+
 def _random_quaternion(rng: np.random.Generator) -> tuple[float, float, float, float]:
     q = rng.normal(size=4)
     q /= np.linalg.norm(q)
@@ -228,7 +246,7 @@ def sample_scene(config: TrialSceneConfig, seed: tuple[int, ...]) -> SceneSpec:
         light = _random_colour(rng, hue=(0.03, 0.13), sat=(0.3, 0.8), val=(0.35, 0.95))
         colours = (light, tuple(int(c * rng.uniform(0.55, 0.85)) for c in light))
     else:
-        colours = (_random_colour(rng), _random_colour(rng))
+        colours = tuple(_table_colour(rng, config.table_hue_exclude) for _ in range(2))
     elevation = rng.uniform(math.radians(35), math.radians(90))
     azimuth = rng.uniform(0, 2 * math.pi)
     lighting = Lighting(
