@@ -36,6 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--table-rgb", type=int, nargs=3, metavar=("R", "G", "B"),
                         help="plain table of this colour in every scene (a colour never seen in training)")
     parser.add_argument("--camera-height", type=float, help="camera height in m in every scene (training: 0.5-0.75)")
+    parser.add_argument("--object-scale", type=float, nargs=2, metavar=("MIN", "MAX"),
+                        help="random_urdfs scale range (default 0.45 0.75: 4-8 cm objects; 1 1: their native ~10 cm)")
     parser.add_argument("--json", help="write the scores and the settings to this file")
     parser.add_argument("--out", help="also write the trials (attempts.csv, images, bag) to this new folder")
     args = parser.parse_args(argv)
@@ -45,13 +47,15 @@ def main(argv: list[str] | None = None) -> int:
     from tacforce_ros.sim.pybullet_grasp.scene import TrialSceneConfig
 
     overrides = {"camera_height_m": (args.camera_height,) * 2} if args.camera_height else {}
+    if args.object_scale:
+        overrides["object_scale"] = tuple(args.object_scale)
     scene = TrialSceneConfig(objects="heldout", table_rgb=tuple(args.table_rgb) if args.table_rgb else None,
                              **overrides)
     config = TrialRunConfig(scenes=args.scenes, workers=args.workers, seed=args.seed, planners=tuple(args.planners),
                             scene=scene, model_path=args.model, after_view=bool(args.out))
     print(f"closed loop: {args.scenes} scenes, {describe_split(config)}, {args.workers} worker(s), "
           f"table {'rgb ' + str(tuple(args.table_rgb)) if args.table_rgb else 'randomised'}, camera height "
-          f"{args.camera_height or 'randomised'}", flush=True)
+          f"{args.camera_height or 'randomised'}, object scale {scene.object_scale}", flush=True)
     start = time.perf_counter()
     records = []
     if args.out:
@@ -70,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         Path(args.json).write_text(json.dumps({"scores": scores, "scenes": args.scenes, "seed": args.seed,
                                                "objects": list(scene.objects), "table_rgb": args.table_rgb,
                                                "camera_height_m": args.camera_height, "model": args.model,
+                                               "object_scale": list(scene.object_scale),
                                                "wall_time_s": seconds}, indent=2))
     return 0
 

@@ -84,10 +84,11 @@ def cmd_grasp_trials(args: argparse.Namespace) -> int:
         return 2
     from .sim.pybullet_grasp.runs import TrialRunConfig, describe_split, run_trials
     from .sim.pybullet_grasp.scene import TrialSceneConfig
+    scale = {"object_scale": tuple(args.object_scale)} if args.object_scale else {}
     try:
         config = TrialRunConfig(scenes=args.scenes, workers=args.workers, seed=args.seed or 0,
                                 planners=tuple(args.planner), trials_per_scene=args.trials_per_scene,
-                                scene=TrialSceneConfig(objects=args.objects))
+                                scene=TrialSceneConfig(objects=args.objects, **scale))
         print(f"grasp trials: {config.scenes} scenes, {describe_split(config)}, planner(s) "
               f"{', '.join(config.planners)}, {config.workers} worker(s)", flush=True)
         summary = run_trials(args.out, config, bag=not args.no_trial_bag)
@@ -250,6 +251,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="random_urdfs 000-799 (train) or 800-999 (heldout, for reported numbers)")
     trials.add_argument("--planner", nargs="+", default=["random"], choices=["random", "analytic", "model"],
                         help="grasp chooser(s); several: each tries every scene from the same state")
+    trials.add_argument("--object-scale", type=float, nargs=2, metavar=("MIN", "MAX"),
+                        help="random_urdfs scale range (default 0.45 0.75: 4-8 cm objects)")
     trials.add_argument("--trials-per-scene", type=int, default=1, help="trials per planner and scene")
     trials.add_argument("--no-trial-bag", action="store_true", help="write no bag, only the folder/CSV layout")
     sim.set_defaults(func=cmd_sim)
