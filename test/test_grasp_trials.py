@@ -50,9 +50,19 @@ def test_centred_grasp_across_the_short_side_lifts_and_holds_a_box(client):
     box = add_box(p, scene, (0.02, 0.05, 0.025), (0.01, -0.02), yaw=0.4)
     start = p.getBasePositionAndOrientation(box)[0]
     outcome = gripper.trial(scene, GraspPose(0.01, -0.02, 0.02, 0.4))  # closing along the box's x (4 cm)
-    assert outcome.success and outcome.held_body == 0 and not outcome.unstable
+    assert outcome.success and outcome.held_body == 0 and outcome.held_after_lift and not outcome.unstable
     assert outcome.lift_m > 0.14  # lifted 15 cm with the gripper
     assert p.getBasePositionAndOrientation(box)[0][2] - start[2] > GRIPPER.success_lift_m
+
+
+def test_a_weak_grip_lifts_a_slippery_box_but_the_shake_shakes_it_out(client):
+    p, _ = client
+    spec = dataclasses.replace(sample_scene(SMALL, (0, 0)), objects=())
+    scene = build_scene(p, spec, client[1])
+    weak = Gripper(p, dataclasses.replace(GRIPPER, grip_force_n=5.0))  # 2 x 5 N x 0.3 = 3 N against 2 N of weight
+    add_box(p, scene, (0.02, 0.03, 0.025), (0.0, 0.0), mass_kg=0.2, friction=0.3)
+    outcome = weak.trial(scene, GraspPose(0.0, 0.0, 0.02, 0.0))
+    assert outcome.held_after_lift and not outcome.success
 
 
 def test_grasp_on_the_empty_table_fails(client):

@@ -71,6 +71,7 @@ class TrialOutcome:
     lift_m: float  # highest rise of any object at the end
     blocked: bool  # the descent stopped early (a finger landed on something)
     unstable: bool  # an object flew off or fell through the table (physics blew up)
+    held_after_lift: bool = False  # held before the shake (held_after_lift and not success: shaken out)
     after_rgb: np.ndarray | None = None
 
 
@@ -173,24 +174,29 @@ class Gripper:
         reached = np.array(p.getBasePositionAndOrientation(self.body)[0])
         top = reached + [0, 0, c.lift_m]
         self.move(top, speed=0.25)
+        held_after_lift = self._held(scene, rest) is not None
         for _ in range(c.shake_cycles):
             for sign in (1, -1):
                 side = np.array([math.cos(pose.yaw + math.pi / 2), math.sin(pose.yaw + math.pi / 2), 0.0])
                 self.move(top + sign * c.shake_m * side, pose.yaw + sign * c.shake_rad, speed=0.5, settle_steps=0)
         self.move(top, pose.yaw, speed=0.5)
         self.wait(0.2)
-        rises, held, unstable = {}, None, False
-        for k, b in enumerate(scene.bodies):
-            now = np.array(p.getBasePositionAndOrientation(b)[0])
-            rises[k] = float(now[2] - rest[b][2])
-            if now[2] < -0.05 or now[2] > 1.0 or np.linalg.norm(p.getBaseVelocity(b)[0]) > 3.0:
-                unstable = True
-            if rises[k] >= c.success_lift_m and all(self.finger_contacts(b)) and held is None:
-                held = k
+        held = self._held(scene, rest)
+        rises = [float(p.getBasePositionAndOrientation(b)[0][2] - rest[b][2]) for b in scene.bodies]
+        unstable = any(not -0.05 < p.getBasePositionAndOrientation(b)[0][2] < 1.0
+                       or np.linalg.norm(p.getBaseVelocity(b)[0]) > 3.0 for b in scene.bodies)
         after = None
         if lighting is not None:
             after = self.after_view(pose.yaw, top, lighting)
-        return TrialOutcome(held is not None, held, max(rises.values(), default=0.0), blocked, unstable, after)
+        return TrialOutcome(held is not None, held, max(rises, default=0.0), blocked, unstable, held_after_lift, after)
+
+    def _held(self, scene: BuiltScene, rest: dict) -> int | None:
+        """Index of the first body at least ``success_lift_m`` above its rest and touching both fingers."""
+        for k, b in enumerate(scene.bodies):
+            rise = self.p.getBasePositionAndOrientation(b)[0][2] - rest[b][2]
+            if rise >= self.config.success_lift_m and all(self.finger_contacts(b)):
+                return k
+        return None
 
     def after_view(self, yaw: float, tip, lighting: Lighting) -> np.ndarray:
         """Render a side view of the closed gripper: looking along the jaw normal (between the fingers),

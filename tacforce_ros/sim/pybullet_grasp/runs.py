@@ -89,6 +89,7 @@ class TrialRecord:
     blocked: bool = False
     unstable: bool = False
     plan_time_s: float = 0.0
+    held_after_lift: bool = False  # and not success: shaken out
 
 
 @dataclass
@@ -169,7 +170,7 @@ def run_scene(config: TrialRunConfig, index: int) -> SceneResult:
                 record = TrialRecord(
                     index, name, t, True, outcome.success, *grasp, pose.x, pose.y, pose.z, pose.yaw,
                     -1 if outcome.held_body is None else spec.objects[outcome.held_body].index, outcome.lift_m,
-                    outcome.blocked, outcome.unstable, record.plan_time_s)
+                    outcome.blocked, outcome.unstable, record.plan_time_s, outcome.held_after_lift)
                 view = outcome.after_rgb
             trials.append(record)
             after.append(view)
@@ -359,7 +360,8 @@ def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float,
 
 def score_planners(records: list[TrialRecord]) -> dict[str, dict]:
     """Per planner: trials (a "no grasp" answer counts as a failed trial), successes, rate, Wilson
-    95 % interval, no-grasp answers, blocked descents, unstable physics, plan time p50/p99 (ms).
+    95 % interval, no-grasp answers, blocked descents, unstable physics, objects held after the lift
+    but shaken out, plan time p50/p99 (ms).
     """
     scores = {}
     for name in dict.fromkeys(r.planner for r in records):
@@ -370,15 +372,16 @@ def score_planners(records: list[TrialRecord]) -> dict[str, dict]:
         scores[name] = {"trials": n, "successes": held, "rate": held / n, "ci95": [low, high],
                         "no_grasp": sum(not r.planned for r in mine), "blocked": sum(r.blocked for r in mine),
                         "unstable": sum(r.unstable for r in mine),
+                        "shaken_out": sum(r.held_after_lift and not r.success for r in mine),
                         "plan_ms_p50": float(np.percentile(times, 50)), "plan_ms_p99": float(np.percentile(times, 99))}
     return scores
 
 
 def format_scores(scores: dict[str, dict]) -> str:
-    lines = [f"{'planner':<10}{'success':>9}{'95% CI':>16}{'n':>6}{'no grasp':>10}{'blocked':>9}"
+    lines = [f"{'planner':<10}{'success':>9}{'95% CI':>16}{'n':>6}{'no grasp':>10}{'blocked':>9}{'shaken out':>12}"
              f"{'plan p50':>11}{'plan p99':>11}"]
     for name, s in scores.items():
         ci = f"{s['ci95'][0]:.1%}-{s['ci95'][1]:.1%}"
         lines.append(f"{name:<10}{s['rate']:>9.1%}{ci:>16}{s['trials']:>6}{s['no_grasp']:>10}{s['blocked']:>9}"
-                     f"{s['plan_ms_p50']:>8.1f} ms{s['plan_ms_p99']:>8.1f} ms")
+                     f"{s['shaken_out']:>12}{s['plan_ms_p50']:>8.1f} ms{s['plan_ms_p99']:>8.1f} ms")
     return "\n".join(lines)
