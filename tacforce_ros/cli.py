@@ -5,6 +5,7 @@ Commands:
     tacforce demo                  simulated sensor + shipped model through the real nodes
     tacforce run [--sim] [--namespace NS]  perception nodes from config/perception.yaml in one process
     tacforce sim [--bag DIR]       simulated tactile sensor + Nano17: live topics, or a bag
+    tacforce sim grasp-trials --out DIR --scenes N --workers K   PyBullet grasp trials (pip pybullet)
     tacforce record --out DIR      record topics to an MCAP bag
     tacforce bag recover DIR       make a bag a killed recorder left readable (like ros2 bag reindex)
     tacforce collect --sim --bag DIR   GenForce indentation run with simulated hardware
@@ -49,6 +50,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_sim(args: argparse.Namespace) -> int:
+    if args.what == "grasp-trials":
+        return cmd_grasp_trials(args)
+    if args.out:
+        print("tacforce sim: --out belongs to `tacforce sim grasp-trials`", file=sys.stderr)
+        return 2
     if args.bag:
         from .sim.sensors import SimConfig, write_sim_bag
         config = SimConfig.from_yaml(resolve("config", args.config))
@@ -66,6 +72,31 @@ def cmd_sim(args: argparse.Namespace) -> int:
     from .nodes.runner import spin_nodes
     from .nodes.sim_sensors_node import SimSensorsNode
     return spin_nodes([SimSensorsNode], _ros_args([args.config]))
+
+
+def cmd_grasp_trials(args: argparse.Namespace) -> int:
+    if not args.out:
+        print("tacforce sim grasp-trials needs --out DIR", file=sys.stderr)
+        return 2
+    if args.bag:
+        print("tacforce sim grasp-trials: --bag is the tactile simulator's; the trials' bag is written to "
+              "OUT/bag (--no-trial-bag: none)", file=sys.stderr)
+        return 2
+    from .sim.pybullet_grasp.runs import TrialRunConfig, describe_split, run_trials
+    from .sim.pybullet_grasp.scene import TrialSceneConfig
+    scale = {"object_scale": tuple(args.object_scale)} if args.object_scale else {}
+    try:
+        config = TrialRunConfig(scenes=args.scenes, workers=args.workers, seed=args.seed or 0,
+                                planners=tuple(args.planner), trials_per_scene=args.trials_per_scene,
+                                scene=TrialSceneConfig(objects=args.objects, **scale))
+        print(f"grasp trials: {config.scenes} scenes, {describe_split(config)}, planner(s) "
+              f"{', '.join(config.planners)}, {config.workers} worker(s)", flush=True)
+        summary = run_trials(args.out, config, bag=not args.no_trial_bag)
+    except (ValueError, OSError) as exc:
+        print(f"tacforce sim grasp-trials: {exc}", file=sys.stderr)
+        return 1
+    print(summary)
+    return 0
 
 
 def cmd_record(args: argparse.Namespace) -> int:
@@ -198,7 +229,11 @@ def build_parser() -> argparse.ArgumentParser:
                           "relative topics move with it (/arm2/tactile/image_raw -> /arm2/estimated_wrench)")
     run.set_defaults(func=cmd_run)
 
-    sim = sub.add_parser("sim", help="simulated tactile sensor + Nano17: live topics, or a bag with --bag")
+    sim = sub.add_parser("sim", help="simulated tactile sensor + Nano17: live topics, or a bag with --bag; "
+                                     "`sim grasp-trials`: PyBullet grasp trials")
+    sim.add_argument("what", nargs="?", choices=["grasp-trials"],
+                     help="grasp-trials: physics grasp trials (attempts.csv + images + bag) in PyBullet "
+                          "(pip install pybullet, requirements-train.txt); omitted: the tactile simulator")
     sim.add_argument("--config", default="sim.yaml", help="sim_sensors_node parameter file")
     sim.add_argument("--bag", help="write the scripted run to this bag directory instead of publishing")
     sim.add_argument("--indenters", nargs="+", help="override the indenters of the config")
@@ -208,6 +243,18 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--seconds", type=float, help="stop the bag after this much simulated time")
     sim.add_argument("--raw-images", action="store_true",
                      help="record sensor_msgs/Image instead of PNG CompressedImage")
+    trials = sim.add_argument_group("grasp-trials options")
+    trials.add_argument("--out", help="output folder: attempts.csv, images/, depth/, after/, trials.csv, bag/")
+    trials.add_argument("--scenes", type=int, default=100, help="scenes (each seeded from --seed and its index)")
+    trials.add_argument("--workers", type=int, default=1, help="parallel worker processes")
+    trials.add_argument("--objects", default="train", choices=["train", "heldout"],
+                        help="random_urdfs 000-799 (train) or 800-999 (heldout, for reported numbers)")
+    trials.add_argument("--planner", nargs="+", default=["random"], choices=["random", "analytic", "model"],
+                        help="grasp chooser(s); several: each tries every scene from the same state")
+    trials.add_argument("--object-scale", type=float, nargs=2, metavar=("MIN", "MAX"),
+                        help="random_urdfs scale range (default 0.45 0.75: 4-8 cm objects)")
+    trials.add_argument("--trials-per-scene", type=int, default=1, help="trials per planner and scene")
+    trials.add_argument("--no-trial-bag", action="store_true", help="write no bag, only the folder/CSV layout")
     sim.set_defaults(func=cmd_sim)
 
     record = sub.add_parser("record", help="record topics to an MCAP bag (Ctrl-C to stop)")

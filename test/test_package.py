@@ -24,6 +24,8 @@ ROSDEP_KEYS = {"numpy": "python3-numpy", "cv2": "python3-opencv", "yaml": "pytho
                "onnxruntime": "python3-onnxruntime-pip", "rosbags": "python3-rosbags-pip",
                "defusedxml": "python3-defusedxml", "simplejpeg": "python3-simplejpeg-pip", "mcap": "mcap-ros2-support",
                "taxim": "python3-taxim-pip",
+               "pybullet": "python3-pybullet-pip", "pybullet_utils": "python3-pybullet-pip",
+               "pybullet_data": "python3-pybullet-pip",
                "launch": "launch", "launch_ros": "launch_ros"}
 
 
@@ -133,7 +135,8 @@ def test_runtime_never_imports_torch_and_training_never_imports_rclpy():
     runtime = ("import sys, importlib, pkgutil, tacforce_ros\n"
                "for m in pkgutil.walk_packages(tacforce_ros.__path__, 'tacforce_ros.'):\n"
                "    importlib.import_module(m.name)\n"
-               "assert 'rclpy' in sys.modules and 'torch' not in sys.modules, 'tacforce_ros imported torch'\n")
+               "assert 'rclpy' in sys.modules and 'torch' not in sys.modules, 'tacforce_ros imported torch'\n"
+               "assert 'pybullet' not in sys.modules, 'pybullet imported before a grasp-trial scene'\n")
     training = ("import sys, importlib, pkgutil, tacforce_training\n"
                 "for m in pkgutil.walk_packages(tacforce_training.__path__, 'tacforce_training.'):\n"
                 "    importlib.import_module(m.name)\n"
