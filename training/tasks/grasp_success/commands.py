@@ -4,6 +4,8 @@
 Data, one of:
     --data DIR                     the seeds' layout: DIR/success/*.png, DIR/failure/*.png
     --bag DIR.. --image-topic T --label-topic L    label topic std_msgs/Bool or String
+    --bag TRIALS..                 `tacforce sim grasp-trials` folders (or their bag/): the after-grasp
+                                   view and its label; training refuses held-out objects (800-999)
     --synthetic N                  N frames of tacforce_ros.sim.grasp_check_scenes
 """
 from __future__ import annotations
@@ -58,9 +60,11 @@ def add_export_args(p: argparse.ArgumentParser) -> None:
 
 def _add_data_args(p: argparse.ArgumentParser, what: str) -> None:
     add_data_source(p, what, "the seeds' layout (success/, failure/)", "synthetic after-grasp frames", DEFAULT_FRAME)
-    p.add_argument("--image-topic", default=None, help="with --bag: sensor_msgs/Image or CompressedImage topic")
+    p.add_argument("--image-topic", default=None, help="with --bag: sensor_msgs/Image or CompressedImage topic "
+                                                       "(grasp-trials bags: /grasp_camera/image_raw)")
     p.add_argument("--label-topic", default=None, help="with --bag: std_msgs/Bool (True = held) or std_msgs/String "
-                                                       "(success/failure) topic")
+                                                       "(success/failure) topic "
+                                                       "(grasp-trials bags: /grasp_camera/held)")
     p.add_argument("--data-seed", type=int, default=None, help="with --synthetic: generator seed")
     p.add_argument("--max-frames", type=int, default=None, help="cap on frames loaded (per class for --data)")
 
@@ -71,8 +75,6 @@ def _load(args, data=None, bags=None, synthetic=None, split="train", seed=0, fra
     if data is not None:
         frames = load_folder(data, frame_size, args.max_frames)
     elif bags:
-        if not args.image_topic or not args.label_topic:
-            raise ValueError("--bag needs --image-topic and --label-topic")
         frames = load_bags(bags, args.image_topic, args.label_topic, frame_size, args.max_frames)
     else:
         if synthetic < 2:
@@ -90,7 +92,7 @@ def cmd_train(args) -> int:
     """
     import dataclasses
 
-    from .data import Augment, parse_size, stratified_split
+    from .data import Augment, parse_size, refuse_held_out_objects, stratified_split
     from .export import export_grasp_success
     from .metrics import format_table
     from ...models.grasp_success import GraspModelConfig
@@ -101,8 +103,10 @@ def cmd_train(args) -> int:
         size = parse_size(args.frame_size or DEFAULT_FRAME)
         seed = args.seed if args.data_seed is None else args.data_seed
         frames = _load(args, args.data, args.bag, args.synthetic, "train", seed, size)
+        refuse_held_out_objects(frames, "training")
         if args.val_data or args.val_bag or args.val_synthetic:
             val = _load(args, args.val_data, args.val_bag, args.val_synthetic, "train", seed + 1000, size)
+            refuse_held_out_objects(val, "validation")
             train_set = frames
         else:
             tr, va = stratified_split(frames.labels, args.val_fraction, args.seed)

@@ -8,9 +8,15 @@ Folder layout (seeds 002 and 004): ``ROOT/<class>/*.png|jpg|...`` with one sub-f
 named e.g. ``success``/``failure`` (``tacforce_ros.bag_labels.LABEL_WORDS`` lists the accepted
 names: successful/unsuccessful, held/not_held, 1/0, ...). Images of any size are resized to
 ``frame_size`` (width, height) with area interpolation, or letterboxed when ``keep_aspect``.
+
+Grasp trials (``tacforce sim grasp-trials --out DIR``): ``DIR`` or ``DIR/bag`` reads as a bag
+whose topics default to the after-grasp view and its held label; each frame's group says how
+the trial ended (held, shaken out, not held) and ``objects`` the random_urdfs objects of its
+scenes, so training can refuse the held-out objects.
 """
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +37,7 @@ class FrameSet:
     names: list                  # where each frame came from
     source: str = ""
     groups: dict | None = None   # optional: group name -> one value per frame (synthetic kinds, shapes)
+    objects: frozenset | None = None   # grasp trials: random_urdfs indices of the scenes, else None
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -46,7 +53,8 @@ class FrameSet:
     def subset(self, index) -> "FrameSet":
         index = np.asarray(index, np.int64)
         groups = None if self.groups is None else {k: [v[i] for i in index] for k, v in self.groups.items()}
-        return FrameSet(self.images[index], self.labels[index], [self.names[i] for i in index], self.source, groups)
+        return FrameSet(self.images[index], self.labels[index], [self.names[i] for i in index], self.source, groups,
+                        self.objects)
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -101,16 +109,73 @@ def load_folder(root: str | Path, frame_size: tuple[int, int], max_per_class: in
     return FrameSet(np.stack(images), np.asarray(labels, np.int64), names, str(root))
 
 
-def load_bags(bags, image_topic: str, label_topic: str, frame_size: tuple[int, int],
+def trial_bag(path: str | Path) -> Path:
+    """Return the bag of a ``tacforce sim grasp-trials`` output folder (``DIR/bag``); other paths unchanged."""
+    path = Path(path)
+    return path / "bag" if (path / "trials.csv").is_file() and (path / "bag").is_dir() else path
+
+
+def trial_info(bag: Path) -> dict[int, dict]:
+    """Return the grasp-trials bag's per-trial JSON by stamp (the after-grasp view's); {} for other bags."""
+    from tacforce_ros.bags import read_messages
+    from tacforce_ros.sim.pybullet_grasp.runs import TOPICS
+
+    return {m.log_time_ns: json.loads(m.msg.data) for m in read_messages(bag, TOPICS["trial"])}
+
+
+def trial_outcome(info: dict) -> str:
+    """Return how a trial ended: held, shaken out (held after the lift, dropped by the shake), or not held."""
+    return "held" if info["success"] else "shaken out" if info.get("held_after_lift") else "not held"
+
+
+def load_bags(bags, image_topic: str | None, label_topic: str | None, frame_size: tuple[int, int],
               max_frames: int | None = None) -> FrameSet:
-    """Bags with an image topic and a label topic (std_msgs/Bool or String; see bag_labels)."""
-    data = load_labelled_frames(bags, image_topic, label_topic,
-                                transform=lambda im: fit_frame(im, frame_size), max_frames=max_frames)
-    if not data.labels:
-        raise ValueError(f"no labelled frames in {', '.join(map(str, bags))}: {data.summary()}")
-    names = [f"{image_topic}@{t}" for t in data.stamps_ns]
-    return FrameSet(np.stack(data.images), np.asarray(data.labels, np.int64), names,
-                    f"bags {', '.join(map(str, bags))} ({data.summary()})")
+    """Bags with an image topic and a label topic (std_msgs/Bool or String; see bag_labels), or
+    grasp-trials folders/bags (topics default to the after-grasp view and its label).
+    """
+    from tacforce_ros.sim.pybullet_grasp.runs import TOPICS
+    from tacforce_ros.sim.pybullet_grasp.scene import HELD_OUT_OBJECTS
+
+    bags = [trial_bag(b) for b in bags]
+    if image_topic is None and label_topic is None and all((b.parent / "trials.csv").is_file() for b in bags):
+        image_topic, label_topic = TOPICS["after"], TOPICS["held"]
+    if not image_topic or not label_topic:
+        raise ValueError("--bag needs --image-topic and --label-topic (grasp-trials folders have defaults)")
+    infos = [trial_info(b) for b in bags]
+    images, labels, names, groups, summaries = [], [], [], [], []
+    for bag, trials in zip(bags, infos):   # one by one: every trials bag starts at the same stamp
+        left = None if max_frames is None else max_frames - len(labels)
+        data = load_labelled_frames(bag, image_topic, label_topic, transform=lambda im: fit_frame(im, frame_size),
+                                    max_frames=left)
+        images += data.images
+        labels += data.labels
+        names += [f"{bag}:{image_topic}@{t}" for t in data.stamps_ns]
+        groups += [trial_outcome(trials[t]) if t in trials else "?" for t in data.stamps_ns]
+        summaries.append(data.summary())
+    if not labels:
+        raise ValueError(f"no labelled frames in {', '.join(map(str, bags))}: {'; '.join(summaries)}")
+    source = f"bags {', '.join(map(str, bags))} ({'; '.join(summaries)})"
+    objects = None
+    if any(infos):
+        objects = frozenset(int(i) for trials in infos for info in trials.values() for i in info["objects"])
+        held_out = sum(i >= HELD_OUT_OBJECTS[0] for i in objects)
+        source += (f"; grasp trials on {len(objects)} random_urdfs objects {min(objects):03d}-{max(objects):03d}, "
+                   f"{held_out} of them held out ({HELD_OUT_OBJECTS[0]}-{HELD_OUT_OBJECTS[1]})")
+    return FrameSet(np.stack(images), np.asarray(labels, np.int64), names, source,
+                    {"trial": groups} if all(infos) else None, objects)
+
+
+def refuse_held_out_objects(frames: FrameSet, what: str) -> None:
+    """Raise ValueError if ``frames`` come from grasp trials on held-out objects (800-999): those are
+    kept for the reported numbers, never for training or validation.
+    """
+    from tacforce_ros.sim.pybullet_grasp.scene import HELD_OUT_OBJECTS
+
+    bad = sorted(i for i in frames.objects or () if i >= HELD_OUT_OBJECTS[0])
+    if bad:
+        raise ValueError(f"{what} data holds grasp trials on held-out objects {HELD_OUT_OBJECTS[0]}-"
+                         f"{HELD_OUT_OBJECTS[1]} ({len(bad)}: {', '.join(map(str, bad[:5]))}...); make it with "
+                         "`tacforce sim grasp-trials --objects train` (another --seed for validation)")
 
 
 def load_synthetic(count: int, seed: int, split: str, frame_size: tuple[int, int]) -> FrameSet:
