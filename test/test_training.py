@@ -20,7 +20,7 @@ from tacforce_ros.inference.contract import METADATA_KEY, ModelError  # noqa: E4
 from tacforce_ros.inference.runtime import OnnxModel  # noqa: E402
 from tacforce_training.core import checkpoint  # noqa: E402
 from tacforce_training.core.export import ExportError, Tolerance  # noqa: E402
-from tacforce_training.models.temporal_force import CONFIGS, TemporalForce  # noqa: E402
+from tacforce_training.models.temporal_force import CONFIGS, RELATIVE_FLOOR, ResidualBlock, TemporalForce  # noqa: E402
 from tacforce_training.preprocess import ImagePreprocess  # noqa: E402
 from tacforce_training.synthetic import marker_sequences  # noqa: E402
 from tacforce_training.tasks.tactile_force import data as data_mod  # noqa: E402
@@ -105,14 +105,44 @@ def test_linear_head_extrapolates_where_the_sigmoid_saturates():
 def test_legacy_config_keeps_its_sigmoid_grey_reference_free_model():
     """A config saved before the head/reference/norm options loads as the model it was."""
     legacy = {k: v for k, v in CONFIGS["tiny"].to_dict().items()
-              if k not in ("head", "reference", "encoder_norm", "readout_features")}
+              if k not in ("head", "reference", "encoder_norm", "readout_features", "encoder", "reference_input")}
     cfg = type(CONFIGS["tiny"]).from_dict(legacy)
     assert (cfg.head, cfg.reference, cfg.encoder_norm, cfg.readout_features) == ("sigmoid", False, "instance", False)
+    assert cfg.encoder == "residual"
     assert type(CONFIGS["tiny"]).from_dict(CONFIGS["tiny"].to_dict()) == CONFIGS["tiny"]
     model = TemporalForce(cfg)
     assert {"force_min", "force_max"} <= set(model.state_dict()) and "force_mean" not in model.state_dict()
     with pytest.raises(ValueError, match="head"):
         dataclasses.replace(CONFIGS["tiny"], head="tanh")
+
+
+def test_a_config_from_before_the_plain_encoder_keeps_its_residual_frame_and_difference_model():
+    """Models trained before the plain encoder (e.g. the previously shipped one) load as they were trained."""
+    saved = {k: v for k, v in dataclasses.replace(CONFIGS["tiny"], encoder="residual", encoder_norm="instance",
+                                                  reference_input="frame_and_difference").to_dict().items()
+             if k not in ("encoder", "reference_input")}
+    cfg = type(CONFIGS["tiny"]).from_dict(saved)
+    assert (cfg.encoder, cfg.reference_input, cfg.encoder_norm, cfg.head) == (
+        "residual", "frame_and_difference", "instance", "linear")
+    assert cfg.encoder_input_channels == 2
+    with pytest.raises(ValueError, match="reference_input"):
+        dataclasses.replace(CONFIGS["tiny"], reference_input="ratio")
+    with pytest.raises(ValueError, match="encoder must"):
+        dataclasses.replace(CONFIGS["tiny"], encoder="vit")
+
+
+@pytest.mark.parametrize("mode", ["difference", "relative"])
+def test_the_encoder_sees_the_change_from_the_reference(mode):
+    """Out of contact the encoder input is zero; "relative" is the change over the reference's grey level."""
+    model = TemporalForce(dataclasses.replace(CONFIGS["tiny"], reference_input=mode))
+    ref = torch.rand(2, 1, 32, 32) * 2 - 1                     # preprocessed: (grey - 0.5) / 0.5
+    assert torch.equal(model.encoder_input(ref, ref), torch.zeros_like(ref))
+    frame = (ref + 0.2).clamp(-1, 1)
+    got = model.encoder_input(frame, ref)
+    grey = (lambda x: x * 0.5 + 0.5)
+    want = frame - ref if mode == "difference" else (grey(frame) - grey(ref)) / (grey(ref) + RELATIVE_FLOOR)
+    assert torch.allclose(got, want, atol=1e-6)
+    assert model.cfg.encoder_input_channels == 1
 
 
 def test_state_size_follows_odd_image_sizes():
@@ -374,7 +404,7 @@ def test_cli_grey_and_no_reference_flags(tmp_path, monkeypatch):
     add_task_commands(parser.add_subparsers(dest="cmd", required=True))
     base = ["train", "tactile-force", "--bag", "b", "--image-topic", "/i", "--wrench-topic", "/w", "--config", "tiny",
             "--epochs", "1", "--threads", "1"]
-    for flags, channels, reference in (([], 3, "reference"), (["--grey", "--no-reference", "--loss", "mse"], 1, None)):
+    for flags, channels, reference in (([], 3, "reference"), (["--grey", "--no-reference", "--loss", "l1"], 1, None)):
         out = tmp_path / ("-".join(flags) or "default")
         args = parser.parse_args([*base, "--out", str(out), *flags])
         assert args.func(args) == 0
@@ -382,7 +412,7 @@ def test_cli_grey_and_no_reference_flags(tmp_path, monkeypatch):
         assert meta.input.encoding == "rgb8" and meta.input.reference == reference
         assert ("luma" in meta.preprocessing) == (channels == 1)
         assert meta.training["config"]["model"]["in_channels"] == channels
-        assert meta.training["config"]["loss"] == ("mse" if flags else "l1")
+        assert meta.training["config"]["loss"] == ("l1" if flags else "mse")
 
 
 # --- reference, colour and augmentation ------------------------------------------------------------
@@ -480,7 +510,7 @@ def test_a_checkpoint_of_the_first_train_loop_loads_as_its_sigmoid_grey_model(tm
     """The pre-core format (the first shipped models/tactile_force.pt): no head/reference keys in its config."""
     from tacforce_training.tasks.tactile_force.train import LEGACY_FORMAT, load_model
     old_cfg = {k: v for k, v in CONFIGS["tiny"].to_dict().items()
-               if k not in ("head", "reference", "encoder_norm", "readout_features")}
+               if k not in ("head", "reference", "encoder_norm", "readout_features", "encoder", "reference_input")}
     legacy_model = TemporalForce(type(CONFIGS["tiny"]).from_dict(old_cfg))
     legacy_model.set_force_range([-1, -1, -3], [1, 1, 0.5])
     train_config = {**tiny_config().to_dict(), "model": old_cfg}
@@ -492,6 +522,7 @@ def test_a_checkpoint_of_the_first_train_loop_loads_as_its_sigmoid_grey_model(tm
     torch.save(old, tmp_path / "old.pt")
     model = load_model(checkpoint.load(tmp_path / "old.pt", "tactile_force"))
     assert (model.cfg.head, model.cfg.reference, model.cfg.encoder_norm) == ("sigmoid", False, "instance")
+    assert model.cfg.encoder == "residual" and isinstance(model.encoder.stages[0], ResidualBlock)
     with torch.no_grad():
         forces = model(torch.randn(1, 4, 1, 32, 32) * 5)
     assert ((forces >= model.force_min) & (forces <= model.force_max)).all()     # bounded, as trained

@@ -12,6 +12,13 @@ moment), applied to the preprocessed frames and the reference together:
     rotation   an in-plane rotation of the whole clip; Fx and Fy turn with it (the image axes are
                the force axes), Fz stays
 
+Gain and drift are off by default, pixel noise on: the model reads force from how much the frame
+changed from the reference, and a unit's gain scales that change exactly as force does, so gain
+draws teach it to discount the size of the change. On the GelSight-type split (README, "Tactile
+force on other sensors") draws of 15/8/3 % cost held-out Fz R² 0.97 -> 0.81, and even 4/2/1 %
+-> 0.95; the training bags' own units already differ in gain and offset. Give them
+(``brightness=0.1,colour_gain=0.05``) where the training data come from one unit only.
+
 Shift and rotation are off by default: on the simulated marker sensor a 3 % shift with 5 degrees
 of rotation cost validation Fx R² 0.995 -> 0.88 (resampling blurs the fine marker motion that
 carries shear), and a unit's own no-contact reference already absorbs how its gel sits in the
@@ -33,10 +40,10 @@ from ...core.config import DictConfig
 @dataclass
 class AugmentConfig(DictConfig):
     enabled: bool = True
-    brightness: float = 0.15        # std of the log of the overall gain
-    colour_gain: float = 0.08       # std of the log of each channel's gain
-    reference_drift: float = 0.03   # std of the reference's extra gain (log) and offset (full scale)
-    noise: float = 0.01             # std of per-pixel noise, full scale
+    brightness: float = 0.0         # std of the log of the overall gain (off: see the module docstring)
+    colour_gain: float = 0.0        # std of the log of each channel's gain
+    reference_drift: float = 0.0    # std of the reference's extra gain (log) and offset (full scale)
+    noise: float = 0.005            # std of per-pixel noise, full scale
     shift: float = 0.0              # largest shift, fraction of the image side (whole pixels)
     rotation_deg: float = 0.0       # largest in-plane rotation (resamples: see the module docstring)
 

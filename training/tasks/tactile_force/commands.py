@@ -39,9 +39,9 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-reference", action="store_true",
                    help="a model without the no-contact reference input (default: each sequence's frames before "
                         "its first contact are its reference, and the node captures or loads one)")
-    p.add_argument("--loss", choices=("l1", "mse"), default="l1",
-                   help="error on standardised forces: l1, or mse, which weighs the rare hard presses more "
-                        "(default: l1)")
+    p.add_argument("--loss", choices=("l1", "mse"), default="mse",
+                   help="error on standardised forces: mse, which weighs the rare hard presses more, or l1 "
+                        "(default: mse)")
     p.add_argument("--augment", default=None, metavar="K=V,...",
                    help="augmentation settings, e.g. 'brightness=0.2,rotation_deg=0' or 'enabled=false' "
                         "(default: on; see training/tasks/tactile_force/augment.py)")

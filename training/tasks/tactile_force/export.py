@@ -24,7 +24,7 @@ from tacforce_ros.inference.runtime import OnnxModel
 
 from ...core import checkpoint
 from ...core.export import FORCE_TOLERANCE, OPSET, ModelCard, Tolerance, save_checked, worst_difference
-from ...models.temporal_force import TemporalForce
+from ...models.temporal_force import TemporalForce, TemporalForceConfig
 from ...preprocess import ImagePreprocess
 from .data import as_frames
 from .metrics import format_table
@@ -158,10 +158,13 @@ def write_model_card(path: Path, meta: ModelMetadata, command: str, parity_n: fl
                     f"seed: {t.get('config', {}).get('seed', '?')}")
     inputs = [f"`{state.inputs[0]}`: float32 {list(state.shapes[0])}, the recurrent state: zeros for the "
               f"first frame, then the previous `{state.outputs[0]}`"]
+    model_cfg = TemporalForceConfig.from_dict(t.get("config", {}).get("model", {}))
     if meta.input.reference:
+        sees = {"difference": "the frame minus it", "frame_and_difference": "the frame and the frame minus it",
+                "relative": "the frame minus it over its grey level"}[model_cfg.reference_input]
         inputs.insert(0, f"`{meta.input.reference}`: uint8, the image input's shape and encoding: the sensor's "
                          "no-contact frame (the node averages its first frames, or takes ~/capture_reference or "
-                         "the reference_image file); the network sees the frame and the frame minus it")
+                         f"the reference_image file); the network sees {sees}")
     if t.get("model_force_range"):
         extent = ("the output is bounded by the force range the model was trained with: "
                   f"{_fmt_range(t.get('model_force_range'))}")
@@ -170,8 +173,8 @@ def write_model_card(path: Path, meta: ModelMetadata, command: str, parity_n: fl
                   "such frames on /diagnostics and in its log")
     channels = "grey" if meta.input.channels == 1 or "luma" in meta.preprocessing else "colour (RGB)"
     ModelCard(
-        about="GenForce-style TemporalForce (RAFT-style encoder -> ConvGRU -> residual head): a stream of "
-              f"tactile images ({channels}) in, the contact force out, one frame at a time with recurrent state.",
+        about=f"GenForce-style TemporalForce ({architecture(model_cfg)}): a stream of tactile images ({channels}) "
+              "in, the contact force out, one frame at a time with recurrent state.",
         inputs=inputs,
         outputs=["`force`: float32 [1, 3] = (Fx, Fy, Fz) in newtons, in the frame of the wrench topic the "
                  f"model was trained on: `{meta.outputs['force'].get('frame_id') or 'not recorded'}` "
@@ -182,6 +185,14 @@ def write_model_card(path: Path, meta: ModelMetadata, command: str, parity_n: fl
         validation=format_table(meta.metrics) if meta.metrics.get("rmse") else "",
     ).write(path, meta, f"ONNX vs PyTorch: max |force difference| {parity_n:.2e} N over {parity_frames} "
                         "streamed frames.", command)
+
+
+def architecture(cfg: TemporalForceConfig) -> str:
+    """One line on the network a config builds, for the model card."""
+    norm = "" if cfg.encoder_norm == "none" else f", {cfg.encoder_norm} norm"
+    encoder = ("plain conv encoder" if cfg.encoder == "plain" else "RAFT-style residual encoder") + norm
+    head = "residual head" if cfg.head_channels else "linear readout"
+    return f"{encoder} -> ConvGRU -> {head} ({cfg.head} output)"
 
 
 def _fmt(values) -> str:
