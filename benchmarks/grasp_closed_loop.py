@@ -16,6 +16,7 @@ Needs pybullet (requirements-train.txt).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -58,13 +59,10 @@ def main(argv: list[str] | None = None) -> int:
           f"{args.camera_height or 'randomised'}, object scale {scene.object_scale}", flush=True)
     start = time.perf_counter()
     records = []
-    if args.out:
-        with TrialWriter(args.out) as writer:
-            for result in iter_scenes(config):
-                writer.add(result)
-                records += result.trials
-    else:
+    with TrialWriter(args.out) if args.out else contextlib.nullcontext() as writer:
         for result in iter_scenes(config):
+            if writer:
+                writer.add(result)
             records += result.trials
     seconds = time.perf_counter() - start
     scores = score_planners(records)

@@ -20,7 +20,7 @@ from tacforce_ros.inference.contract import METADATA_KEY, ModelError  # noqa: E4
 from tacforce_ros.inference.runtime import OnnxModel  # noqa: E402
 from tacforce_training.core import checkpoint  # noqa: E402
 from tacforce_training.core.export import ExportError, Tolerance  # noqa: E402
-from tacforce_training.models.temporal_force import CONFIGS, RELATIVE_FLOOR, ResidualBlock, TemporalForce  # noqa: E402
+from tacforce_training.models.temporal_force import CONFIGS, ResidualBlock, TemporalForce  # noqa: E402
 from tacforce_training.preprocess import ImagePreprocess  # noqa: E402
 from tacforce_training.synthetic import marker_sequences  # noqa: E402
 from tacforce_training.tasks.tactile_force import data as data_mod  # noqa: E402
@@ -131,17 +131,14 @@ def test_a_config_from_before_the_plain_encoder_keeps_its_residual_frame_and_dif
         dataclasses.replace(CONFIGS["tiny"], encoder="vit")
 
 
-@pytest.mark.parametrize("mode", ["difference", "relative"])
-def test_the_encoder_sees_the_change_from_the_reference(mode):
-    """Out of contact the encoder input is zero; "relative" is the change over the reference's grey level."""
-    model = TemporalForce(dataclasses.replace(CONFIGS["tiny"], reference_input=mode))
+def test_the_encoder_sees_the_change_from_the_reference():
+    """Out of contact the encoder input is zero; in contact it is the frame minus the reference."""
+    model = TemporalForce(CONFIGS["tiny"])
     ref = torch.rand(2, 1, 32, 32) * 2 - 1                     # preprocessed: (grey - 0.5) / 0.5
     assert torch.equal(model.encoder_input(ref, ref), torch.zeros_like(ref))
     frame = (ref + 0.2).clamp(-1, 1)
     got = model.encoder_input(frame, ref)
-    grey = (lambda x: x * 0.5 + 0.5)
-    want = frame - ref if mode == "difference" else (grey(frame) - grey(ref)) / (grey(ref) + RELATIVE_FLOOR)
-    assert torch.allclose(got, want, atol=1e-6)
+    assert torch.allclose(got, frame - ref, atol=1e-6)
     assert model.cfg.encoder_input_channels == 1
 
 

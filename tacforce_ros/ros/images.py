@@ -13,7 +13,6 @@ from .checks import checked_stamp
 from .qos import sensor_qos
 
 TRANSPORTS = ("raw", "compressed")
-# a model's input encoding (contract.ENCODING_CHANNELS) -> the channel order it takes
 
 
 def subscribe_image(node, topic: str, transport: str, on_raw: Callable[[Image], None],

@@ -37,7 +37,7 @@ _SUBPIXEL_SHIFT = 4  # cv2 fixed-point bits for polygon vertices
 _PLACEMENT_TRIES = 40
 
 
-def _check_range(name: str, value: Sequence[float], low: float = 0.0) -> None:
+def check_range(name: str, value: Sequence[float], low: float = 0.0) -> None:
     if len(value) != 2 or not value[0] <= value[1] or value[0] < low:
         raise ValueError(f"{name} must be (min, max) with {low} <= min <= max, got {value!r}")
 
@@ -72,18 +72,18 @@ class SceneConfig:
     def __post_init__(self) -> None:
         if self.height < 16 or self.width < 16:
             raise ValueError(f"image must be at least 16x16, got {self.height}x{self.width}")
-        _check_range("objects_range", self.objects_range)
+        check_range("objects_range", self.objects_range)
         if not self.shapes:
             raise ValueError("shapes must not be empty")
         unknown = set(self.shapes) - set(SHAPES)
         if unknown:
             raise ValueError(f"unknown shapes {sorted(unknown)}; known: {SHAPES}")
-        _check_range("size_range_px", self.size_range_px, 4.0)
-        _check_range("aspect_range", self.aspect_range, 0.05)
+        check_range("size_range_px", self.size_range_px, 4.0)
+        check_range("aspect_range", self.aspect_range, 0.05)
         if self.aspect_range[1] > 1.0:
             raise ValueError(f"aspect_range must be within (0, 1], got {self.aspect_range!r}")
-        _check_range("bar_length_range_px", self.bar_length_range_px, 4.0)
-        _check_range("bar_width_range_px", self.bar_width_range_px, 2.0)
+        check_range("bar_length_range_px", self.bar_length_range_px, 4.0)
+        check_range("bar_width_range_px", self.bar_width_range_px, 2.0)
         unknown = set(self.textures) - set(TEXTURES)
         if not self.textures or unknown:
             raise ValueError(f"textures must be a non-empty subset of {TEXTURES}, got {self.textures!r}")

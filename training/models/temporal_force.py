@@ -23,8 +23,8 @@ Differences from GenForce, and why:
   the training force on the GelSight-type simulator (per-frame probe, 64 px, same data and
   loop): plain convs Fz R² 0.978; the same with instance norm 0.615; the residual encoder
   without norm 0.933, with batch norm 0.942. Pooling ReLU features that grow with the change
-  and reading them out linearly extrapolates; the residual encoder and the instance norm stay
-  selectable (``encoder``, ``encoder_norm``);
+  and reading them out linearly extrapolates; the residual encoder and the norms stay in the
+  config (``encoder``, ``encoder_norm``), which older checkpoints load with;
 - channels follow the sensor: one grey channel for marker sensors, RGB for photometric
   (GelSight-type) ones, whose colour encodes the surface normal;
 - a linear head on standardised forces (``head="linear"``), not a sigmoid over the training
@@ -54,8 +54,7 @@ DEFAULT_FORCE_MIN = (-5.0, -5.0, -20.0)
 DEFAULT_FORCE_MAX = (5.0, 5.0, 5.0)
 HEADS = ("linear", "sigmoid")
 NORMS = {"none": lambda channels: nn.Identity(), "batch": nn.BatchNorm2d, "instance": nn.InstanceNorm2d}
-REFERENCE_INPUTS = ("relative", "difference", "frame_and_difference")
-RELATIVE_FLOOR = 0.1   # grey level (0..1) added to the reference in the relative change: bounds its gain
+REFERENCE_INPUTS = ("difference", "frame_and_difference")
 ENCODERS = ("plain", "residual")
 
 
@@ -64,9 +63,7 @@ class TemporalForceConfig(DictConfig):
     image_size: int = 96                               # square model input, pixels
     in_channels: int = 1                               # image channels: 1 grey, 3 RGB (training/preprocess.py)
     reference: bool = True                             # take the sensor's no-contact reference frame
-    reference_input: str = "difference"                # encoder sees: "difference" | "frame_and_difference" |
-    #                                                    "relative" (difference over the reference's grey level:
-    #                                                    unit gain cancels, but it extrapolated worse, README)
+    reference_input: str = "difference"                # encoder sees: "difference" | "frame_and_difference"
     head: str = "linear"                               # "linear" (standardised, extrapolates) | "sigmoid"
     encoder: str = "plain"                             # "plain" (3x3/2 conv + ReLU layers) | "residual" (RAFT)
     encoder_norm: str = "none"                         # "none" | "batch" | "instance" (divides magnitudes away)
@@ -247,8 +244,6 @@ class TemporalForce(nn.Module):
             raise ValueError("this model takes the sensor's no-contact reference frame with every frame")
         if self.cfg.reference_input == "difference":
             return x - reference
-        if self.cfg.reference_input == "relative":   # inputs are (grey - 0.5) / 0.5 (training/preprocess.py)
-            return (x - reference) / (reference + 1.0 + 2.0 * RELATIVE_FLOOR)
         return torch.cat([x, x - reference], 1)
 
     def _readout(self, h: torch.Tensor, feats: torch.Tensor) -> torch.Tensor:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ...perception.grasp_map import depth_at
 from .scene import TIME_STEP, BuiltScene, Camera, Lighting, angle_to_yaw, render_view
 
 PARK = (3.0, 3.0, 1.0)  # where the gripper waits while the top-down camera looks
@@ -155,9 +156,6 @@ class Gripper:
     def finger_contacts(self, body: int) -> tuple[bool, bool]:
         return tuple(bool(self.p.getContactPoints(self.body, body, link, -1)) for link in (0, 1))
 
-    def park(self) -> None:
-        self.place(PARK, 0.0)
-
     # ------------------------------------------------------------------ a trial
     def trial(self, scene: BuiltScene, pose: GraspPose, lighting: Lighting | None = None) -> TrialOutcome:
         """Descend to ``pose``, close, lift ``lift_m``, shake; judge success. With ``lighting``,
@@ -175,9 +173,9 @@ class Gripper:
         top = reached + [0, 0, c.lift_m]
         self.move(top, speed=0.25)
         held_after_lift = self._held(scene, rest) is not None
+        side = jaw_normal(pose.yaw)
         for _ in range(c.shake_cycles):
             for sign in (1, -1):
-                side = np.array([math.cos(pose.yaw + math.pi / 2), math.sin(pose.yaw + math.pi / 2), 0.0])
                 self.move(top + sign * c.shake_m * side, pose.yaw + sign * c.shake_rad, speed=0.5, settle_steps=0)
         self.move(top, pose.yaw, speed=0.5)
         self.wait(0.2)
@@ -202,10 +200,14 @@ class Gripper:
         """Render a side view of the closed gripper: looking along the jaw normal (between the fingers),
         slightly from above, from 0.3 m.
         """
-        normal = np.array([math.cos(yaw + math.pi / 2), math.sin(yaw + math.pi / 2), 0.0])
-        eye = np.asarray(tip) + 0.3 * normal * math.cos(0.35) + [0, 0, 0.3 * math.sin(0.35)]
+        eye = np.asarray(tip) + 0.3 * jaw_normal(yaw) * math.cos(0.35) + [0, 0, 0.3 * math.sin(0.35)]
         return render_view(self.p, eye, np.asarray(tip) + [0, 0, 0.01], [0, 0, 1], self.config.after_view_size, 45.0,
                            lighting)
+
+
+def jaw_normal(yaw: float) -> np.ndarray:
+    """Horizontal unit vector across the jaws' closing line at ``yaw``: the shake axis and the side view's."""
+    return np.array([math.cos(yaw + math.pi / 2), math.sin(yaw + math.pi / 2), 0.0])
 
 
 def pixel_grasp_pose(u: float, v: float, angle: float, depth_m: np.ndarray, camera: Camera,
@@ -215,7 +217,6 @@ def pixel_grasp_pose(u: float, v: float, angle: float, depth_m: np.ndarray, came
     surface but not below ``min_tip_height_m``, yaw ``angle_to_yaw(angle)``. None without a
     valid depth there.
     """
-    from ...perception.grasp_map import depth_at
     depth = depth_at(depth_m, u, v, radius)
     if depth is None:
         return None

@@ -19,7 +19,9 @@ from typing import Callable, NamedTuple
 import cv2
 import numpy as np
 
+from ...perception.grasp_angles import wrap_angle
 from ...perception.grasp_map import Intrinsics
+from .gripper import GripperConfig
 
 PLANNERS = ("random", "analytic", "model")
 # grasp_planner_node's parameter defaults (test_grasp_trials checks them against the node)
@@ -60,15 +62,14 @@ def minor_axis(us: np.ndarray, vs: np.ndarray) -> tuple[float, float, float, flo
     """Centroid (u, v), minor-axis angle (grasp convention) and the extent (px) across it."""
     pts = np.stack([us, vs], 1).astype(np.float64)
     centre = pts.mean(0)
-    evals, evecs = np.linalg.eigh(np.cov((pts - centre).T) + 1e-9 * np.eye(2))
+    _, evecs = np.linalg.eigh(np.cov((pts - centre).T) + 1e-9 * np.eye(2))
     minor = evecs[:, 0]  # eigh: ascending eigenvalues
-    angle = math.atan2(minor[1], minor[0]) % math.pi
     extent = float(np.ptp((pts - centre) @ minor))
-    return float(centre[0]), float(centre[1]), angle % math.pi, extent
+    return float(centre[0]), float(centre[1]), float(wrap_angle(math.atan2(minor[1], minor[0]))), extent
 
 
 def plan_analytic(rgb, depth_m, intrinsics: Intrinsics, rng: np.random.Generator,
-                  opening_m: float = 0.085) -> PixelGrasp | None:
+                  opening_m: float = GripperConfig.max_opening_m) -> PixelGrasp | None:
     count, labels, stats, _ = cv2.connectedComponentsWithStats(object_mask(depth_m).astype(np.uint8), connectivity=8)
     parts = []
     for label in range(1, count):

@@ -29,13 +29,14 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Iterator
 
 import cv2
 import numpy as np
 
+from ...bag_labels import BOOL
 from .gripper import GripperConfig, pixel_grasp_pose
 from .planners import PLANNERS
 from .scene import Camera, TrialSceneConfig, is_held_out, sample_scene
@@ -55,15 +56,14 @@ class TrialRunConfig:
     seed: int = 0
     planners: tuple[str, ...] = ("random",)
     trials_per_scene: int = 1  # per planner
-    first_scene: int = 0
     scene: TrialSceneConfig = field(default_factory=TrialSceneConfig)
     gripper: GripperConfig = field(default_factory=GripperConfig)
     model_path: str = "grasp_map.onnx"
     after_view: bool = True
 
     def __post_init__(self) -> None:
-        if self.scenes < 1 or self.workers < 1 or self.trials_per_scene < 1 or self.first_scene < 0:
-            raise ValueError("scenes, workers and trials_per_scene must be >= 1, first_scene >= 0")
+        if self.scenes < 1 or self.workers < 1 or self.trials_per_scene < 1:
+            raise ValueError("scenes, workers and trials_per_scene must be >= 1")
         if not self.planners or set(self.planners) - set(PLANNERS):
             raise ValueError(f"planners must be a non-empty subset of {PLANNERS}, got {self.planners!r}")
         if "model" in self.planners and self.trials_per_scene > 1:
@@ -185,7 +185,7 @@ def _run_scene_task(task: tuple[TrialRunConfig, int]) -> SceneResult:
 
 def iter_scenes(config: TrialRunConfig) -> Iterator[SceneResult]:
     """Scene results in scene order, computed by ``config.workers`` spawned processes (1: here)."""
-    tasks = [(config, config.first_scene + i) for i in range(config.scenes)]
+    tasks = [(config, i) for i in range(config.scenes)]
     if config.workers == 1:
         _worker_init()
         for task in tasks:
@@ -219,19 +219,31 @@ class RunSummary:
                 f"{self.trials_per_minute:.1f} trials/min")
 
 
+def _scene_facts(result: SceneResult) -> dict:
+    """Return what a trial's row and label message say about its scene, beyond the trial record."""
+    return {"objects": list(result.object_indices), "table_style": result.table_style,
+            "camera_height_m": result.camera.height_m, "fov_deg": result.camera.fov_deg}
+
+
 class TrialWriter:
-    """Writes scene results into ``out`` (see the module docstring); use as a context manager."""
+    """Writes scene results into ``out`` (see the module docstring) as they come; use as a context manager.
+
+    Only the attempts.csv rows are kept until ``close()``; images go to disk, trials.csv rows and
+    bag messages are written per scene, so a long run's memory does not grow with its scenes.
+    """
 
     def __init__(self, out: str | Path, bag: bool = True):
         from ...bags import IMAGE, STRING, BagWriter
-        from ...bag_labels import BOOL
         self.out = Path(out)
         if (self.out / "attempts.csv").exists() or (self.out / "bag").exists():
             raise FileExistsError(f"{self.out} already holds grasp trials; choose a new --out folder")
         for sub in ("images", "depth", "after"):
             (self.out / sub).mkdir(parents=True, exist_ok=True)
         self.rows: list[tuple] = []
-        self.records: list[tuple[TrialRecord, SceneResult]] = []
+        self._trials_file = open(self.out / "trials.csv", "w", newline="")
+        self._trials = csv.writer(self._trials_file)
+        self._trials.writerow([f.name for f in fields(TrialRecord)]
+                              + ["object_indices", "table_style", "camera_height_m", "fov_deg"])
         self.clock = T0_NS
         self.bag = None
         if bag:
@@ -247,27 +259,22 @@ class TrialWriter:
         cv2.imwrite(str(self.out / "depth" / name), depth_mm)
         if self.bag is not None:
             self._bag_scene(result, depth_mm)
+        facts = _scene_facts(result)
         for record, view in zip(result.trials, result.after):
-            self.records.append((record, result))
+            self._trials.writerow([*asdict(record).values(), " ".join(map(str, facts["objects"])),
+                                   facts["table_style"], facts["camera_height_m"], facts["fov_deg"]])
             if record.planned:
                 self.rows.append((f"images/{name}", record.u, record.v, record.angle, record.success))
             if view is not None:
                 cv2.imwrite(str(self.out / "after" / f"{result.index:05d}_{record.planner}_{record.trial}.png"),
                             view[..., ::-1])
             if self.bag is not None:
-                self._bag_trial(record, result, view)
+                self._bag_trial(record, facts, view)
 
     def close(self) -> None:
         from ..grasp_attempts import write_attempt_csv
         write_attempt_csv(self.out, self.rows)
-        names = list(asdict(self.records[0][0])) if self.records else list(TrialRecord.__dataclass_fields__)
-        extra = ["object_indices", "table_style", "camera_height_m", "fov_deg"]
-        with open(self.out / "trials.csv", "w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(names + extra)
-            for record, scene in self.records:
-                writer.writerow([*asdict(record).values(), " ".join(map(str, scene.object_indices)),
-                                 scene.table_style, scene.camera.height_m, scene.camera.fov_deg])
+        self._trials_file.close()
         if self.bag is not None:
             self.bag.close()
 
@@ -309,12 +316,10 @@ class TrialWriter:
         self.bag.write_msg(TOPICS["rgb"], t, self._image(t, CAMERA_FRAME, result.rgb, "rgb8"))
         self.bag.write_msg(TOPICS["depth"], t, self._image(t, CAMERA_FRAME, depth_mm, "16UC1"))
 
-    def _bag_trial(self, record: TrialRecord, result: SceneResult, view: np.ndarray | None) -> None:
-        from ...bag_labels import BOOL
+    def _bag_trial(self, record: TrialRecord, facts: dict, view: np.ndarray | None) -> None:
         types = self.bag.typestore.types
         t = self._tick()
-        info = {**asdict(record), "objects": list(result.object_indices), "table_style": result.table_style,
-                "camera_height_m": result.camera.height_m, "fov_deg": result.camera.fov_deg}
+        info = {**asdict(record), **facts}
         info = {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in info.items()}
         self.bag.write_msg(TOPICS["trial"], t, types["std_msgs/msg/String"](data=json.dumps(info)))
         if view is not None:

@@ -20,12 +20,14 @@ from __future__ import annotations
 import colorsys
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
+from ...perception.grasp_angles import wrap_angle
 from ...perception.grasp_map import Intrinsics
+from ..grasp_scenes import check_range
 
 OBJECT_COUNT = 1000  # pybullet_data/random_urdfs/000..999
 TRAIN_OBJECTS = (0, 799)
@@ -67,9 +69,9 @@ def is_held_out(objects) -> bool:
     return object_range(objects)[0] >= HELD_OUT_OBJECTS[0]
 
 
-def _check_pair(name: str, value, low: float = 0.0) -> None:
-    if len(value) != 2 or not low <= value[0] <= value[1]:
-        raise ValueError(f"{name} must be (min, max) with {low} <= min <= max, got {value!r}")
+def held_out_indices(indices) -> list[int]:
+    """Return the held-out random_urdfs indices among ``indices`` (of any scenes), sorted."""
+    return sorted(int(i) for i in indices if i >= HELD_OUT_OBJECTS[0])
 
 
 @dataclass(frozen=True)
@@ -94,10 +96,10 @@ class TrialSceneConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "objects", object_range(self.objects))
-        _check_pair("objects_per_scene", self.objects_per_scene, 1)
+        check_range("objects_per_scene", self.objects_per_scene, 1)
         for name in ("object_scale", "object_mass_kg", "spawn_half_width_m", "camera_height_m", "fov_deg"):
-            _check_pair(name, getattr(self, name), 1e-6)
-        _check_pair("object_friction", self.object_friction)
+            check_range(name, getattr(self, name), 1e-6)
+        check_range("object_friction", self.object_friction)
         if self.camera_height_m[0] < 0.2:
             raise ValueError(f"camera_height_m must be >= 0.2 m (the gripper descends below it), got "
                              f"{self.camera_height_m}")
@@ -108,7 +110,7 @@ class TrialSceneConfig:
         if self.table_rgb is not None and (len(self.table_rgb) != 3 or not all(0 <= c <= 255 for c in self.table_rgb)):
             raise ValueError(f"table_rgb must be three values 0..255, got {self.table_rgb!r}")
         if self.table_hue_exclude is not None:
-            _check_pair("table_hue_exclude", self.table_hue_exclude)
+            check_range("table_hue_exclude", self.table_hue_exclude)
             if self.table_hue_exclude[1] - self.table_hue_exclude[0] >= 1.0:
                 raise ValueError(f"table_hue_exclude must leave some hues, got {self.table_hue_exclude}")
         if self.width < 16 or self.height < 16 or self.settle_s < 0:
@@ -161,7 +163,7 @@ def angle_to_yaw(theta: float) -> float:
 
 def yaw_to_angle(yaw: float) -> float:
     """Image grasp angle in [0, pi) of a closing axis at world yaw ``yaw``."""
-    return float(np.mod(-yaw, math.pi)) % math.pi
+    return float(wrap_angle(-yaw))
 
 
 @dataclass(frozen=True)
@@ -198,7 +200,6 @@ class SceneSpec:
     table_cell_m: float
     table_grain: tuple[float, ...]
     lighting: Lighting
-    meta: dict = field(default_factory=dict)
 
 
 def _random_colour(rng: np.random.Generator, hue=(0.0, 1.0), sat=(0.0, 1.0), val=(0.15, 0.95)) -> tuple[int, ...]:
@@ -255,8 +256,7 @@ def sample_scene(config: TrialSceneConfig, seed: tuple[int, ...]) -> SceneSpec:
         float(rng.uniform(0.3, 0.7)), float(rng.uniform(0.0, 0.3)), bool(rng.random() < 0.5))
     return SceneSpec(tuple(int(s) for s in seed), tuple(objects), camera, style, colours,
                      float(rng.uniform(0.01, 0.08)),
-                     tuple(float(x) for x in rng.uniform(0.0, 1.0, size=4)), lighting,
-                     {"spread_m": float(spread)})
+                     tuple(float(x) for x in rng.uniform(0.0, 1.0, size=4)), lighting)
 
 
 # --------------------------------------------------------------------------- table texture

@@ -134,7 +134,7 @@ def load_bags(bags, image_topic: str | None, label_topic: str | None, frame_size
     grasp-trials folders/bags (topics default to the after-grasp view and its label).
     """
     from tacforce_ros.sim.pybullet_grasp.runs import TOPICS
-    from tacforce_ros.sim.pybullet_grasp.scene import HELD_OUT_OBJECTS
+    from tacforce_ros.sim.pybullet_grasp.scene import HELD_OUT_OBJECTS, held_out_indices
 
     bags = [trial_bag(b) for b in bags]
     if image_topic is None and label_topic is None and all((b.parent / "trials.csv").is_file() for b in bags):
@@ -158,7 +158,7 @@ def load_bags(bags, image_topic: str | None, label_topic: str | None, frame_size
     objects = None
     if any(infos):
         objects = frozenset(int(i) for trials in infos for info in trials.values() for i in info["objects"])
-        held_out = sum(i >= HELD_OUT_OBJECTS[0] for i in objects)
+        held_out = len(held_out_indices(objects))
         source += (f"; grasp trials on {len(objects)} random_urdfs objects {min(objects):03d}-{max(objects):03d}, "
                    f"{held_out} of them held out ({HELD_OUT_OBJECTS[0]}-{HELD_OUT_OBJECTS[1]})")
     return FrameSet(np.stack(images), np.asarray(labels, np.int64), names, source,
@@ -169,9 +169,9 @@ def refuse_held_out_objects(frames: FrameSet, what: str) -> None:
     """Raise ValueError if ``frames`` come from grasp trials on held-out objects (800-999): those are
     kept for the reported numbers, never for training or validation.
     """
-    from tacforce_ros.sim.pybullet_grasp.scene import HELD_OUT_OBJECTS
+    from tacforce_ros.sim.pybullet_grasp.scene import HELD_OUT_OBJECTS, held_out_indices
 
-    bad = sorted(i for i in frames.objects or () if i >= HELD_OUT_OBJECTS[0])
+    bad = held_out_indices(frames.objects or ())
     if bad:
         raise ValueError(f"{what} data holds grasp trials on held-out objects {HELD_OUT_OBJECTS[0]}-"
                          f"{HELD_OUT_OBJECTS[1]} ({len(bad)}: {', '.join(map(str, bad[:5]))}...); make it with "

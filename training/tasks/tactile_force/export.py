@@ -160,8 +160,8 @@ def write_model_card(path: Path, meta: ModelMetadata, command: str, parity_n: fl
               f"first frame, then the previous `{state.outputs[0]}`"]
     model_cfg = TemporalForceConfig.from_dict(t.get("config", {}).get("model", {}))
     if meta.input.reference:
-        sees = {"difference": "the frame minus it", "frame_and_difference": "the frame and the frame minus it",
-                "relative": "the frame minus it over its grey level"}[model_cfg.reference_input]
+        sees = {"difference": "the frame minus it",
+                "frame_and_difference": "the frame and the frame minus it"}[model_cfg.reference_input]
         inputs.insert(0, f"`{meta.input.reference}`: uint8, the image input's shape and encoding: the sensor's "
                          "no-contact frame (the node averages its first frames, or takes ~/capture_reference or "
                          f"the reference_image file); the network sees {sees}")

@@ -5,8 +5,8 @@
        (the graph's exact input), in RAM or a memmap
     -> each epoch: clips of ``clip_length`` frames at random starts, zero initial state
        (as GenForce; the model learns to pick up a stream mid-contact), augmented (augment.py)
-    -> L1 on normalised forces at every step (standardised for the linear head, min-max for
-       the legacy sigmoid one; training/core/loop.py does the rest)
+    -> squared error (or L1) on normalised forces at every step (standardised for the linear
+       head, min-max for the legacy sigmoid one; training/core/loop.py does the rest)
     -> validation: each held-out sequence streamed from its first frame, as the node does;
        the L1 on normalised forces selects best.pt
 
@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 from tacforce_ros.inference.contract import ENCODING_CHANNELS
+from tacforce_ros.perception.force import REFERENCE_FRAMES
 
 from ...core import checkpoint
 from ...core.loop import FitResult, fit
@@ -96,7 +97,7 @@ class TactileForceTask:
         self.lo, self.hi = torch.from_numpy(lo), torch.from_numpy(hi)
         self.mean = forces.mean(0)
         self.std = forces.std(0).clamp(min=cfg.min_force_span / 4)
-        self.unit = self.hi - self.lo if cfg.model.head == "sigmoid" else self.std
+        self.unit = self.build_model().force_unit.clone()     # N per unit of the head: the loss's scale
         self.augment = Augment(cfg.augment, preprocess.mean, preprocess.std,
                                photometric=cfg.model.marker_threshold is None)
         self.summary = {
@@ -111,7 +112,7 @@ class TactileForceTask:
                {"force_mean": self.mean.tolist(), "force_std": self.std.tolist()}),
             "input": self.input,
             "input_channel_means": {"min": self.train_data.channel_means[0], "max": self.train_data.channel_means[1]},
-            "reference": ("each sequence's mean of up to 5 frames before its first contact; "
+            "reference": (f"each sequence's mean of up to {REFERENCE_FRAMES} frames before its first contact; "
                           f"{self.train_data.reference_frames.count(0)} of {len(train_seqs)} training sequences "
                           "started in contact and used their first frame") if cfg.model.reference else None,
             "frame_cache": "memmap" if self.train_data.store.on_disk else "ram",
