@@ -13,6 +13,8 @@ in one JSON document stored in the ONNX file's metadata under ``METADATA_KEY``:
       # [1, T, H, W, C]; visual_force); absent for one frame a call
       # optional "reference": the name of a second uint8 input of the image's shape: the
       # sensor's no-contact frame, fed with every frame (tactile_force); absent: none
+      # optional "depth": the name of a second, float32 [1, H, W, 1] input: depth aligned to the
+      # image in metres, 0 or NaN where the camera has no reading (grasp_map); absent: none
       "state": {"inputs": ["h_in"], "outputs": ["h_out"], "shapes": [[1, 32, 16, 16]]},
       "outputs": {"force": {"shape": [1, 3], "units": "N", "axes": ["x", "y", "z"],
                             "frame": "tactile sensor, z out of the elastomer; pressing gives Fz < 0"}},
@@ -59,6 +61,12 @@ class InputSpec:
     encoding: str
     frames: int | None = None     # None: one frame [1, H, W, C]; T: the last T frames [1, T, H, W, C]
     reference: str | None = None  # name of the no-contact reference input (same shape and encoding), if any
+    depth: str | None = None      # name of the aligned depth input (float32 [1, H, W, 1], metres), if any
+
+    @property
+    def depth_shape(self) -> tuple[int, int, int, int]:
+        """The depth input's shape, 64x64 where the size is free."""
+        return (1, self.height or 64, self.width or 64, 1)
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -100,7 +108,8 @@ class ModelMetadata:
                       "height": self.input.height, "width": self.input.width,
                       "channels": self.input.channels, "encoding": self.input.encoding,
                       **({} if self.input.frames is None else {"frames": self.input.frames}),
-                      **({} if self.input.reference is None else {"reference": self.input.reference})},
+                      **({} if self.input.reference is None else {"reference": self.input.reference}),
+                      **({} if self.input.depth is None else {"depth": self.input.depth})},
             "state": None if self.state is None else {
                 "inputs": list(self.state.inputs), "outputs": list(self.state.outputs),
                 "shapes": [list(s) for s in self.state.shapes]},
@@ -131,7 +140,8 @@ class ModelMetadata:
                              width=_side(inp.get("width")), channels=int(inp["channels"]),
                              encoding=str(inp["encoding"]),
                              frames=None if inp.get("frames") is None else int(inp["frames"]),
-                             reference=None if inp.get("reference") is None else str(inp["reference"]))
+                             reference=None if inp.get("reference") is None else str(inp["reference"]),
+                             depth=None if inp.get("depth") is None else str(inp["depth"]))
             state_spec = None if state is None else StateSpec(
                 inputs=tuple(state["inputs"]), outputs=tuple(state["outputs"]),
                 shapes=tuple(tuple(int(d) for d in s) for s in state["shapes"]))

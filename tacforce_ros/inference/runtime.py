@@ -113,10 +113,11 @@ def preload_gpu_libraries(ort, providers: Sequence) -> bool:
 class OnnxModel:
     """A loaded, checked, warmed-up model.
 
-    ``run(image, state, reference)`` takes one uint8 NHWC batch (or, for a model whose input names
-    ``frames`` = T, the last T frames as uint8 [1, T, H, W, C]), the recurrent state (None for the
-    model's initial state) and, for a model whose input names a ``reference``, the sensor's
-    no-contact frame in the image's shape, and returns ``(outputs, next_state)``: outputs as numpy arrays,
+    ``run(image, state, reference, depth)`` takes one uint8 NHWC batch (or, for a model whose input
+    names ``frames`` = T, the last T frames as uint8 [1, T, H, W, C]), the recurrent state (None for
+    the model's initial state), for a model whose input names a ``reference``, the sensor's
+    no-contact frame in the image's shape, and for one whose input names ``depth``, the aligned
+    depth in metres (float32 H x W or [1, H, W, 1]), and returns ``(outputs, next_state)``: outputs as numpy arrays,
     the state as numpy on CPU or device-resident OrtValues on a GPU provider; either way it is
     only ever passed back to ``run``.
     """
@@ -163,7 +164,7 @@ class OnnxModel:
             log.warning("%s: no GPU provider could start (driver, CUDA or cuDNN missing?); running on CPU", source)
         try:
             for _ in range(warmup_runs):
-                self.run(self.blank_input(), reference=self.blank_input())
+                self.run(self.blank_input(), reference=self.blank_input(), depth=self.blank_depth())
         except Exception as exc:  # e.g. a graph whose fixed size differs from its metadata
             raise ModelError(f"{source}: warm-up run failed ({str(exc).splitlines()[0]})") from None
 
@@ -179,13 +180,21 @@ class OnnxModel:
         if spec.reference is not None and (spec.reference not in inputs
                                            or inputs[spec.reference].type != "tensor(uint8)"):
             raise ModelError(f"{source}: graph has no uint8 input {spec.reference!r} as its metadata says")
-        if set(inputs) != {spec.name} | wanted_in | ({spec.reference} if spec.reference else set()):
+        if spec.depth is not None and (spec.depth not in inputs or inputs[spec.depth].type != "tensor(float)"):
+            raise ModelError(f"{source}: graph has no float input {spec.depth!r} as its metadata says")
+        extra = {name for name in (spec.reference, spec.depth) if name}
+        if set(inputs) != {spec.name} | wanted_in | extra:
             raise ModelError(f"{source}: graph inputs {sorted(inputs)} differ from the metadata")
         if not wanted_out <= outputs:
             raise ModelError(f"{source}: graph outputs {sorted(outputs)} lack {sorted(wanted_out - outputs)}")
 
     def blank_input(self) -> np.ndarray:
         return np.zeros(self.metadata.input.shape, np.uint8)
+
+    def blank_depth(self) -> np.ndarray | None:
+        """A depth input with no readings (zeros), or None for a model without one."""
+        spec = self.metadata.input
+        return None if spec.depth is None else np.zeros(spec.depth_shape, np.float32)
 
     def initial_state(self) -> dict[str, np.ndarray]:
         state = self.metadata.state
@@ -194,9 +203,16 @@ class OnnxModel:
         return {name: np.zeros(shape, np.float32) for name, shape in zip(state.inputs, state.shapes)}
 
     def run(self, image: np.ndarray, state: dict | None = None,
-            reference: np.ndarray | None = None) -> tuple[dict[str, np.ndarray], dict]:
+            reference: np.ndarray | None = None,
+            depth: np.ndarray | None = None) -> tuple[dict[str, np.ndarray], dict]:
         spec = self.metadata.input
         feeds = {spec.name: np.ascontiguousarray(image, dtype=np.uint8)}
+        if spec.depth is not None:
+            h, w = np.shape(image)[-3:-1]
+            if depth is None or np.shape(depth) not in ((h, w), (1, h, w, 1)):
+                raise ValueError(f"this model takes depth aligned to the {w}x{h} image as {spec.depth!r}, got "
+                                 f"{None if depth is None else list(np.shape(depth))}")
+            feeds[spec.depth] = np.ascontiguousarray(np.reshape(depth, (1, h, w, 1)), dtype=np.float32)
         if spec.reference is not None:
             if reference is None or np.shape(reference) != np.shape(image):
                 raise ValueError(f"this model takes a no-contact reference frame of the image's shape "
@@ -237,6 +253,6 @@ class OnnxModel:
         times = np.empty(runs)
         for k in range(runs):
             start = time.perf_counter()
-            _, state = self.run(image, state, reference=image)
+            _, state = self.run(image, state, reference=image, depth=self.blank_depth())
             times[k] = time.perf_counter() - start
         return times

@@ -157,11 +157,26 @@ class GraspPlanner:
         self.layout = GraspMapLayout.from_metadata(model.metadata.outputs, str(model.path))
         self._order: ColorOrder = "bgr" if model.metadata.input.encoding == "bgr8" else "rgb"
 
-    def grasp_map(self, image: np.ndarray, order: ColorOrder) -> np.ndarray:
-        """P(success) [rows, cols, bins] for an H x W x C uint8 frame in channel ``order``."""
+    @property
+    def needs_depth(self) -> bool:
+        """True for a model that takes aligned depth beside the colour image (GG-CNN style)."""
+        return self.model.metadata.input.depth is not None
+
+    def grasp_map(self, image: np.ndarray, order: ColorOrder, depth_m: np.ndarray | None = None) -> np.ndarray:
+        """P(success) [rows, cols, bins] for an H x W x C uint8 frame in channel ``order``; a model
+        that ``needs_depth`` also takes the aligned depth (H x W metres, 0 or NaN: no reading),
+        and without it raises GraspMapError.
+        """
         image = to_model_channels(image, order, self._order)
         self.model.metadata.input.check_image(image.shape)
-        outputs, _ = self.model.run(np.ascontiguousarray(image)[np.newaxis])
+        if self.needs_depth:
+            if depth_m is None:
+                raise GraspMapError("this grasp_map model takes aligned depth; no depth frame for this image")
+            if depth_m.shape[:2] != image.shape[:2]:
+                raise GraspMapError(f"depth {depth_m.shape[1]}x{depth_m.shape[0]} is not aligned to the "
+                                    f"{image.shape[1]}x{image.shape[0]} colour image")
+        outputs, _ = self.model.run(np.ascontiguousarray(image)[np.newaxis],
+                                    depth=depth_m if self.needs_depth else None)
         return check_map(outputs[OUTPUT], self.layout)
 
 

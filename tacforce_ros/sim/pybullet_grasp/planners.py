@@ -98,7 +98,7 @@ class ModelPlanner:
     def __call__(self, rgb, depth_m, intrinsics: Intrinsics, rng: np.random.Generator) -> PixelGrasp | None:
         from ...perception.grasp_map import decode_grasps, grasp_position, position_problem
         d = NODE_DEFAULTS
-        prob = self.planner.grasp_map(rgb, "rgb")
+        prob = self.planner.grasp_map(rgb, "rgb", depth_m)
         grasps = decode_grasps(prob, self.planner.layout, d["min_probability"], d["top_k"], d["nms_distance_px"],
                                d["angle_window"])
         if not grasps:
