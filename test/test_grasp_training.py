@@ -16,7 +16,7 @@ import torch
 
 from tacforce_ros.inference.contract import ModelError
 from tacforce_ros.inference.runtime import OnnxModel
-from tacforce_ros.perception.grasp_map import GraspMapLayout
+from tacforce_ros.perception.grasp_map import GraspMapError, GraspMapLayout, GraspPlanner
 from tacforce_ros.sim.grasp_attempts import write_attempt_csv
 from tacforce_ros.sim.grasp_labels import grasp_outcomes
 from tacforce_ros.sim.grasp_scenes import HELD_OUT_SHAPES, TRAIN_SHAPES, SceneConfig, generate_scene
@@ -29,6 +29,7 @@ from tacforce_training.tasks.grasp_map.data import (GraspAttempts, PatchSampler,
                                                     load_attempt_folder, merge_attempts, synthetic_attempts)
 from tacforce_training.tasks.grasp_map.export import dense_module, dense_padding, export_grasp_map
 from tacforce_training.tasks.grasp_map.train import GraspMapTask, load_grasp_model, train
+from tacforce_training.preprocess import DepthHeight
 from taskutil import dies_in_epoch_2
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
@@ -138,7 +139,8 @@ def test_synthetic_and_folder_attempts_give_the_same_patches(tmp_path):
     b = PatchSampler(folder, 18, (120, 110, 100)).batch(np.arange(len(folder)))
     for x, y in zip(a, b):
         np.testing.assert_array_equal(x, y)
-    patches, bins, ok = a
+    patches, bins, ok, heights = a
+    assert heights is None
     assert patches.shape == (len(data), PATCH, PATCH, 3) and patches.dtype == np.uint8
     assert bins.min() >= 0 and bins.max() < 18 and set(np.unique(ok)) <= {0.0, 1.0}
     # the patch is centred on the trial's pixel
@@ -162,6 +164,106 @@ def test_dense_padding_gives_one_cell_per_32px_block():
         assert (rows, cols) == (math.ceil(h / 32), math.ceil(w / 32))
         assert (h + top + bottom - PATCH) // STRIDE + 1 == rows and (w + left + right - PATCH) // STRIDE + 1 == cols
         assert PATCH // 2 - top == STRIDE // 2  # cell 0 is centred on pixel 16
+
+
+def test_depth_height_is_height_above_the_median_table_whatever_the_camera_height():
+    for table in (0.5, 0.9):
+        depth = np.full((1, 60, 80, 1), table, np.float32)
+        depth[0, 10:30, 10:30] = table - 0.05   # a 5 cm block
+        depth[0, 40:42, :] = 0.0                 # no reading
+        depth[0, 50, 50] = np.nan
+        depth[0, 55, 5] = table - 0.4            # an outlier above the clip
+        height = DepthHeight()(torch.from_numpy(depth))[0, 0].numpy()
+        assert height[20, 20] == pytest.approx(1.0, abs=1e-4)          # 0.05 m / 0.05 m
+        assert height[5, 70] == 0 and (height[40:42] == 0).all() and height[50, 50] == 0
+        assert height[55, 5] == pytest.approx(0.2 / 0.05)
+    assert (DepthHeight()(torch.zeros(1, 8, 8, 1)) == 0).all()        # a frame without any depth
+
+
+@pytest.mark.parametrize("padding", ["replicate", "mean"])
+def test_dense_input_of_a_plain_table_has_no_edge_only_with_replicate_padding(padding):
+    """A plain table of a colour far from the training mean: with replicate padding the network sees
+    the same table beyond the image edge; mean padding makes the border an edge (what the first model
+    read as objects on other tables).
+    """
+    model = GraspNet(dataclasses.replace(TINY, padding=padding, depth=True))
+    ckpt = {"config": {"model": model.cfg.to_dict()}, "model": model.state_dict(),
+            "summary": {"mean_rgb": [147.0, 126.0, 96.0], "std": 0.25}}
+    module = dense_module(ckpt, 160, 224)[0]
+    table = np.zeros((1, 160, 224, 3), np.uint8)
+    table[...] = (60, 170, 230)
+    depth = torch.full((1, 160, 224, 1), 0.7)
+    with torch.no_grad():
+        rgb, height = module.normalise(torch.from_numpy(table)), module.height(depth)
+    top, bottom, left, right = dense_padding(160, 224)[0]
+    assert rgb.shape[-2:] == (160 + top + bottom, 224 + left + right) == height.shape[-2:]
+    flat = [bool((x == x[..., :1, :1]).all()) for x in (rgb, height)]
+    assert flat == ([True, True] if padding == "replicate" else [False, True])
+    if padding == "mean":   # saved configs without the key are the first models': mean padding
+        legacy = {k: v for k, v in model.cfg.to_dict().items() if k != "padding"}
+        assert GraspNetConfig.from_dict(legacy).padding == "mean"
+
+
+def write_depth_trials(folder, scenes: int = 3, seed: int = 0, objects: str = "5 17"):
+    """A trial folder as `tacforce sim grasp-trials` writes it: images/, depth/ (16-bit mm),
+    attempts.csv and trials.csv; one block per scene, trials on it succeed across its short side.
+    """
+    rng = np.random.default_rng(seed)
+    (folder / "images").mkdir(parents=True)
+    (folder / "depth").mkdir()
+    rows = []
+    for i in range(scenes):
+        image = np.full((160, 224, 3), rng.integers(40, 220, 3), np.uint8)
+        depth = np.full((160, 224), 600, np.uint16)
+        u, v = int(rng.integers(60, 160)), int(rng.integers(50, 110))
+        image[v - 10:v + 10, u - 25:u + 25] = 200
+        depth[v - 10:v + 10, u - 25:u + 25] = 560
+        cv2.imwrite(str(folder / "images" / f"{i:05d}.png"), image)
+        cv2.imwrite(str(folder / "depth" / f"{i:05d}.png"), depth)
+        for _ in range(8):
+            theta = float(rng.uniform(0, math.pi))
+            ok = abs(math.sin(theta)) > 0.8   # jaws across the 20 px side
+            rows.append((f"images/{i:05d}.png", float(u + rng.integers(-3, 4)), float(v), theta, ok))
+    write_attempt_csv(folder, rows)
+    (folder / "trials.csv").write_text("scene,object_indices\n" + "".join(f"{i},{objects}\n" for i in range(scenes)))
+    return folder
+
+
+def test_depth_model_trains_on_trial_folders_and_exports_a_depth_input(tmp_path):
+    data = load_attempt_folder(write_depth_trials(tmp_path / "trials", 4), depth=True, training=True)
+    assert len(data.heights) == 4 and data.heights[0].dtype == np.float16
+    assert float(data.heights[0].max()) == pytest.approx(0.04, abs=1e-3)  # 600 - 560 mm
+    sampler = PatchSampler(data, 18, (0, 0, 0), depth=True)
+    patches, _, _, heights = sampler.batch([0, 1], np.random.default_rng(0))
+    assert heights.shape == (2, PATCH, PATCH, 1) and heights.max() == pytest.approx(0.04, abs=1e-3)
+    assert (patches.mean(axis=-1) > 190).sum() == (heights[..., 0] > 0.03).sum()   # they stay aligned
+    with pytest.raises(ValueError, match="depth"):
+        PatchSampler(load_attempt_folder(tmp_path / "trials"), 18, (0, 0, 0), depth=True)
+    cfg = tiny_config(model=dataclasses.replace(TINY, depth=True), epochs=1, val_fraction=0.25)
+    result = train(cfg, data, tmp_path / "run")
+    depths = 0.6 - np.stack(data.heights[:2]).astype(np.float32)
+    meta = export_grasp_map(result.best_path, tmp_path / "gm.onnx", 160, 224, np.stack(data.images[:2]),
+                            sample_depths=depths)
+    assert meta.input.depth == "depth" and "median" in meta.preprocessing
+    assert meta.outputs["grasp_probability"]["padding"] == "replicate"
+    planner = GraspPlanner(OnnxModel(tmp_path / "gm.onnx", "grasp_map", providers=["cpu"]))
+    assert planner.needs_depth
+    with pytest.raises(GraspMapError, match="depth"):
+        planner.grasp_map(data.images[0], "rgb")
+    prob = planner.grasp_map(data.images[0], "rgb", depths[0])
+    module = dense_module(checkpoint.load(result.best_path, "grasp_map"), 160, 224)[0]
+    with torch.no_grad():
+        expected = module(torch.from_numpy(data.images[0][None]), torch.from_numpy(depths[:1, ..., None])).numpy()
+    np.testing.assert_allclose(prob, expected, atol=1e-5)
+    with pytest.raises(ValueError, match="sample depths"):
+        export_grasp_map(result.best_path, tmp_path / "x.onnx", 160, 224, np.stack(data.images[:2]))
+
+
+def test_trial_folders_with_held_out_objects_never_train(tmp_path):
+    folder = write_depth_trials(tmp_path / "trials", 1, objects="12 845")
+    with pytest.raises(ValueError, match="held-out objects \\[845\\]"):
+        load_attempt_folder(folder, training=True)
+    assert len(load_attempt_folder(folder)) == 8   # evaluation may read them
 
 
 def tiny_config(**changes) -> GraspMapConfig:
@@ -189,7 +291,7 @@ def test_an_epoch_is_steps_of_balanced_batches_drawn_per_seed_and_epoch(tiny_dat
     a.set_epoch(1)
     assert not np.array_equal(a.order, b.order)
     b.set_epoch(1)
-    patch, bin_, ok = a[7]
+    patch, bin_, ok, _ = a[7]
     assert all(torch.equal(x, y) for x, y in zip(a[7], b[7]))
     # patch 7 of epoch 1 is augmented by its own generator, whoever draws it
     expected = task.train_sampler.batch(a.order[7:8], np.random.default_rng([0, 1, 7]))

@@ -109,16 +109,20 @@ class ImagePreprocess(nn.Module):
 
 class MeanPixelNormalise(nn.Module):
     """uint8 [N, H, W, 3] rgb8/bgr8 -> float [N, 3, H, W] RGB, (x/255 - mean) / std (seed 001's
-    mean-pixel subtraction), then zero padding (top, bottom, left, right) if given, which is the
-    mean colour: the dense grasp map pads the image this way so every 32 px cell gets a centre.
+    mean-pixel subtraction), then padding (top, bottom, left, right) if given, so that every 32 px
+    cell of the dense grasp map gets a centre: ``pad_mode`` "replicate" repeats the border pixels
+    (no edge where the image ends), "mean" pads zeros, the mean colour (the first models').
     """
 
     def __init__(self, mean_rgb, std: float = 0.25, encoding: str = "rgb8",
-                 pad: tuple[int, int, int, int] = (0, 0, 0, 0)):
+                 pad: tuple[int, int, int, int] = (0, 0, 0, 0), pad_mode: str = "mean"):
         super().__init__()
         if encoding not in ("rgb8", "bgr8"):
             raise ValueError(f"colour models take rgb8 or bgr8, not {encoding!r}")
+        if pad_mode not in ("replicate", "mean"):
+            raise ValueError(f"pad_mode must be 'replicate' or 'mean', not {pad_mode!r}")
         self.encoding, self.std, self.pad = encoding, float(std), tuple(int(p) for p in pad)
+        self.pad_mode = pad_mode
         self.register_buffer("mean", torch.tensor([float(m) / 255.0 for m in mean_rgb]).view(1, 3, 1, 1),
                              persistent=False)
 
@@ -129,8 +133,7 @@ class MeanPixelNormalise(nn.Module):
         if self.encoding == "bgr8":
             x = x.flip(1)
         x = (x / 255.0 - self.mean) / self.std
-        top, bottom, left, right = self.pad
-        return F.pad(x, (left, right, top, bottom)) if any(self.pad) else x
+        return pad_image(x, self.pad, self.pad_mode)
 
     def describe(self, height: int, width: int) -> str:
         mean = ", ".join(f"{255 * m:.1f}" for m in self.mean.flatten().tolist())
@@ -139,6 +142,54 @@ class MeanPixelNormalise(nn.Module):
             steps.append("bgr -> rgb")
         steps.append(f"/255 -> (x - mean rgb [{mean}]/255) / {self.std:g}")
         if any(self.pad):
-            top, bottom, left, right = self.pad
-            steps.append(f"zero pad top {top}, bottom {bottom}, left {left}, right {right}")
+            steps.append(describe_pad(self.pad, self.pad_mode))
+        return " -> ".join(steps)
+
+
+def pad_image(x: torch.Tensor, pad: tuple[int, int, int, int], mode: str) -> torch.Tensor:
+    """Pad float [N, C, H, W] by (top, bottom, left, right): border pixels repeated, or zeros ("mean")."""
+    top, bottom, left, right = pad
+    if not any(pad):
+        return x
+    return F.pad(x, (left, right, top, bottom), mode="replicate" if mode == "replicate" else "constant")
+
+
+def describe_pad(pad: tuple[int, int, int, int], mode: str) -> str:
+    top, bottom, left, right = pad
+    how = "edge-replicate" if mode == "replicate" else "zero"
+    return f"{how} pad top {top}, bottom {bottom}, left {left}, right {right}"
+
+
+class DepthHeight(nn.Module):
+    """Aligned depth float [N, H, W, 1] metres -> height above the table float [N, 1, H, W] / ``scale``.
+
+    GG-CNN feeds depth relative to the scene; here the table is the median of the image's valid
+    depths (a top-down camera sees mostly table), so the channel is how far each pixel stands
+    above it, clipped to [``low``, ``high``] m and 0 where the camera had no reading (0 or NaN).
+    It does not change with the camera's height, only with what lies on the table.
+    """
+
+    def __init__(self, scale: float = 0.05, low: float = -0.02, high: float = 0.2,
+                 pad: tuple[int, int, int, int] = (0, 0, 0, 0), pad_mode: str = "replicate"):
+        super().__init__()
+        self.scale, self.low, self.high = float(scale), float(low), float(high)
+        self.pad, self.pad_mode = tuple(int(p) for p in pad), pad_mode
+
+    def forward(self, depth: torch.Tensor) -> torch.Tensor:
+        d = depth.permute(0, 3, 1, 2).float()
+        valid = torch.isfinite(d) & (d > 0)
+        d = torch.where(valid, d, torch.zeros_like(d))
+        # the median of the valid depths: invalid ones sort first (0), so take the middle of the rest
+        flat = d.flatten(1).sort(dim=1).values
+        count = valid.flatten(1).sum(dim=1)
+        k = (flat.shape[1] - count + (count - 1).clamp(min=0) // 2).clamp(max=flat.shape[1] - 1)
+        table = flat.gather(1, k.view(-1, 1).long()).view(-1, 1, 1, 1)
+        height = torch.where(valid, (table - d).clamp(self.low, self.high), torch.zeros_like(d))
+        return pad_image(height / self.scale, self.pad, self.pad_mode)
+
+    def describe(self) -> str:
+        steps = ["depth float32 NHWC m (0/NaN: none)", "table = median of valid depths",
+                 f"height = clip(table - depth, {self.low:g}, {self.high:g}) m, 0 where none", f"/ {self.scale:g} m"]
+        if any(self.pad):
+            steps.append(describe_pad(self.pad, self.pad_mode))
         return " -> ".join(steps)

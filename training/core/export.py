@@ -88,13 +88,17 @@ def worst_difference(pairs) -> tuple[float, float]:
 
 @torch.no_grad()
 def output_difference(module: nn.Module, onnx_file, task: str, output: str, frames,
-                      warmup_runs: int = 2) -> tuple[float, float]:
+                      warmup_runs: int = 2, depths=None) -> tuple[float, float]:
     """`worst_difference` of ``output`` between OnnxModel and ``module`` over single inputs
-    (stateless models).
+    (stateless models); ``depths`` [N, H, W, 1] go with the frames of a model with a depth input.
     """
     runtime = OnnxModel(onnx_file, task, providers=["cpu"], warmup_runs=warmup_runs)
-    return worst_difference((runtime.run(frame[None])[0][output],
-                             module(torch.from_numpy(frame[None].copy())).numpy()) for frame in frames)
+    if depths is None:
+        return worst_difference((runtime.run(frame[None])[0][output],
+                                 module(torch.from_numpy(frame[None].copy())).numpy()) for frame in frames)
+    return worst_difference((runtime.run(frame[None], depth=depth[None])[0][output],
+                             module(torch.from_numpy(frame[None].copy()), torch.from_numpy(depth[None].copy())).numpy())
+                            for frame, depth in zip(frames, depths))
 
 
 @dataclass

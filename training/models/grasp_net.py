@@ -29,6 +29,7 @@ ALEXNET_CHANNELS = (96, 256, 384, 384, 256)
 ALEXNET_GROUPS = (1, 2, 1, 2, 2)
 # torchvision's AlexNet ("one weird trick" variant) feature convolutions, in order
 TORCHVISION_KEYS = ("features.0", "features.3", "features.6", "features.8", "features.10")
+PADDINGS = ("replicate", "mean")
 
 
 @dataclass(frozen=True)
@@ -41,12 +42,22 @@ class GraspNetConfig(DictConfig):
     groups: tuple[int, ...] = ALEXNET_GROUPS
     lrn: bool = True
     dropout: float = 0.5
+    depth: bool = False           # a 4th input channel: height above the table from aligned depth
+    padding: str = "replicate"    # beyond the image edge: "replicate" its border pixels, or "mean" colour
+    #                               (zero after normalisation; the first models', which invents edges)
 
     def __post_init__(self) -> None:
         if not self.width > 0 or self.bins < 1 or not 0 <= self.dropout < 1:
             raise ValueError(f"bad GraspNetConfig: width {self.width}, bins {self.bins}, dropout {self.dropout}")
+        if self.padding not in PADDINGS:
+            raise ValueError(f"GraspNetConfig padding must be one of {PADDINGS}, got {self.padding!r}")
         if len(self.channels) != 5 or len(self.groups) != 5:
             raise ValueError("channels and groups need 5 entries (conv1-5)")
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "GraspNetConfig":
+        """A saved config without ``padding`` is a first model's: it was trained with mean padding."""
+        return super().from_dict({"padding": "mean", **d})
 
     def scaled(self) -> tuple[int, ...]:
         """conv1..conv7 output channels, each divisible by its layer's and the next layer's groups."""
@@ -66,14 +77,14 @@ CONFIGS = {
 
 
 class GraspNet(nn.Module):
-    """float [N, 3, H, W] (normalised) -> logits [N, 2 * bins, (H - 227) // 32 + 1, (W - 227) // 32 + 1]."""
+    """float [N, 3 (+1 with depth), H, W] (normalised) -> logits [N, 2 * bins, (H - 227) // 32 + 1, (W - 227) // 32 + 1]."""
 
     def __init__(self, cfg: GraspNetConfig = GraspNetConfig()):
         super().__init__()
         self.cfg = cfg
         c1, c2, c3, c4, c5, c6, c7 = cfg.scaled()
         g = cfg.groups
-        self.conv1 = nn.Conv2d(3, c1, 11, stride=4, groups=g[0])
+        self.conv1 = nn.Conv2d(4 if cfg.depth else 3, c1, 11, stride=4, groups=g[0])
         self.conv2 = nn.Conv2d(c1, c2, 5, padding=2, groups=g[1])
         self.conv3 = nn.Conv2d(c2, c3, 3, padding=1, groups=g[2])
         self.conv4 = nn.Conv2d(c3, c4, 3, padding=1, groups=g[3])

@@ -15,6 +15,7 @@ from tacforce_ros.sim.grasp_scenes import HELD_OUT_SHAPES, TRAIN_SHAPES
 from ...core.cli import command_line, fail, loop_args, publish_run, report_eval, user_errors
 
 DEFAULT_SIZE = (480, 640)
+TABLE_DEPTH_M = 0.6   # a camera's distance to the table, for the export's sample depth images
 NETWORKS = ("default", "small", "cpu", "tiny")   # = models.grasp_net.CONFIGS (no torch here)
 
 DEFAULTS = {"train": {"epochs": 10, "batch_size": 64, "lr": 1e-3}}
@@ -42,6 +43,12 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
                         "(e.g. synthetic pre-training, then real trials)")
     p.add_argument("--encoding", choices=("rgb8", "bgr8"), default="rgb8",
                    help="what the camera publishes (the graph reorders bgr8)")
+    p.add_argument("--depth", action="store_true",
+                   help="aligned depth as a second input (the trial folders' depth/ PNGs, mm): the model "
+                        "sees the height above the table beside the colour (GG-CNN style)")
+    p.add_argument("--padding", choices=("replicate", "mean"), default="replicate",
+                   help="beyond the image edge: repeat its border pixels (default), or the mean colour "
+                        "(the first models'; it reads as an edge on other tables)")
 
 
 def add_eval_args(p: argparse.ArgumentParser) -> None:
@@ -64,7 +71,9 @@ def _load_training_data(args):
 
     from .data import load_attempt_folder, merge_attempts, synthetic_attempts
 
-    parts = [load_attempt_folder(f) for f in args.folder or []]
+    parts = [load_attempt_folder(f, depth=args.depth, training=True) for f in args.folder or []]
+    if args.synthetic and args.depth:
+        raise ValueError("--depth trains on trial folders with depth; the synthetic scenes have none")
     if args.synthetic:
         parts.append(synthetic_attempts(args.synthetic, args.attempts_per_scene,
                                         SceneConfig(shapes=tuple(args.shapes)), args.seed))
@@ -73,10 +82,10 @@ def _load_training_data(args):
     return merge_attempts(parts)
 
 
-def _folders(folders):
+def _folders(folders, depth: bool = False, training: bool = False):
     from .data import load_attempt_folder, merge_attempts
 
-    return merge_attempts([load_attempt_folder(f) for f in folders]) if folders else None
+    return merge_attempts([load_attempt_folder(f, depth, training) for f in folders]) if folders else None
 
 
 def cmd_train(args) -> int:
@@ -96,16 +105,21 @@ def cmd_train(args) -> int:
 
     try:
         attempts = _load_training_data(args)
-        val = _folders(args.val_folder)
-        cfg = GraspMapConfig(model=dataclasses.replace(CONFIGS[args.config], bins=args.bins), **loop_args(args),
+        val = _folders(args.val_folder, args.depth, training=True)
+        network = dataclasses.replace(CONFIGS[args.config], bins=args.bins, depth=args.depth, padding=args.padding)
+        cfg = GraspMapConfig(model=network, **loop_args(args),
                              steps_per_epoch=args.steps_per_epoch, alexnet_weights=str(args.alexnet_weights or ""),
                              init_checkpoint=str(args.init or ""))
         print(f"training data: {attempts.summary()}")
         result = train(cfg, attempts, args.out, val_attempts=val, resume=args.resume, device=args.device)
         height, width = attempts.images[0].shape[:2]
-        samples = np.stack((val or attempts).images[:4])
+        shown = val or attempts
+        samples = np.stack(shown.images[:4])
+        # depth that gives the trials' heights back (the graph measures them from the median depth)
+        depths = None if shown.heights is None else TABLE_DEPTH_M - np.stack(shown.heights[:4]).astype(np.float32)
         if (onnx_path := publish_run(result, args.out, "grasp_map", export_grasp_map, height, width, samples,
-                                     args.encoding, command=command_line(), metrics=result.metrics)) is None:
+                                     args.encoding, command=command_line(), metrics=result.metrics,
+                                     sample_depths=depths)) is None:
             return 0     # under torchrun, rank 0 alone exports and reports
     except user_errors() as exc:
         return fail(exc)

@@ -12,12 +12,14 @@ theta + k*pi/2, a left-right mirrored patch at pi - theta (both wrapped into [0,
 """
 from __future__ import annotations
 
+import csv
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
+import torch
 from tqdm import tqdm
 
 from tacforce_ros.inference.contract import MAX_SIDE
@@ -31,16 +33,22 @@ from ...models.grasp_net import PATCH
 
 @dataclass
 class GraspAttempts:
-    """``images``: uint8 H x W x 3 RGB; ``rows``: float64 [N, 5] = image index, u, v, theta, success."""
+    """``images``: uint8 H x W x 3 RGB; ``rows``: float64 [N, 5] = image index, u, v, theta, success;
+    ``heights``: per image, float16 H x W height above the table (``DepthHeight`` of the aligned
+    depth, before its scaling), or None where the data has no depth.
+    """
 
     images: list[np.ndarray]
     rows: np.ndarray
     source: str = ""
+    heights: list[np.ndarray] | None = None
 
     def __post_init__(self) -> None:
         self.rows = np.asarray(self.rows, np.float64).reshape(-1, 5)
         if len(self.rows) and not (0 <= self.rows[:, 0].min() and self.rows[:, 0].max() < len(self.images)):
             raise ValueError("attempt rows refer to images that are not there")
+        if self.heights is not None and len(self.heights) != len(self.images):
+            raise ValueError(f"{len(self.heights)} depth images for {len(self.images)} colour images")
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -51,7 +59,8 @@ class GraspAttempts:
         remap = {old: new for new, old in enumerate(keep)}
         rows = self.rows[np.isin(self.rows[:, 0].astype(int), keep)].copy()
         rows[:, 0] = [remap[int(i)] for i in rows[:, 0]]
-        return GraspAttempts([self.images[i] for i in keep], rows, self.source)
+        heights = None if self.heights is None else [self.heights[i] for i in keep]
+        return GraspAttempts([self.images[i] for i in keep], rows, self.source, heights)
 
     def summary(self) -> dict:
         success = self.rows[:, 4] > 0.5
@@ -85,16 +94,29 @@ def merge_attempts(parts: list[GraspAttempts]) -> GraspAttempts:
         rows.append(shifted)
     if len({img.shape for img in images}) > 1:
         raise ValueError(f"images of different sizes: {sorted({img.shape for img in images})}")
+    with_depth = [p.heights is not None for p in parts]
+    if any(with_depth) and not all(with_depth):
+        raise ValueError("some trial sets have depth and others not: " +
+                         ", ".join(f"{p.source} ({'depth' if p.heights is not None else 'no depth'})" for p in parts))
+    heights = [h for p in parts for h in p.heights] if parts and all(with_depth) else None
     return GraspAttempts(images, np.concatenate(rows) if rows else np.zeros((0, 5)),
-                         "; ".join(p.source for p in parts))
+                         "; ".join(p.source for p in parts), heights)
 
 
-def load_attempt_folder(folder: str | Path) -> GraspAttempts:
-    """Load a folder with ``attempts.csv`` (image, u, v, angle, success) and the images it names."""
+def load_attempt_folder(folder: str | Path, depth: bool = False, training: bool = False) -> GraspAttempts:
+    """Load a folder with ``attempts.csv`` (image, u, v, angle, success) and the images it names.
+
+    With ``depth``, each ``images/NAME`` needs its aligned depth ``depth/NAME`` (16-bit PNG, mm;
+    what `tacforce sim grasp-trials` writes), kept as the height above the table. With
+    ``training``, a folder whose ``trials.csv`` names held-out objects (random_urdfs 800-999) is
+    refused: they are for the numbers reported, never for training or validation.
+    """
     attempts = read_attempt_csv(folder, check_images=True)
     base = Path(folder) if Path(folder).is_dir() else Path(folder).parent
+    if training:
+        refuse_held_out_objects(base)
     index: dict[str, int] = {}
-    images, rows = [], []
+    images, rows, heights = [], [], []
     for a in attempts:
         if a.image not in index:
             path = base / a.image
@@ -108,43 +130,93 @@ def load_attempt_folder(folder: str | Path) -> GraspAttempts:
                                  f"{images[0].shape[1]}x{images[0].shape[0]}; one camera size per folder")
             index[a.image] = len(images)
             images.append(image[..., ::-1].copy())
+            if depth:
+                heights.append(read_height(base / "depth" / Path(a.image).name, image.shape[:2]))
         h, w = images[index[a.image]].shape[:2]
         if not (0 <= a.u < w and 0 <= a.v < h):
             raise ValueError(f"{base / a.image}: attempt at ({a.u}, {a.v}) lies outside the {w}x{h} image")
         rows.append((index[a.image], a.u, a.v, a.angle, float(a.success)))
-    return GraspAttempts(images, np.array(rows), f"folder {folder}")
+    return GraspAttempts(images, np.array(rows), f"folder {folder}", heights if depth else None)
+
+
+def read_height(path: Path, shape: tuple[int, int]) -> np.ndarray:
+    """Height above the table (float16 H x W, m) of a 16-bit depth PNG in mm aligned to an image of ``shape``."""
+    from ...preprocess import DepthHeight
+
+    depth = cv2.imread(str(path), cv2.IMREAD_ANYDEPTH)
+    if depth is None:
+        raise ValueError(f"{path}: no readable depth image (16-bit PNG, mm) for the colour image")
+    if depth.dtype != np.uint16 or depth.shape != shape:
+        raise ValueError(f"{path}: depth must be 16-bit {shape[1]}x{shape[0]} (mm), got {depth.dtype} "
+                         f"{depth.shape[1]}x{depth.shape[0]}")
+    metres = torch.from_numpy(depth.astype(np.float32) / 1000.0)[None, :, :, None]
+    unit = DepthHeight(scale=1.0)
+    with torch.no_grad():
+        return unit(metres)[0, 0].numpy().astype(np.float16)
+
+
+def refuse_held_out_objects(folder: Path) -> None:
+    """ValueError when ``folder/trials.csv`` lists a held-out random_urdfs object (800-999)."""
+    from tacforce_ros.sim.pybullet_grasp.scene import HELD_OUT_OBJECTS, held_out_indices
+
+    trials = folder / "trials.csv"
+    if not trials.is_file():
+        return
+    with open(trials, newline="") as f:
+        objects = {int(i) for row in csv.DictReader(f) for i in (row.get("object_indices") or "").split()}
+    if bad := held_out_indices(objects):
+        raise ValueError(f"{folder}: trials on held-out objects {bad[:5]}{' ...' if len(bad) > 5 else ''} "
+                         f"(random_urdfs {HELD_OUT_OBJECTS[0]}-{HELD_OUT_OBJECTS[1]} are kept for evaluation); "
+                         "generate training trials with --objects train")
 
 
 class PatchSampler:
-    """Cuts 227 px patches around trials; bins labels; optional label-exact augmentation."""
+    """Cuts 227 px patches around trials (beyond the image: its border repeated, or the ``fill_rgb``
+    colour with ``padding="mean"``, as the dense graph pads); bins labels; optional label-exact
+    augmentation. With ``depth``, each patch has a height channel as well.
+    """
 
-    def __init__(self, attempts: GraspAttempts, bins: int, fill_rgb, patch: int = PATCH):
-        self.attempts, self.bins, self.patch = attempts, bins, patch
-        half = patch // 2
-        fill = [int(round(c)) for c in fill_rgb]
-        self.padded = [cv2.copyMakeBorder(img, half, half, half, half, cv2.BORDER_CONSTANT, value=fill)
-                       for img in attempts.images]
+    def __init__(self, attempts: GraspAttempts, bins: int, fill_rgb, patch: int = PATCH,
+                 padding: str = "replicate", depth: bool = False):
+        if depth and attempts.heights is None:
+            raise ValueError(f"a depth model needs trials with aligned depth; {attempts.source} has none")
+        self.attempts, self.bins, self.patch, self.depth = attempts, bins, patch, depth
+        self.fill = [int(round(c)) for c in fill_rgb]
+        self.border = cv2.BORDER_REPLICATE if padding == "replicate" else cv2.BORDER_CONSTANT
+
+    def _cut(self, image: np.ndarray, u: float, v: float, fill) -> np.ndarray:
+        """The P x P window centred on pixel (u, v) (clipped to the image), padded beyond it."""
+        p, half = self.patch, self.patch // 2
+        h, w = image.shape[:2]
+        u0 = min(max(int(math.floor(u + 0.5)), 0), w - 1) - half
+        v0 = min(max(int(math.floor(v + 0.5)), 0), h - 1) - half
+        inner = image[max(v0, 0):min(v0 + p, h), max(u0, 0):min(u0 + p, w)]
+        return cv2.copyMakeBorder(inner, max(-v0, 0), max(v0 + p - h, 0), max(-u0, 0), max(u0 + p - w, 0),
+                                  self.border, value=fill)
 
     def batch(self, indices, rng: np.random.Generator | None = None):
-        """uint8 patches [n, P, P, 3], angle bins [n] int64, success [n] float32.
+        """uint8 patches [n, P, P, 3], angle bins [n] int64, success [n] float32, and (with depth)
+        float32 heights [n, P, P, 1] in metres, else None.
 
         With ``rng``, each patch gets a random rotation by k x 90 degrees and a random mirror.
         """
         rows = self.attempts.rows[np.asarray(indices, np.int64)]
         p = self.patch
         patches = np.empty((len(rows), p, p, 3), np.uint8)
+        heights = np.empty((len(rows), p, p, 1), np.float32) if self.depth else None
         thetas = rows[:, 3].copy()
-        for n, (img, u, v, _theta, _ok) in enumerate(rows):
-            padded = self.padded[int(img)]
-            # the centre pixel (clipped to the image) is the padded patch's origin
-            u0 = min(max(int(math.floor(u + 0.5)), 0), padded.shape[1] - p)
-            v0 = min(max(int(math.floor(v + 0.5)), 0), padded.shape[0] - p)
-            patch = padded[v0:v0 + p, u0:u0 + p]
+        for n, (img, u, v, theta, _ok) in enumerate(rows):
+            patch = self._cut(self.attempts.images[int(img)], u, v, self.fill)
+            height = self._cut(self.attempts.heights[int(img)].astype(np.float32), u, v, 0.0) if self.depth else None
             if rng is not None:
                 k, mirror = int(rng.integers(4)), bool(rng.random() < 0.5)
-                patch, thetas[n] = augment(patch, thetas[n], k, mirror)
+                patch, thetas[n] = augment(patch, theta, k, mirror)
+                if self.depth:
+                    height, _ = augment(height, theta, k, mirror)
             patches[n] = patch
-        return patches, angle_to_bin(wrap_angle(thetas), self.bins), rows[:, 4].astype(np.float32)
+            if self.depth:
+                heights[n, ..., 0] = height
+        return patches, angle_to_bin(wrap_angle(thetas), self.bins), rows[:, 4].astype(np.float32), heights
 
 
 def augment(image: np.ndarray, theta: float, k: int, mirror: bool) -> tuple[np.ndarray, float]:

@@ -1,10 +1,13 @@
 """GraspNet checkpoint -> dense grasp_map ONNX: a whole camera frame in, one pass, a map out.
 
-    image uint8 [1, H, W, 3] (rgb8 or bgr8) -> grasp_probability float [rows, cols, bins]
+    image uint8 [1, H, W, 3] (rgb8 or bgr8) [+ depth float32 [1, H, W, 1] m, a depth model]
+        -> grasp_probability float [rows, cols, bins]
 
-In the graph: mean-pixel normalisation, then zero padding (the mean colour) so that the map
-has a cell for every 32 px block of the image: rows = ceil(H / 32), cols = ceil(W / 32), and
-cell (row, col) is the 227 px window centred on pixel (16 + 32 col, 16 + 32 row). Metadata
+In the graph: mean-pixel normalisation (and for a depth model the height above the table from
+the depth, ``DepthHeight``), then padding so that the map has a cell for every 32 px block of the
+image: the border pixels repeated, which invents no edge where the image ends (the first models
+padded the mean colour, zero after normalisation, and keep it). rows = ceil(H / 32),
+cols = ceil(W / 32), and cell (row, col) is the 227 px window centred on pixel (16 + 32 col, 16 + 32 row). Metadata
 records stride, offset, bins and the angle convention (``tacforce_ros.perception.grasp_map``).
 ``padded=False`` exports the plain network instead (a 227x227 input gives a 1x1 map), which
 ``benchmarks/grasp_map_dense.py`` uses to score cells patch by patch.
@@ -27,10 +30,11 @@ from tacforce_ros.perception.grasp_map import ANGLE_CONVENTION, CELL_TO_PIXEL, O
 from ...core import checkpoint
 from ...core.export import OPSET, PROBABILITY_TOLERANCE, ModelCard, Tolerance, output_difference, save_checked
 from ...models.grasp_net import PATCH, STRIDE, GraspNet, success_probability
-from ...preprocess import MeanPixelNormalise
+from ...preprocess import DepthHeight, MeanPixelNormalise
 from .train import load_grasp_model
 
 OFFSET = STRIDE // 2
+DEPTH_INPUT = "depth"
 
 
 def dense_padding(height: int, width: int) -> tuple[tuple[int, int, int, int], int, int]:
@@ -43,14 +47,21 @@ def dense_padding(height: int, width: int) -> tuple[tuple[int, int, int, int], i
 
 
 class DenseGraspMap(nn.Module):
-    """uint8 [1, H, W, 3] -> P(success) [rows, cols, bins]."""
+    """uint8 [1, H, W, 3] (+ depth float [1, H, W, 1] m for a depth model) -> P(success) [rows, cols, bins]."""
 
-    def __init__(self, normalise: MeanPixelNormalise, model: GraspNet):
+    def __init__(self, normalise: MeanPixelNormalise, model: GraspNet, height: DepthHeight | None = None):
         super().__init__()
-        self.normalise, self.model = normalise, model
+        self.normalise, self.model, self.height = normalise, model, height
 
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return success_probability(self.model(self.normalise(image)))[0].permute(1, 2, 0)
+    def forward(self, image: torch.Tensor, depth: torch.Tensor | None = None) -> torch.Tensor:
+        x = self.normalise(image)
+        if self.height is not None:
+            x = torch.cat([x, self.height(depth)], dim=1)
+        return success_probability(self.model(x))[0].permute(1, 2, 0)
+
+    def describe(self, height: int, width: int) -> str:
+        rgb = self.normalise.describe(height, width)
+        return rgb if self.height is None else f"image: {rgb}; depth: {self.height.describe()}; concatenated"
 
 
 def dense_module(ckpt: dict, height: int, width: int, encoding: str = "rgb8",
@@ -63,17 +74,21 @@ def dense_module(ckpt: dict, height: int, width: int, encoding: str = "rgb8",
         if height < PATCH or width < PATCH:
             raise ValueError(f"an unpadded GraspNet needs at least {PATCH}x{PATCH} px, got {width}x{height}")
         pad, rows, cols = (0, 0, 0, 0), (height - PATCH) // STRIDE + 1, (width - PATCH) // STRIDE + 1
+    padding = model.cfg.padding
     norm = MeanPixelNormalise([255 * m for m in normalise.mean.flatten().tolist()], normalise.std,
-                              encoding, pad)
-    return DenseGraspMap(norm, model).eval(), rows, cols
+                              encoding, pad, padding)
+    depth = DepthHeight(pad=pad, pad_mode=padding) if model.cfg.depth else None
+    return DenseGraspMap(norm, model, depth).eval(), rows, cols
 
 
 def export_grasp_map(checkpoint_path, onnx_path, height: int, width: int, sample_images,
                      encoding: str = "rgb8", command: str = "", metrics: dict | None = None,
-                     padded: bool = True, tolerance: Tolerance = PROBABILITY_TOLERANCE) -> ModelMetadata:
+                     padded: bool = True, tolerance: Tolerance = PROBABILITY_TOLERANCE,
+                     sample_depths=None) -> ModelMetadata:
     """Export ``checkpoint_path`` for ``width`` x ``height`` frames in ``encoding`` (+ model card).
 
-    ``sample_images``: uint8 [N, H, W, 3] in RGB order, for the parity check.
+    ``sample_images``: uint8 [N, H, W, 3] in RGB order, for the parity check; ``sample_depths``
+    (float32 [N, H, W] m, aligned) as well for a depth model.
     """
     onnx_path = Path(onnx_path)
     ckpt = checkpoint.load(checkpoint_path, TASK)
@@ -84,10 +99,18 @@ def export_grasp_map(checkpoint_path, onnx_path, height: int, width: int, sample
     if encoding == "bgr8":
         samples = samples[..., ::-1]
     samples = np.ascontiguousarray(samples)
+    depths = None
+    if module.height is not None:
+        if sample_depths is None or np.shape(sample_depths) != samples.shape[:3]:
+            raise ValueError(f"a depth model's export needs sample depths float32 [{len(samples)}, {height}, {width}], "
+                             f"got {None if sample_depths is None else np.shape(sample_depths)}")
+        depths = np.ascontiguousarray(np.asarray(sample_depths, np.float32)[..., None])
+    args = (torch.from_numpy(samples[:1]),) if depths is None else (torch.from_numpy(samples[:1]),
+                                                                     torch.from_numpy(depths[:1]))
+    names = ["image"] if depths is None else ["image", DEPTH_INPUT]
     with torch.no_grad():
-        program = torch.onnx.export(module, (torch.from_numpy(samples[:1]),), dynamo=True,
-                                    opset_version=OPSET, input_names=["image"], output_names=[OUTPUT],
-                                    verbose=False)
+        program = torch.onnx.export(module, args, dynamo=True, opset_version=OPSET, input_names=names,
+                                    output_names=[OUTPUT], verbose=False)
     proto = program.model_proto
     cfg = ckpt["config"]
     bins = cfg["model"]["bins"]
@@ -97,17 +120,19 @@ def export_grasp_map(checkpoint_path, onnx_path, height: int, width: int, sample
                     checkpoint=str(checkpoint_path))
     metadata = ModelMetadata(
         task=TASK,
-        input=InputSpec(name="image", height=int(height), width=int(width), channels=3, encoding=encoding),
+        input=InputSpec(name="image", height=int(height), width=int(width), channels=3, encoding=encoding,
+                        depth=None if depths is None else DEPTH_INPUT),
         outputs={OUTPUT: {"shape": [rows, cols, bins], "units": "probability of grasp success",
                           "axes": ["row", "col", "angle_bin"], "stride_px": STRIDE, "offset_px": offset,
                           "patch_px": PATCH, "bins": bins, "angle_convention": ANGLE_CONVENTION,
-                          "cell_to_pixel": CELL_TO_PIXEL, "padded": padded}},
-        preprocessing=module.normalise.describe(height, width),
+                          "cell_to_pixel": CELL_TO_PIXEL, "padded": padded,
+                          "padding": module.model.cfg.padding if padded else "none"}},
+        preprocessing=module.describe(height, width),
         training=training,
         metrics=metrics or ckpt["history"][-1]["metrics"],
     )
     diff = save_checked(proto, metadata, onnx_path, "training/tasks/grasp_map/export.py",
-                        lambda tmp: output_difference(module, tmp, TASK, OUTPUT, samples), tolerance,
+                        lambda tmp: output_difference(module, tmp, TASK, OUTPUT, samples, depths=depths), tolerance,
                         f"grasp maps over {len(samples)} images")
     write_grasp_card(onnx_path.with_suffix(".md"), metadata, command, diff, len(samples))
     return metadata

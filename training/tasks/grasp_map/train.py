@@ -24,7 +24,7 @@ from ...core import checkpoint
 from ...core.loop import FitResult, fit
 from ...core.registry import register
 from ...models.grasp_net import GraspNet, GraspNetConfig, load_alexnet_features, masked_bin_loss
-from ...preprocess import MeanPixelNormalise
+from ...preprocess import DepthHeight, MeanPixelNormalise
 from .config import GraspMapConfig
 from .data import GraspAttempts, PatchSampler, batch_indices, mean_rgb, split_images
 
@@ -77,8 +77,9 @@ class EpochPatches(Dataset):
 
     def __getitem__(self, i: int):
         rng = np.random.default_rng([self.cfg.seed, self.epoch, i]) if self.cfg.augment else None
-        patches, bins, ok = self.sampler.batch(self.order[i:i + 1], rng)
-        return torch.from_numpy(patches[0]), torch.tensor(int(bins[0])), torch.tensor(float(ok[0]))
+        patches, bins, ok, heights = self.sampler.batch(self.order[i:i + 1], rng)
+        height = torch.zeros(0) if heights is None else torch.from_numpy(heights[0])
+        return torch.from_numpy(patches[0]), torch.tensor(int(bins[0])), torch.tensor(float(ok[0])), height
 
 
 @register(TASK)
@@ -106,8 +107,10 @@ class GraspMapTask:
             cfg = GraspMapConfig.from_dict({**cfg.to_dict(), "model": start["config"]["model"]})
         self.config = cfg
         self.normalise = MeanPixelNormalise(mean, NORMALISE_STD)
-        self.train_sampler = PatchSampler(train_set, cfg.model.bins, mean)
-        self.val_sampler = PatchSampler(val_set, cfg.model.bins, mean)
+        self.train_sampler = PatchSampler(train_set, cfg.model.bins, mean, padding=cfg.model.padding,
+                                          depth=cfg.model.depth)
+        self.val_sampler = PatchSampler(val_set, cfg.model.bins, mean, padding=cfg.model.padding,
+                                        depth=cfg.model.depth)
         self.summary = {"train": train_set.summary(), "val": val_set.summary(),
                         "mean_rgb": [float(m) for m in mean], "std": NORMALISE_STD,
                         "image_size": list(train_set.images[0].shape)}
@@ -123,10 +126,19 @@ class GraspMapTask:
     def train_set(self) -> EpochPatches:
         return EpochPatches(self.train_sampler, self.config)
 
+    def network_input(self, patches: torch.Tensor, heights: torch.Tensor | None) -> torch.Tensor:
+        """Normalised RGB [N, 3, P, P], with the scaled height above the table as a 4th channel for a
+        depth model (``DepthHeight`` does the same in the exported graph).
+        """
+        x = self.normalise.to(patches.device)(patches)
+        if not self.config.model.depth:
+            return x
+        return torch.cat([x, heights.permute(0, 3, 1, 2).float() / DepthHeight().scale], dim=1)
+
     def loss(self, model, batch) -> torch.Tensor:
         """Cross-entropy of each trial's angle bin only (the seed's masked loss)."""
-        patches, bins, ok = batch
-        return masked_bin_loss(model(self.normalise.to(patches.device)(patches)), bins, ok)
+        patches, bins, ok, heights = batch
+        return masked_bin_loss(model(self.network_input(patches, heights)), bins, ok)
 
     def val_items(self) -> list[int]:
         return list(range(len(self.val_sampler.attempts)))
@@ -135,12 +147,13 @@ class GraspMapTask:
     def predict(self, model, items, batch: int = 256) -> dict:
         """Per validation trial: loss, predicted success (P >= 0.5 at its bin) and the outcome."""
         device = next(model.parameters()).device
-        normalise, items = self.normalise.to(device), np.asarray(items, np.int64)
+        items = np.asarray(items, np.int64)
         rows = {"loss": [torch.zeros(0)], "pred": [torch.zeros(0, dtype=torch.bool)],
                 "truth": [torch.zeros(0, dtype=torch.bool)]}
         for start in range(0, len(items), batch):
-            patches, bins, ok = self.val_sampler.batch(items[start:start + batch])
-            logits = model(normalise(torch.from_numpy(patches).to(device))).float().cpu()
+            patches, bins, ok, heights = self.val_sampler.batch(items[start:start + batch])
+            heights = None if heights is None else torch.from_numpy(heights).to(device)
+            logits = model(self.network_input(torch.from_numpy(patches).to(device), heights)).float().cpu()
             pairs = logits.view(len(bins), -1, 2)[torch.arange(len(bins)), torch.from_numpy(bins)]
             rows["loss"].append(F.cross_entropy(pairs, torch.from_numpy(ok).long(), reduction="none"))
             rows["pred"].append(pairs[:, 1] > pairs[:, 0])
