@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from tacforce_ros.perception.grasp_angles import angle_to_bin, bin_to_angle
-from tacforce_ros.perception.grasp_map import (Grasp, GraspMapError, GraspMapLayout, Intrinsics, angle_score, check_map,
-                                               decode_grasps, depth_at, grasp_position, grasp_quaternion,
-                                               heatmap_overlay, position_problem, table_point)
+from tacforce_ros.perception.grasp_map import (Grasp, GraspMapError, GraspMapLayout, Intrinsics, angle_score,
+                                               box_problem, check_map, decode_grasps, depth_at, grasp_position,
+                                               grasp_quaternion, heatmap_overlay, in_workspace, point_problem,
+                                               position_problem, table_point)
 from tacforce_ros.perception.image import ImageError, decode_depth
 from tacforce_ros.sim.grasp_camera import OBJECT_HEIGHTS_M, camera_matrix, depth_mm, table_plane
 from tacforce_ros.sim.grasp_labels import grasp_outcome
@@ -88,6 +89,41 @@ def test_decode_ranks_suppresses_and_thresholds():
     assert len(decode_grasps(prob, LAYOUT, 0.5, top_k=1)) == 1
     assert decode_grasps(prob, LAYOUT, min_probability=0.99) == []
     assert decode_grasps(prob, LAYOUT, top_k=0) == []
+
+
+def test_decode_keeps_the_best_grasps_that_keep_accepts():
+    """A refused grasp neither counts towards top_k nor suppresses its neighbour; keep sees the
+    grasps that survived suppression, best first, and no more than needed.
+    """
+    prob = np.zeros((15, 20, 18), np.float32)
+    prob[5, 5, 3] = 0.95   # refused below
+    prob[5, 6, 4] = 0.9    # 32 px from it: suppressed only while (5, 5) is kept
+    prob[10, 15, 7] = 0.8
+    prob[2, 2, 0] = 0.7
+    seen = []
+
+    def keep(g: Grasp) -> bool:
+        seen.append((g.row, g.col))
+        return (g.row, g.col) != (5, 5)
+    grasps = decode_grasps(prob, LAYOUT, 0.5, top_k=2, nms_distance_px=48, keep=keep)
+    assert [(g.row, g.col) for g in grasps] == [(5, 6), (10, 15)]
+    assert seen == [(5, 5), (5, 6), (10, 15)]
+    assert [(g.row, g.col) for g in decode_grasps(prob, LAYOUT, 0.5, top_k=2, nms_distance_px=48)] == \
+        [(5, 5), (10, 15)]
+    assert decode_grasps(prob, LAYOUT, 0.5, top_k=2, keep=lambda g: False) == []
+
+
+def test_workspace_box():
+    low, high = [-0.1, -0.2, 0.3], [0.1, 0.2, 0.7]
+    assert in_workspace(np.array([0.0, 0.0, 0.5]), low, high)
+    assert in_workspace(np.array([0.1, -0.2, 0.3]), low, high)   # faces included
+    for outside in ([0.11, 0.0, 0.5], [0.0, -0.25, 0.5], [0.0, 0.0, 0.71], [0.0, 0.0, 0.29], [0.0, 0.0, np.nan]):
+        assert not in_workspace(np.array(outside), low, high), outside
+    assert point_problem([0.0, 0.0, 1.0]) is None and box_problem(low, high) is None
+    for bad in ([0.0, 1.0], [0.0, 0.0, 1.0, 0.0], [0.0, math.inf, 1.0], [math.nan] * 3):
+        assert point_problem(bad) == "must be three finite numbers [x, y, z] in metres", bad
+    assert box_problem([0.0, 0.5, 0.2], [1.0, 0.5, 0.1]) == \
+        "must be below workspace_max on every axis, not on y (0.5 >= 0.5), z (0.2 >= 0.1)"
 
 
 def test_bad_maps_are_refused():

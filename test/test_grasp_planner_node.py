@@ -13,9 +13,11 @@ rclpy = pytest.importorskip("rclpy")  # noqa: E402  (the ROS wheels are part of 
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from geometry_msgs.msg import PoseArray, PoseStamped  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
+from std_msgs.msg import Float32MultiArray  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 from visualization_msgs.msg import MarkerArray  # noqa: E402
 
+from grasp_models import depth_grasp_map_model  # noqa: E402
 from live_params import get_parameter, set_parameter  # noqa: E402
 from rosutil import ROOT, probe_node, spin_until, start_node, stop  # noqa: E402
 from tacforce_ros.perception.image import encode_image_fields  # noqa: E402
@@ -292,6 +294,172 @@ def errors(diagnostics, kind: str) -> int:
             if status.name.startswith("grasp_planner_node:"):
                 return int({kv.key: kv.value for kv in status.values}.get(f"errors_{kind}", 0))
     return 0
+
+
+# The depth planner: 64x48 frames, 16 px cells, every cell's P = the depth (m) of its block
+# (grasp_models.depth_grasp_map_model), so P = the grasp's z and a test sets each cell's P.
+K64 = [60.0, 0.0, 32.0, 0.0, 60.0, 24.0, 0.0, 0.0, 1.0]
+BLOCKS = np.array([[0.30, 0.55, 0.90, 0.35],   # columns 0-1 lie left of the optical axis (x < 0),
+                   [0.60, 0.30, 0.85, 0.30],   # columns 2-3 right of it
+                   [0.30, 0.70, 0.30, 0.80]])
+
+
+def depth_planner(tmp_path, domain: int, **params):
+    model = depth_grasp_map_model(tmp_path / "depth_grasp_map.onnx")
+    return start_node(NODE, domain, {"model_path": str(model), "image_topic": "/t/image", "depth_topic": "/t/depth",
+                                     "camera_info_topic": "/t/info", "min_probability": 0.5, "top_k": 2,
+                                     "nms_distance_px": 1.0, "diagnostics_period": 0.2, "publish_overlay": False,
+                                     "publish_map": False, **params})
+
+
+class DepthCamera:
+    """This test's RGB-D camera on /t/* (CameraInfo, 32FC1 depth, rgb8 frame) and the planner's outputs."""
+
+    def __init__(self, node):
+        self.node = node
+        self.stamps = iter(range(9000, 10000))
+        self.pubs = {name: node.create_publisher(kind, f"/t/{name}", sensor_qos(depth=5))
+                     for name, kind in (("image", Image), ("depth", Image), ("info", CameraInfo))}
+        self.got = {"candidates": [], "candidate_scores": [], "best_pose": [], "diagnostics": []}
+        self.subs = [node.create_subscription(kind, f"{OUT}/{name}", self.got[name].append, output_qos(100))
+                     for name, kind in (("candidates", PoseArray), ("candidate_scores", Float32MultiArray),
+                                        ("best_pose", PoseStamped))]
+        node.create_subscription(DiagnosticArray, "/diagnostics", self.got["diagnostics"].append, 20)
+
+    def connected(self) -> bool:
+        return all(p.get_subscription_count() for p in self.pubs.values()) and \
+            all(s.get_publisher_count() for s in self.subs)
+
+    def send(self, blocks: np.ndarray | None) -> int:
+        """Publish CameraInfo and (unless None) the depth of ``blocks``, then a frame; return its stamp (sec)."""
+        sec = next(self.stamps)
+        msgs = {"info": CameraInfo(height=48, width=64, k=K64),
+                "image": Image(**encode_image_fields(np.full((48, 64, 3), 128, np.uint8), "rgb8"))}
+        if blocks is not None:
+            depth = np.repeat(np.repeat(np.asarray(blocks, "<f4"), 16, 0), 16, 1)
+            msgs["depth"] = Image(height=48, width=64, encoding="32FC1", step=64 * 4, data=depth.tobytes())
+        for name, msg in msgs.items():
+            msg.header.stamp.sec, msg.header.frame_id = sec, "camera_color_optical_frame"
+            if name != "image":
+                self.pubs[name].publish(msg)
+        spin_until(self.node, lambda: False, 0.2)  # the depth is in before the frame it belongs to
+        self.pubs["image"].publish(msgs["image"])
+        return sec
+
+    def plan(self, blocks: np.ndarray, planner) -> tuple[PoseArray, list[float]]:
+        """Send frames until one is planned (best effort); its candidates and their scores, which
+        come one message for one message (reliable), so the n-th scores belong to the n-th candidates.
+        """
+        for _ in range(10):
+            sec = self.send(blocks)
+            if spin_until(self.node, lambda: any(stamp(m) == (sec, 0) for m in self.got["candidates"]), 3, [planner]):
+                n = next(i for i, m in enumerate(self.got["candidates"]) if stamp(m) == (sec, 0))
+                assert spin_until(self.node, lambda: len(self.got["candidate_scores"]) > n, 5)
+                return self.got["candidates"][n], list(self.got["candidate_scores"][n].data)
+        raise AssertionError("no frame planned")
+
+    def value(self, key: str) -> str | None:
+        """Return the planner's newest diagnostics value ``key``."""
+        for array in reversed(self.got["diagnostics"]):
+            for status in array.status:
+                values = {kv.key: kv.value for kv in status.values}
+                if status.name.startswith("grasp_planner_node:") and key in values:
+                    return values[key]
+        return None
+
+
+def test_the_workspace_keeps_the_best_grasps_inside_it_with_their_scores(ros, tmp_path):
+    """workspace_max x = 0 keeps the left half: the best two there, not the best two overall, and
+    ~/candidate_scores gives each one's P in the order of ~/candidates. Bad boxes are refused live.
+    """
+    domain, node = ros
+    camera = DepthCamera(node)
+    planner = depth_planner(tmp_path, domain)
+    try:
+        assert spin_until(node, camera.connected, 60, [planner])
+        anywhere = camera.plan(BLOCKS, planner)
+        assert set_parameter(node, "grasp_planner_node", "workspace_max", [0.0, 100.0, 100.0]).successful
+        left = camera.plan(BLOCKS, planner)
+        refused = [set_parameter(node, "grasp_planner_node", name, value) for name, value in (
+            ("workspace_max", [0.0, 1.0]), ("workspace_min", [0.0, -100.0, 0.0]),
+            ("workspace_min", [0.0, 0.0, math.nan]))]
+        still = camera.plan(BLOCKS, planner)
+    finally:
+        log = stop(planner)
+    assert anywhere[1] == pytest.approx([0.90, 0.85], abs=1e-4), log
+    assert left[1] == still[1] == pytest.approx([0.70, 0.60], abs=1e-4)
+    assert all(p.position.x < 0 for p in left[0].poses + still[0].poses)
+    for candidates, p in (anywhere, left, still):  # same count, same order: P = depth = z here
+        assert p == pytest.approx([pose.position.z for pose in candidates.poses], abs=1e-4)
+    reasons = [r.reason for r in refused]
+    assert not any(r.successful for r in refused), reasons
+    assert "three finite numbers" in reasons[0] and "three finite numbers" in reasons[2]
+    assert "must be below workspace_max on every axis, not on x (0 >= 0)" in reasons[1]
+
+
+def test_no_grasp_is_published_as_empty_candidates_and_plan_says_why(ros, tmp_path):
+    """No cell reaching min_probability, then every grasp outside the workspace: empty ~/candidates
+    and ~/candidate_scores for the frame, no ~/best_pose, ~/plan false with the reason, counted.
+    """
+    domain, node = ros
+    camera = DepthCamera(node)
+    planner = depth_planner(tmp_path, domain, min_probability=0.95)
+    try:
+        assert spin_until(node, camera.connected, 60, [planner])
+        weak = camera.plan(BLOCKS, planner)
+        weak_answer = call(node, f"{OUT}/plan")
+        assert set_parameter(node, "grasp_planner_node", "min_probability", 0.5).successful
+        assert set_parameter(node, "grasp_planner_node", "workspace_min", [-100.0, -100.0, 5.0]).successful
+        outside = camera.plan(BLOCKS, planner)
+        outside_answer = call(node, f"{OUT}/plan")
+        empty = [m for m in camera.got["candidates"] if not m.poses]
+        counted = spin_until(node, lambda: camera.value("frames_without_grasp") == str(len(empty)), 10)
+    finally:
+        log = stop(planner)
+    for candidates, p in (weak, outside):
+        assert candidates.poses == [] and p == [], log
+    assert camera.got["best_pose"] == []
+    assert not weak_answer.success and weak_answer.message == "no grasp with P >= 0.95 (best 0.90)"
+    assert not outside_answer.success
+    assert outside_answer.message == "no grasp with P >= 0.5 (best 0.90); 6 outside the workspace"
+    assert counted and len(empty) >= 4, camera.value("frames_without_grasp")   # two frames, each planned again
+    assert camera.value("best_probability") == "0.900"
+
+
+def test_a_depth_model_plans_each_frame_on_its_depth_and_rejects_frames_without_fresh_depth(ros, tmp_path):
+    domain, node = ros
+    camera = DepthCamera(node)
+    planner = depth_planner(tmp_path, domain, top_k=1)
+    moved = BLOCKS.copy()
+    moved[0, 2], moved[2, 0] = 0.3, 0.95   # the best cell moves from pixel (40, 8) to (8, 40)
+    try:
+        assert spin_until(node, camera.connected, 60, [planner])
+        first = camera.plan(BLOCKS, planner)
+        second = camera.plan(moved, planner)
+        before = int(camera.value("errors_no_depth") or 0)
+        for _ in range(10):   # a frame 1 s after the newest depth (depth_max_age 0.1 s), best effort
+            stale = camera.send(None)
+            if spin_until(node, lambda: int(camera.value("errors_no_depth") or 0) > before, 3, [planner]):
+                break
+        third = camera.plan(BLOCKS, planner)   # still serving
+    finally:
+        log = stop(planner)
+    for (candidates, p), (u, v, z) in zip((first, second, third), ((40, 8, 0.9), (8, 40, 0.95), (40, 8, 0.9))):
+        (pose,) = candidates.poses
+        assert (pose.position.x, pose.position.y, pose.position.z) == pytest.approx(
+            ((u - 32) / 60 * z, (v - 24) / 60 * z, z), abs=1e-4), log
+        assert p == pytest.approx([z], abs=1e-4)
+    assert int(camera.value("errors_no_depth")) > before, log
+    assert stale not in {stamp(m)[0] for m in camera.got["candidates"]}
+    assert "frame rejected: the model takes depth and the newest depth frame is" in log
+
+
+def test_a_depth_model_without_depth_topic_stops_in_one_line(tmp_path):
+    from test_startup_errors import assert_one_line, run
+    model = depth_grasp_map_model(tmp_path / "depth_grasp_map.onnx")
+    result = run(["-m", NODE, "--ros-args", "-p", f"model_path:={model}", "-p", "depth_topic:=''"], 183)
+    assert_one_line(result, "grasp_planner_node: ", "parameter 'depth_topic' must name the aligned depth topic: "
+                    "this model takes depth as input 'depth' (got '')")
 
 
 def test_model_of_another_task_is_refused_at_start_up():

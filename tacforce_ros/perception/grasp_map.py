@@ -11,12 +11,14 @@ Poses are in the camera's optical frame (REP-103: x right, y down, z forward). T
 orientation is a rotation by the grasp angle about the optical axis, so the pose's x axis is
 the jaw closing direction in the image plane; position comes from an aligned depth image
 (median of valid pixels around the centre) or, without depth, from where the pixel's ray meets
-the table plane.
+the table plane. A workspace box (``in_workspace``) bounds where a published grasp may lie;
+``decode_grasps``' ``keep`` skips the others before top_k is counted.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -120,10 +122,15 @@ def angle_score(prob: np.ndarray, window: int = 1) -> np.ndarray:
 
 
 def decode_grasps(prob: np.ndarray, layout: GraspMapLayout, min_probability: float = 0.5,
-                  top_k: int = 5, nms_distance_px: float = 48.0, angle_window: int = 1) -> list[Grasp]:
+                  top_k: int = 5, nms_distance_px: float = 48.0, angle_window: int = 1,
+                  keep: Callable[[Grasp], bool] | None = None) -> list[Grasp]:
     """Best grasps, best first: per cell the bin with the highest ``angle_score``, ranked by
     that score, then greedy non-maximum suppression (a grasp closer than ``nms_distance_px``
     to a better one is dropped); at most ``top_k``, each with P >= ``min_probability``.
+
+    A grasp ``keep`` refuses (e.g. outside the workspace) is skipped before it counts towards
+    ``top_k`` or suppresses a neighbour, so the result is the best ``top_k`` that ``keep`` accepts;
+    ``keep`` sees only grasps that survived suppression, in rank order.
     """
     prob = check_map(prob, layout)
     if top_k < 1:
@@ -142,7 +149,10 @@ def decode_grasps(prob: np.ndarray, layout: GraspMapLayout, min_probability: flo
         u, v = (float(x) for x in layout.cell_centre(row, col))
         if any(math.hypot(u - g.u, v - g.v) < nms_distance_px for g in kept):
             continue
-        kept.append(Grasp(u, v, float(bin_to_angle(b, layout.bins)), p, row, col, b, float(best[row, col])))
+        grasp = Grasp(u, v, float(bin_to_angle(b, layout.bins)), p, row, col, b, float(best[row, col]))
+        if keep is not None and not keep(grasp):
+            continue
+        kept.append(grasp)
         if len(kept) == top_k:
             break
     return kept
@@ -159,7 +169,7 @@ class GraspPlanner:
 
     @property
     def needs_depth(self) -> bool:
-        """True for a model that takes aligned depth beside the colour image (GG-CNN style)."""
+        """Tell whether the model takes aligned depth beside the colour image (GG-CNN style)."""
         return self.model.metadata.input.depth is not None
 
     def grasp_map(self, image: np.ndarray, order: ColorOrder, depth_m: np.ndarray | None = None) -> np.ndarray:
@@ -265,6 +275,25 @@ def position_problem(xyz: np.ndarray, min_range: float, max_range: float) -> str
         return (f"position ({xyz[0]:.3g}, {xyz[1]:.3g}, {xyz[2]:.3g}) m outside the camera's range: z >= "
                 f"{min_range:g} m, distance <= {max_range:g} m")
     return None
+
+
+def point_problem(xyz) -> str | None:
+    """Why ``xyz`` cannot be a workspace corner, or None: it must be three finite numbers (m)."""
+    if len(xyz) != 3 or not all(math.isfinite(c) for c in xyz):
+        return "must be three finite numbers [x, y, z] in metres"
+    return None
+
+
+def box_problem(low, high) -> str | None:
+    """Why [low, high] is an empty workspace box, or None: low must be below high on every axis."""
+    axes = [f"{axis} ({lo:g} >= {hi:g})" for axis, lo, hi in zip("xyz", low, high) if not lo < hi]
+    return f"must be below workspace_max on every axis, not on {', '.join(axes)}" if axes else None
+
+
+def in_workspace(xyz: np.ndarray, low, high) -> bool:
+    """Tell whether the position ``xyz`` (m) lies in the axis-aligned box [low, high], faces included."""
+    xyz = np.asarray(xyz, np.float64)
+    return bool(np.isfinite(xyz).all() and (xyz >= low).all() and (xyz <= high).all())
 
 
 def grasp_quaternion(angle: float) -> tuple[float, float, float, float]:
