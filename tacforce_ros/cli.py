@@ -88,7 +88,7 @@ def cmd_grasp_trials(args: argparse.Namespace) -> int:
     try:
         config = TrialRunConfig(scenes=args.scenes, workers=args.workers, seed=args.seed or 0,
                                 planners=tuple(args.planner), trials_per_scene=args.trials_per_scene,
-                                scene=TrialSceneConfig(objects=args.objects, **scale))
+                                scene=TrialSceneConfig(objects=args.objects, **scale), model_path=args.model)
         print(f"grasp trials: {config.scenes} scenes, {describe_split(config)}, planner(s) "
               f"{', '.join(config.planners)}, {config.workers} worker(s)", flush=True)
         summary = run_trials(args.out, config, bag=not args.no_trial_bag)
@@ -251,6 +251,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="random_urdfs 000-799 (train) or 800-999 (heldout, for reported numbers)")
     trials.add_argument("--planner", nargs="+", default=["random"], choices=["random", "analytic", "model"],
                         help="grasp chooser(s); several: each tries every scene from the same state")
+    trials.add_argument("--model", default="grasp_map.onnx",
+                        help="grasp_map model of the model planner (a bare name: models/); trials chosen by the "
+                             "current model are seed 001's staged learning")
     trials.add_argument("--object-scale", type=float, nargs=2, metavar=("MIN", "MAX"),
                         help="random_urdfs scale range (default 0.45 0.75: 4-8 cm objects)")
     trials.add_argument("--trials-per-scene", type=int, default=1, help="trials per planner and scene")

@@ -26,6 +26,7 @@ from tacforce_training.models.grasp_net import (CONFIGS, PATCH, STRIDE, GraspNet
 from tacforce_training.tasks.grasp_map.commands import NETWORKS
 from tacforce_training.tasks.grasp_map.config import GraspMapConfig
 from tacforce_training.tasks.grasp_map.data import (GraspAttempts, PatchSampler, augment, batch_indices,
+                                                    empty_table_trials,
                                                     load_attempt_folder, merge_attempts, synthetic_attempts)
 from tacforce_training.tasks.grasp_map.export import dense_module, dense_padding, export_grasp_map
 from tacforce_training.tasks.grasp_map.train import GraspMapTask, load_grasp_model, train
@@ -447,3 +448,62 @@ def test_cli_train_resume_eval_export_on_synthetic_and_folder_data(tmp_path, cap
 def test_attempts_must_point_at_images():
     with pytest.raises(ValueError):
         GraspAttempts([np.zeros((4, 4, 3), np.uint8)], np.array([[1, 0, 0, 0, 1]]))
+
+
+@pytest.mark.parametrize("turn, mirror", [(0.0, False), (0.4, False), (2.0, True), (4.0, False)])
+def test_any_angle_rotation_turns_the_grasp_with_the_image(turn, mirror):
+    """A bar along the grasp line stays along it after the patch is turned (and mirrored)."""
+    from tacforce_training.tasks.grasp_map.data import ROTATION_WINDOW, rotate_patch
+
+    theta = 0.3
+    window = np.zeros((ROTATION_WINDOW, ROTATION_WINDOW), np.float32)
+    c = ROTATION_WINDOW // 2
+    d = np.array([math.cos(theta), math.sin(theta)]) * 60
+    cv2.line(window, (round(c - d[0]), round(c - d[1])), (round(c + d[0]), round(c + d[1])), 1.0, 5)
+    out, angle = rotate_patch(window, theta, turn, mirror, PATCH)
+    assert out.shape == (PATCH, PATCH)
+    vs, us = np.nonzero(out > 0.5)
+    assert abs(us.mean() - PATCH // 2) < 1.5 and abs(vs.mean() - PATCH // 2) < 1.5   # still centred
+    cov = np.cov(np.stack([us, vs]).astype(float))
+    axis = math.atan2(*np.linalg.eigh(cov)[1][:, 1][::-1]) % math.pi
+    assert min(abs(axis - angle), math.pi - abs(axis - angle)) < 0.05
+
+
+def test_empty_table_trials_lie_out_of_the_fingers_reach(tmp_path):
+    folder = write_depth_trials(tmp_path / "trials", 3)
+    with open(folder / "trials.csv", "w") as f:   # the camera of each scene, as grasp-trials writes it
+        f.write("scene,object_indices,fov_deg,camera_height_m\n" + "".join(f"{i},5,45.0,0.6\n" for i in range(3)))
+    data = load_attempt_folder(folder, depth=True)
+    more = empty_table_trials(folder, data, 5, seed=0)
+    added = more.rows[len(data):]
+    assert len(added) == 15 and (added[:, 4] == 0).all()
+    reach_px = 0.06 * 80 / math.tan(math.radians(22.5)) / 0.6
+    for image, u, v, _, _ in added:
+        vs, us = np.nonzero(data.heights[int(image)] > 0.006)
+        assert np.hypot(us - u, vs - v).min() > reach_px
+    np.testing.assert_array_equal(more.rows[:len(data)], data.rows)
+    with pytest.raises(ValueError, match="depth"):
+        empty_table_trials(folder, load_attempt_folder(folder), 5)
+
+
+def test_shift_and_stitch_interleaves_maps_16_px_apart():
+    """shifts=2: cell (2r+i, 2c+j) is the grasp centred on pixel (16 + 32c + 16j, 16 + 32r + 16i)."""
+    torch.manual_seed(0)
+    model = GraspNet(TINY)
+    ckpt = {"config": {"model": model.cfg.to_dict()}, "model": model.state_dict(),
+            "summary": {"mean_rgb": [120.0, 110.0, 100.0], "std": 0.25}}
+    h, w = 320, 384
+    image = generate_scene(SceneConfig(height=h + 16, width=w + 16, seed=5)).image
+    coarse, rows, cols = dense_module(ckpt, h, w)
+    fine, fine_rows, fine_cols = dense_module(ckpt, h, w, shifts=2)
+    assert (fine_rows, fine_cols) == (2 * rows, 2 * cols)
+    shifted, _, _ = dense_module(ckpt, h, w)
+    with torch.no_grad():
+        a = coarse(torch.from_numpy(image[None, :h, :w])).numpy()
+        b = fine(torch.from_numpy(image[None, :h, :w])).numpy()
+        c = shifted(torch.from_numpy(np.ascontiguousarray(image[None, 16:h + 16, 16:w + 16]))).numpy()
+    np.testing.assert_allclose(b[::2, ::2], a, atol=1e-6)
+    # away from the border (where padding differs) the odd cells are the map of the image moved by 16 px
+    np.testing.assert_allclose(b[1::2, 1::2][4:-4, 4:-4], c[4:-4, 4:-4], atol=1e-4)
+    with pytest.raises(ValueError, match="divide"):
+        dense_padding(h, w, 3)

@@ -77,7 +77,9 @@ CONFIGS = {
 
 
 class GraspNet(nn.Module):
-    """float [N, 3 (+1 with depth), H, W] (normalised) -> logits [N, 2 * bins, (H - 227) // 32 + 1, (W - 227) // 32 + 1]."""
+    """float [N, 3 (+1 with depth), H, W] (normalised) -> logits
+    [N, 2 * bins, (H - 227) // 32 + 1, (W - 227) // 32 + 1].
+    """
 
     def __init__(self, cfg: GraspNetConfig = GraspNetConfig()):
         super().__init__()

@@ -43,9 +43,17 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
                         "(e.g. synthetic pre-training, then real trials)")
     p.add_argument("--encoding", choices=("rgb8", "bgr8"), default="rgb8",
                    help="what the camera publishes (the graph reorders bgr8)")
+    add_shifts_arg(p)
     p.add_argument("--depth", action="store_true",
                    help="aligned depth as a second input (the trial folders' depth/ PNGs, mm): the model "
                         "sees the height above the table beside the colour (GG-CNN style)")
+    p.add_argument("--empty-table", type=int, default=0, metavar="N",
+                   help="add N failed trials per image of a trial folder at table pixels out of the fingers' reach "
+                        "of every object (needs the folder's depth/ and trials.csv); robot trials only try objects, "
+                        "so without them a model never sees empty table (default 0)")
+    p.add_argument("--any-angle", action="store_true",
+                   help="augment with rotations by any angle (default: k x 90 degrees), so every angle bin "
+                        "learns from every trial")
     p.add_argument("--padding", choices=("replicate", "mean"), default="replicate",
                    help="beyond the image edge: repeat its border pixels (default), or the mean colour "
                         "(the first models'; it reads as an edge on other tables)")
@@ -64,14 +72,22 @@ def add_export_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--height", type=int, default=DEFAULT_SIZE[0])
     p.add_argument("--width", type=int, default=DEFAULT_SIZE[1])
     p.add_argument("--encoding", choices=("rgb8", "bgr8"), default="rgb8")
+    add_shifts_arg(p)
+
+
+def add_shifts_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--shifts", type=int, choices=(1, 2, 4), default=2,
+                   help="network passes per image axis: cells every 32 / SHIFTS px (default 2: 16 px, four "
+                        "passes; 1: one pass, 32 px)")
 
 
 def _load_training_data(args):
     from tacforce_ros.sim.grasp_scenes import SceneConfig
 
-    from .data import load_attempt_folder, merge_attempts, synthetic_attempts
+    from .data import empty_table_trials, load_attempt_folder, merge_attempts, synthetic_attempts
 
-    parts = [load_attempt_folder(f, depth=args.depth, training=True) for f in args.folder or []]
+    parts = [empty_table_trials(f, load_attempt_folder(f, depth=args.depth or args.empty_table > 0, training=True),
+                                args.empty_table, seed=args.seed + i) for i, f in enumerate(args.folder or [])]
     if args.synthetic and args.depth:
         raise ValueError("--depth trains on trial folders with depth; the synthetic scenes have none")
     if args.synthetic:
@@ -109,7 +125,7 @@ def cmd_train(args) -> int:
         network = dataclasses.replace(CONFIGS[args.config], bins=args.bins, depth=args.depth, padding=args.padding)
         cfg = GraspMapConfig(model=network, **loop_args(args),
                              steps_per_epoch=args.steps_per_epoch, alexnet_weights=str(args.alexnet_weights or ""),
-                             init_checkpoint=str(args.init or ""))
+                             init_checkpoint=str(args.init or ""), any_angle=args.any_angle)
         print(f"training data: {attempts.summary()}")
         result = train(cfg, attempts, args.out, val_attempts=val, resume=args.resume, device=args.device)
         height, width = attempts.images[0].shape[:2]
@@ -119,7 +135,7 @@ def cmd_train(args) -> int:
         depths = None if shown.heights is None else TABLE_DEPTH_M - np.stack(shown.heights[:4]).astype(np.float32)
         if (onnx_path := publish_run(result, args.out, "grasp_map", export_grasp_map, height, width, samples,
                                      args.encoding, command=command_line(), metrics=result.metrics,
-                                     sample_depths=depths)) is None:
+                                     sample_depths=depths, shifts=args.shifts)) is None:
             return 0     # under torchrun, rank 0 alone exports and reports
     except user_errors() as exc:
         return fail(exc)
@@ -159,6 +175,7 @@ def cmd_export(args) -> int:
     """
     import numpy as np
 
+    from tacforce_ros.sim.grasp_camera import depth_mm
     from tacforce_ros.sim.grasp_scenes import SceneConfig, generate_scene
 
     from .export import export_grasp_map
@@ -166,9 +183,11 @@ def cmd_export(args) -> int:
     try:
         rng = np.random.default_rng(0)
         config = SceneConfig(height=args.height, width=args.width)
-        samples = np.stack([generate_scene(config, rng).image for _ in range(2)])
+        scenes = [generate_scene(config, rng) for _ in range(2)]
+        samples = np.stack([scene.image for scene in scenes])
+        depths = np.stack([depth_mm(scene, TABLE_DEPTH_M) for scene in scenes]).astype(np.float32) / 1000.0
         meta = export_grasp_map(args.checkpoint, args.out, args.height, args.width, samples,
-                                args.encoding, command=command_line())
+                                args.encoding, command=command_line(), sample_depths=depths, shifts=args.shifts)
     except user_errors() as exc:
         return fail(exc)
     print(f"exported {args.checkpoint} -> {args.out} ({meta.outputs['grasp_probability']['shape']} map, "

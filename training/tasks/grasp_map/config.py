@@ -23,7 +23,8 @@ class GraspMapConfig(LoopConfig):
     steps_per_epoch: int = 0      # batches per epoch; 0: one pass over the training attempts
     val_fraction: float = 0.1     # of the images, when no validation set is given
     balance: bool = True          # half successes per epoch (real trial sets are skewed)
-    augment: bool = True          # k x 90 degree rotations and mirrors, label-exact
+    augment: bool = True          # rotations and mirrors, label-exact
+    any_angle: bool = False       # rotations by any angle (interpolated) instead of k x 90 degrees
     alexnet_weights: str = ""     # local AlexNet file for conv1-5 (then frozen); "" = from scratch
     # warm start from a GraspNet checkpoint (e.g. synthetic pre-training before real trials); its
     # network config and mean colour are kept

@@ -30,6 +30,9 @@ from tacforce_ros.sim.grasp_scenes import SceneConfig, generate_scene
 
 from ...models.grasp_net import PATCH
 
+EMPTY_REACH_M = 0.06   # a 2F-85's half opening (42.5 mm) plus a finger (10 mm) and a margin
+ROTATION_WINDOW = 2 * math.ceil(PATCH / math.sqrt(2)) + 3   # holds a 227 px patch turned by any angle
+
 
 @dataclass
 class GraspAttempts:
@@ -42,6 +45,7 @@ class GraspAttempts:
     rows: np.ndarray
     source: str = ""
     heights: list[np.ndarray] | None = None
+    scene_ids: list[int] | None = None   # per image, the scene number of trial folders (images/NNNNN.png)
 
     def __post_init__(self) -> None:
         self.rows = np.asarray(self.rows, np.float64).reshape(-1, 5)
@@ -60,7 +64,8 @@ class GraspAttempts:
         rows = self.rows[np.isin(self.rows[:, 0].astype(int), keep)].copy()
         rows[:, 0] = [remap[int(i)] for i in rows[:, 0]]
         heights = None if self.heights is None else [self.heights[i] for i in keep]
-        return GraspAttempts([self.images[i] for i in keep], rows, self.source, heights)
+        scene_ids = None if self.scene_ids is None else [self.scene_ids[i] for i in keep]
+        return GraspAttempts([self.images[i] for i in keep], rows, self.source, heights, scene_ids)
 
     def summary(self) -> dict:
         success = self.rows[:, 4] > 0.5
@@ -136,7 +141,44 @@ def load_attempt_folder(folder: str | Path, depth: bool = False, training: bool 
         if not (0 <= a.u < w and 0 <= a.v < h):
             raise ValueError(f"{base / a.image}: attempt at ({a.u}, {a.v}) lies outside the {w}x{h} image")
         rows.append((index[a.image], a.u, a.v, a.angle, float(a.success)))
-    return GraspAttempts(images, np.array(rows), f"folder {folder}", heights if depth else None)
+    scene_ids = [int(Path(name).stem) if Path(name).stem.isdigit() else -1 for name in index]
+    return GraspAttempts(images, np.array(rows), f"folder {folder}", heights if depth else None, scene_ids)
+
+
+def empty_table_trials(folder: str | Path, attempts: GraspAttempts, per_image: int, seed: int = 0,
+                       reach_m: float = EMPTY_REACH_M, min_height_m: float = 0.006) -> GraspAttempts:
+    """``attempts`` plus ``per_image`` failed trials per image at table pixels farther than
+    ``reach_m`` from anything standing ``min_height_m`` above the table (random angle).
+
+    The robot's trials only try pixels on objects, so a model never sees empty table and may rank
+    it highest; a grasp with nothing within its fingers' reach lifts nothing, which needs no
+    simulation. The reach in pixels comes from each scene's camera in ``folder/trials.csv``
+    (vertical field of view and height above the table, as `tacforce sim grasp-trials` writes).
+    """
+    if per_image <= 0:
+        return attempts
+    if attempts.heights is None:
+        raise ValueError(f"{folder}: empty-table trials need the aligned depth (depth/)")
+    trials = Path(folder) / "trials.csv"
+    if not trials.is_file():
+        raise ValueError(f"{trials}: needed for the camera of each scene (fov_deg, camera_height_m)")
+    with open(trials, newline="") as f:
+        cameras = {int(r["scene"]): (float(r["fov_deg"]), float(r["camera_height_m"])) for r in csv.DictReader(f)}
+    rng = np.random.default_rng(seed)
+    rows = [attempts.rows]
+    for index, height in enumerate(attempts.heights):
+        scene = int(attempts.scene_ids[index])
+        fov_deg, camera_m = cameras[scene]
+        h, w = height.shape
+        reach_px = reach_m * (h / 2) / math.tan(math.radians(fov_deg) / 2) / camera_m
+        free = (height < min_height_m).astype(np.uint8)
+        far = np.argwhere(cv2.distanceTransform(free, cv2.DIST_L2, 5) > reach_px)
+        if not len(far):
+            continue
+        for v, u in far[rng.choice(len(far), min(per_image, len(far)), replace=False)]:
+            rows.append(np.array([[index, u, v, rng.uniform(0, math.pi), 0.0]]))
+    return GraspAttempts(attempts.images, np.concatenate(rows), f"{attempts.source} + {per_image} empty-table "
+                         f"failures per image", attempts.heights, attempts.scene_ids)
 
 
 def read_height(path: Path, shape: tuple[int, int]) -> np.ndarray:
@@ -177,16 +219,20 @@ class PatchSampler:
     """
 
     def __init__(self, attempts: GraspAttempts, bins: int, fill_rgb, patch: int = PATCH,
-                 padding: str = "replicate", depth: bool = False):
+                 padding: str = "replicate", depth: bool = False, any_angle: bool = False):
         if depth and attempts.heights is None:
             raise ValueError(f"a depth model needs trials with aligned depth; {attempts.source} has none")
         self.attempts, self.bins, self.patch, self.depth = attempts, bins, patch, depth
+        self.any_angle = any_angle
         self.fill = [int(round(c)) for c in fill_rgb]
         self.border = cv2.BORDER_REPLICATE if padding == "replicate" else cv2.BORDER_CONSTANT
 
-    def _cut(self, image: np.ndarray, u: float, v: float, fill) -> np.ndarray:
-        """The P x P window centred on pixel (u, v) (clipped to the image), padded beyond it."""
-        p, half = self.patch, self.patch // 2
+    def _cut(self, image: np.ndarray, u: float, v: float, fill, size: int = 0) -> np.ndarray:
+        """The ``size`` (default P) square window centred on pixel (u, v) (clipped to the image),
+        padded beyond it.
+        """
+        p = size or self.patch
+        half = p // 2
         h, w = image.shape[:2]
         u0 = min(max(int(math.floor(u + 0.5)), 0), w - 1) - half
         v0 = min(max(int(math.floor(v + 0.5)), 0), h - 1) - half
@@ -198,7 +244,8 @@ class PatchSampler:
         """uint8 patches [n, P, P, 3], angle bins [n] int64, success [n] float32, and (with depth)
         float32 heights [n, P, P, 1] in metres, else None.
 
-        With ``rng``, each patch gets a random rotation by k x 90 degrees and a random mirror.
+        With ``rng``, each patch gets a random rotation (by k x 90 degrees, or with ``any_angle`` by
+        any angle about the trial's pixel) and a random mirror, the label angle turned with it.
         """
         rows = self.attempts.rows[np.asarray(indices, np.int64)]
         p = self.patch
@@ -206,6 +253,14 @@ class PatchSampler:
         heights = np.empty((len(rows), p, p, 1), np.float32) if self.depth else None
         thetas = rows[:, 3].copy()
         for n, (img, u, v, theta, _ok) in enumerate(rows):
+            if rng is not None and self.any_angle:
+                turn, mirror = float(rng.uniform(0, 2 * math.pi)), bool(rng.random() < 0.5)
+                window = self._cut(self.attempts.images[int(img)], u, v, self.fill, ROTATION_WINDOW)
+                patches[n], thetas[n] = rotate_patch(window, theta, turn, mirror, p)
+                if self.depth:
+                    window = self._cut(self.attempts.heights[int(img)].astype(np.float32), u, v, 0.0, ROTATION_WINDOW)
+                    heights[n, ..., 0] = rotate_patch(window, theta, turn, mirror, p)[0]
+                continue
             patch = self._cut(self.attempts.images[int(img)], u, v, self.fill)
             height = self._cut(self.attempts.heights[int(img)].astype(np.float32), u, v, 0.0) if self.depth else None
             if rng is not None:
@@ -228,6 +283,22 @@ def augment(image: np.ndarray, theta: float, k: int, mirror: bool) -> tuple[np.n
     if mirror:
         image, theta = image[:, ::-1], math.pi - theta
     return image, float(wrap_angle(theta))
+
+
+def rotate_patch(window: np.ndarray, theta: float, turn: float, mirror: bool, patch: int) -> tuple[np.ndarray, float]:
+    """The ``patch`` px centre of ``window`` turned by ``turn`` rad (from image +u towards +v, the
+    grasp angle's sense) about its centre pixel, then mirrored left-right if ``mirror``; and the
+    grasp angle of the same grasp in it. ``window`` must be large enough that no corner of the
+    turned patch leaves it (ROTATION_WINDOW for 227 px).
+    """
+    c = window.shape[0] // 2
+    m = cv2.getRotationMatrix2D((float(c), float(c)), -math.degrees(turn), 1.0)   # OpenCV: + is +v to +u
+    m[:, 2] -= c - patch // 2
+    out = cv2.warpAffine(window, m, (patch, patch), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    theta = theta + turn
+    if mirror:
+        out, theta = out[:, ::-1], math.pi - theta
+    return out, float(wrap_angle(theta))
 
 
 def split_images(count: int, val_fraction: float, seed: int) -> tuple[list[int], list[int]]:

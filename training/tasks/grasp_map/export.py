@@ -37,54 +37,80 @@ OFFSET = STRIDE // 2
 DEPTH_INPUT = "depth"
 
 
-def dense_padding(height: int, width: int) -> tuple[tuple[int, int, int, int], int, int]:
-    """(top, bottom, left, right) padding and the map's rows, cols for an H x W image."""
+def dense_padding(height: int, width: int, shifts: int = 1) -> tuple[tuple[int, int, int, int], int, int]:
+    """(top, bottom, left, right) padding and the map's rows, cols for an H x W image, with
+    ``shifts`` passes per axis (cells every 32 / shifts px).
+    """
+    if shifts < 1 or STRIDE % shifts:
+        raise ValueError(f"shifts must divide {STRIDE}, got {shifts}")
     before = PATCH // 2 - OFFSET
     rows, cols = math.ceil(height / STRIDE), math.ceil(width / STRIDE)
-    bottom = PATCH + STRIDE * (rows - 1) - height - before
-    right = PATCH + STRIDE * (cols - 1) - width - before
-    return (before, bottom, before, right), rows, cols
+    extra = STRIDE - STRIDE // shifts   # the last shifted pass starts this much further in
+    bottom = PATCH + STRIDE * (rows - 1) - height - before + extra
+    right = PATCH + STRIDE * (cols - 1) - width - before + extra
+    return (before, bottom, before, right), rows * shifts, cols * shifts
 
 
 class DenseGraspMap(nn.Module):
-    """uint8 [1, H, W, 3] (+ depth float [1, H, W, 1] m for a depth model) -> P(success) [rows, cols, bins]."""
+    """uint8 [1, H, W, 3] (+ depth float [1, H, W, 1] m for a depth model) -> P(success) [rows, cols, bins].
 
-    def __init__(self, normalise: MeanPixelNormalise, model: GraspNet, height: DepthHeight | None = None):
+    With ``shifts`` s > 1 the network runs s x s times on the padded input shifted by 32 / s px
+    steps and the maps are interleaved (shift-and-stitch), so cells are 32 / s px apart: a grasp
+    centre lands within 16 / s px of any pixel instead of 16 px.
+    """
+
+    def __init__(self, normalise: MeanPixelNormalise, model: GraspNet, height: DepthHeight | None = None,
+                 shifts: int = 1, window: tuple[int, int] = (0, 0)):
         super().__init__()
         self.normalise, self.model, self.height = normalise, model, height
+        self.shifts, self.window = shifts, window
 
     def forward(self, image: torch.Tensor, depth: torch.Tensor | None = None) -> torch.Tensor:
         x = self.normalise(image)
         if self.height is not None:
             x = torch.cat([x, self.height(depth)], dim=1)
-        return success_probability(self.model(x))[0].permute(1, 2, 0)
+        if self.shifts == 1:
+            return success_probability(self.model(x))[0].permute(1, 2, 0)
+        step, (h, w) = STRIDE // self.shifts, self.window
+        maps = torch.stack([success_probability(self.model(x[:, :, i * step:i * step + h, j * step:j * step + w]))[0]
+                            for i in range(self.shifts) for j in range(self.shifts)])   # [s*s, B, R, C]
+        _, bins, rows, cols = maps.shape
+        maps = maps.reshape(self.shifts, self.shifts, bins, rows, cols).permute(3, 0, 4, 1, 2)
+        return maps.reshape(rows * self.shifts, cols * self.shifts, bins)
 
     def describe(self, height: int, width: int) -> str:
         rgb = self.normalise.describe(height, width)
-        return rgb if self.height is None else f"image: {rgb}; depth: {self.height.describe()}; concatenated"
+        text = rgb if self.height is None else f"image: {rgb}; depth: {self.height.describe()}; concatenated"
+        if self.shifts > 1:
+            text += (f" -> the network at {self.shifts}x{self.shifts} offsets {STRIDE // self.shifts} px apart, "
+                     "maps interleaved")
+        return text
 
 
 def dense_module(ckpt: dict, height: int, width: int, encoding: str = "rgb8",
-                 padded: bool = True) -> tuple[DenseGraspMap, int, int]:
+                 padded: bool = True, shifts: int = 1) -> tuple[DenseGraspMap, int, int]:
     """Return the export graph of a loaded checkpoint for H x W frames, and its map's rows and cols."""
     model, normalise = load_grasp_model(ckpt)
     if padded:
-        pad, rows, cols = dense_padding(height, width)
+        pad, rows, cols = dense_padding(height, width, shifts)
     else:
         if height < PATCH or width < PATCH:
             raise ValueError(f"an unpadded GraspNet needs at least {PATCH}x{PATCH} px, got {width}x{height}")
+        if shifts != 1:
+            raise ValueError("an unpadded GraspNet runs one pass (shifts 1)")
         pad, rows, cols = (0, 0, 0, 0), (height - PATCH) // STRIDE + 1, (width - PATCH) // STRIDE + 1
     padding = model.cfg.padding
     norm = MeanPixelNormalise([255 * m for m in normalise.mean.flatten().tolist()], normalise.std,
                               encoding, pad, padding)
     depth = DepthHeight(pad=pad, pad_mode=padding) if model.cfg.depth else None
-    return DenseGraspMap(norm, model, depth).eval(), rows, cols
+    window = (PATCH + STRIDE * (rows // shifts - 1), PATCH + STRIDE * (cols // shifts - 1))
+    return DenseGraspMap(norm, model, depth, shifts, window).eval(), rows, cols
 
 
 def export_grasp_map(checkpoint_path, onnx_path, height: int, width: int, sample_images,
                      encoding: str = "rgb8", command: str = "", metrics: dict | None = None,
                      padded: bool = True, tolerance: Tolerance = PROBABILITY_TOLERANCE,
-                     sample_depths=None) -> ModelMetadata:
+                     sample_depths=None, shifts: int = 1) -> ModelMetadata:
     """Export ``checkpoint_path`` for ``width`` x ``height`` frames in ``encoding`` (+ model card).
 
     ``sample_images``: uint8 [N, H, W, 3] in RGB order, for the parity check; ``sample_depths``
@@ -92,7 +118,7 @@ def export_grasp_map(checkpoint_path, onnx_path, height: int, width: int, sample
     """
     onnx_path = Path(onnx_path)
     ckpt = checkpoint.load(checkpoint_path, TASK)
-    module, rows, cols = dense_module(ckpt, height, width, encoding, padded)
+    module, rows, cols = dense_module(ckpt, height, width, encoding, padded, shifts)
     samples = np.asarray(sample_images, np.uint8)
     if samples.ndim != 4 or samples.shape[1:] != (height, width, 3):
         raise ValueError(f"sample images must be uint8 [N, {height}, {width}, 3], got {samples.shape}")
@@ -105,8 +131,9 @@ def export_grasp_map(checkpoint_path, onnx_path, height: int, width: int, sample
             raise ValueError(f"a depth model's export needs sample depths float32 [{len(samples)}, {height}, {width}], "
                              f"got {None if sample_depths is None else np.shape(sample_depths)}")
         depths = np.ascontiguousarray(np.asarray(sample_depths, np.float32)[..., None])
-    args = (torch.from_numpy(samples[:1]),) if depths is None else (torch.from_numpy(samples[:1]),
-                                                                     torch.from_numpy(depths[:1]))
+    args = (torch.from_numpy(samples[:1]),)
+    if depths is not None:
+        args += (torch.from_numpy(depths[:1]),)
     names = ["image"] if depths is None else ["image", DEPTH_INPUT]
     with torch.no_grad():
         program = torch.onnx.export(module, args, dynamo=True, opset_version=OPSET, input_names=names,
@@ -123,10 +150,10 @@ def export_grasp_map(checkpoint_path, onnx_path, height: int, width: int, sample
         input=InputSpec(name="image", height=int(height), width=int(width), channels=3, encoding=encoding,
                         depth=None if depths is None else DEPTH_INPUT),
         outputs={OUTPUT: {"shape": [rows, cols, bins], "units": "probability of grasp success",
-                          "axes": ["row", "col", "angle_bin"], "stride_px": STRIDE, "offset_px": offset,
+                          "axes": ["row", "col", "angle_bin"], "stride_px": STRIDE // shifts, "offset_px": offset,
                           "patch_px": PATCH, "bins": bins, "angle_convention": ANGLE_CONVENTION,
                           "cell_to_pixel": CELL_TO_PIXEL, "padded": padded,
-                          "padding": module.model.cfg.padding if padded else "none"}},
+                          "padding": module.model.cfg.padding if padded else "none", "passes": shifts * shifts}},
         preprocessing=module.describe(height, width),
         training=training,
         metrics=metrics or ckpt["history"][-1]["metrics"],

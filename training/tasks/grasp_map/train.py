@@ -104,11 +104,14 @@ class GraspMapTask:
         if cfg.init_checkpoint:
             start = checkpoint.load(cfg.init_checkpoint, TASK)
             mean, self.init_state = start["summary"]["mean_rgb"], start["model"]
-            cfg = GraspMapConfig.from_dict({**cfg.to_dict(), "model": start["config"]["model"]})
+            # the start's network; padding and the depth channel are this run's (a colour-only start
+            # gains a depth channel whose conv1 weights begin at zero, so it starts as it was)
+            network = {**start["config"]["model"], "padding": cfg.model.padding, "depth": cfg.model.depth}
+            cfg = GraspMapConfig.from_dict({**cfg.to_dict(), "model": network})
         self.config = cfg
         self.normalise = MeanPixelNormalise(mean, NORMALISE_STD)
         self.train_sampler = PatchSampler(train_set, cfg.model.bins, mean, padding=cfg.model.padding,
-                                          depth=cfg.model.depth)
+                                          depth=cfg.model.depth, any_angle=cfg.any_angle)
         self.val_sampler = PatchSampler(val_set, cfg.model.bins, mean, padding=cfg.model.padding,
                                         depth=cfg.model.depth)
         self.summary = {"train": train_set.summary(), "val": val_set.summary(),
@@ -118,7 +121,14 @@ class GraspMapTask:
     def build_model(self) -> GraspNet:
         model = GraspNet(self.config.model)
         if self.init_state is not None:
-            model.load_state_dict(self.init_state)
+            state = dict(self.init_state)
+            target = model.conv1.weight
+            if state["conv1.weight"].shape[1] < target.shape[1]:   # a colour-only start, a depth model
+                extra = target.shape[1] - state["conv1.weight"].shape[1]
+                state["conv1.weight"] = torch.cat([state["conv1.weight"],
+                                                   state["conv1.weight"].new_zeros(target.shape[0], extra,
+                                                                                   *target.shape[2:])], dim=1)
+            model.load_state_dict(state)
         if self.config.alexnet_weights:
             load_alexnet_features(model, self.config.alexnet_weights)
         return model
