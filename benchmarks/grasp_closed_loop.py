@@ -10,6 +10,7 @@ Wilson 95 % interval and the plan time per planner.
 
     python benchmarks/grasp_closed_loop.py [--scenes 200] [--workers 2] [--json out.json]
         [--table-rgb 200 40 220] [--camera-height 0.9]   # a table colour / height never trained on
+        [--card models/grasp_map.md]                     # record the scores in the model card
 
 Needs pybullet (requirements-train.txt).
 """
@@ -41,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="random_urdfs scale range (default 0.45 0.75: 4-8 cm objects; 1 1: their native ~10 cm)")
     parser.add_argument("--json", help="write the scores and the settings to this file")
     parser.add_argument("--out", help="also write the trials (attempts.csv, images, bag) to this new folder")
+    parser.add_argument("--card", help="record the scores in this model card (.md), one section per scene setting")
     args = parser.parse_args(argv)
 
     from tacforce_ros.sim.pybullet_grasp.runs import (TrialRunConfig, TrialWriter, describe_split, format_scores,
@@ -66,8 +68,21 @@ def main(argv: list[str] | None = None) -> int:
             records += result.trials
     seconds = time.perf_counter() - start
     scores = score_planners(records)
-    print(format_scores(scores))
+    table = format_scores(scores)
+    print(table)
     print(f"wall time {seconds:.1f} s ({60 * len(records) / seconds:.1f} trials/min incl. scene building)")
+    if args.card:
+        from tacforce_training.core.cli import record_in_card
+        setting = ", ".join(filter(None, (f"table rgb {tuple(args.table_rgb)}" if args.table_rgb else "",
+                                          f"camera height {args.camera_height:g} m" if args.camera_height else "",
+                                          f"object scale {args.object_scale[0]:g}-{args.object_scale[1]:g}"
+                                          if args.object_scale else ""))) or "randomised scenes"
+        record_in_card(Path(args.card), f"{args.scenes} PyBullet scenes of held-out random_urdfs "
+                       f"{scene.objects[0]}-{scene.objects[1]}, seed {args.seed}, {setting}; model {args.model}",
+                       table, title=f"Closed loop: {setting}",
+                       note="One top-1 grasp per planner and scene, all from the same settled scene; success = "
+                            "lifted >= 8 cm and still between the fingers after a shake; no grasp counts as a "
+                            "failure; 95 % Wilson intervals.")
     if args.json:
         Path(args.json).write_text(json.dumps({"scores": scores, "scenes": args.scenes, "seed": args.seed,
                                                "objects": list(scene.objects), "table_rgb": args.table_rgb,

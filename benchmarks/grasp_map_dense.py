@@ -9,7 +9,7 @@ Both run through ONNX Runtime (the node's OnnxModel wrapper) on this machine in 
   3. ratio of the p50 times, and how closely the two agree (the dense pass sees real
      neighbours where a lone patch sees zero padding inside conv2-5, so they are close, not equal).
 
-    python benchmarks/grasp_map_dense.py [--frames 10] [--checkpoint models/grasp_map.pt]
+    python benchmarks/grasp_map_dense.py [--frames 10] [--checkpoint models/grasp_map_synthetic.pt]
 
 Needs torch (to export the patch model from the checkpoint).
 """
@@ -32,8 +32,8 @@ from tactile_force_node import percentiles  # noqa: E402  (benchmarks/ is this s
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--frames", type=int, default=10)
-    parser.add_argument("--model", default=str(ROOT / "models" / "grasp_map.onnx"))
-    parser.add_argument("--checkpoint", default=str(ROOT / "models" / "grasp_map.pt"))
+    parser.add_argument("--model", default=str(ROOT / "models" / "grasp_map_synthetic.onnx"))
+    parser.add_argument("--checkpoint", default=str(ROOT / "models" / "grasp_map_synthetic.pt"))
     args = parser.parse_args()
 
     from tacforce_ros.inference.runtime import OnnxModel

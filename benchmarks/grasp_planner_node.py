@@ -112,7 +112,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--frames", type=int, default=100)
     parser.add_argument("--rate", type=float, default=10.0)
-    parser.add_argument("--model", default=str(ROOT / "models" / "grasp_map.onnx"))
+    parser.add_argument("--model", default=str(ROOT / "models" / "grasp_map_synthetic.onnx"))
     args = parser.parse_args()
     os.environ.setdefault("ROS_DOMAIN_ID", "94")
     from tacforce_ros.nodes.runner import use_large_image_transport

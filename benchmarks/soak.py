@@ -30,7 +30,7 @@ from node_cpu import (NODE_MODULE, ROOT, cpu_seconds, exit_on_sigterm, rss_mb, s
                       start_node, start_publisher, stop, wait_for)
 
 OUTPUTS = {"tactile": (WrenchStamped, "/estimated_wrench"), "grasp": (PoseArray, "/grasp_planner_node/candidates")}
-MODELS = {"tactile": "tactile_force.onnx", "grasp": "grasp_map.onnx"}
+MODELS = {"tactile": "tactile_force.onnx", "grasp": "grasp_map_synthetic.onnx"}
 PRINTED_ROWS = 12
 
 

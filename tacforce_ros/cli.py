@@ -214,7 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="indenter for the scripted run (default: one held out from training)")
     demo.add_argument("--seconds", type=float, default=30.0, help="length of the run")
     demo.add_argument("--model", default="tactile_force.onnx", help="tactile_force model")
-    demo.add_argument("--grasp-model", default="grasp_map.onnx", help="grasp_map model")
+    demo.add_argument("--grasp-model", default="grasp_map_synthetic.onnx",
+                      help="grasp_map model (default: the one trained on the synthetic scenes the demo draws)")
     demo.add_argument("--grasp-scenes", type=int, default=10, help="table scenes for the grasp part (0: skip it)")
     demo.set_defaults(func=cmd_demo)
 

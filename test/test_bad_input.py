@@ -51,7 +51,7 @@ class Target:
 TARGETS = {
     "tactile_force_node": Target("tactile_force.onnx", "/tactile/image_raw", "mono8", 640, 480,
                                  WrenchStamped, "/estimated_wrench", {}),
-    "grasp_planner_node": Target("grasp_map.onnx", "/camera/color/image_raw", "rgb8", 640, 480,
+    "grasp_planner_node": Target("grasp_map_synthetic.onnx", "/camera/color/image_raw", "rgb8", 640, 480,
                                  PoseArray, "/grasp_planner_node/candidates",
                                  {"publish_overlay": False, "publish_map": False}),
     "grasp_success_node": Target("grasp_success.onnx", "/grasp_camera/image_raw", "rgb8", 160, 120,

@@ -26,7 +26,7 @@ from tacforce_ros.ros.qos import output_qos, sensor_qos  # noqa: E402
 from tacforce_ros.sim.grasp_camera import camera_matrix  # noqa: E402
 from tacforce_ros.sim.grasp_scenes import SceneConfig, generate_scene  # noqa: E402
 
-MODEL = ROOT / "models" / "grasp_map.onnx"
+MODEL = ROOT / "models" / "grasp_map_synthetic.onnx"
 NODE = "tacforce_ros.nodes.grasp_planner_node"
 CAMERA = "tacforce_ros.nodes.sim_camera_node"
 OUT = "/grasp_planner_node"

@@ -357,8 +357,8 @@ def test_resume_matches_uninterrupted_run(tiny_run, tmp_path, monkeypatch):
 
 
 def test_shipped_legacy_checkpoint_loads_through_the_core(tiny_data):
-    """models/grasp_map.pt (pre-core format) upgrades on load, rebuilds the shipped graph and warm-starts."""
-    shipped = ROOT / "models" / "grasp_map.pt"
+    """models/grasp_map_synthetic.pt (pre-core format) upgrades on load, rebuilds the shipped graph and warm-starts."""
+    shipped = ROOT / "models" / "grasp_map_synthetic.pt"
     assert torch.load(shipped, weights_only=True)["format"] == "tacforce.grasp_net/1"
     ckpt = checkpoint.load(shipped, "grasp_map")
     assert ckpt["task"] == "grasp_map" and ckpt["optimizer"] is None
@@ -373,7 +373,8 @@ def test_shipped_legacy_checkpoint_loads_through_the_core(tiny_data):
         expected = dense_module(ckpt, 480, 640)[0](torch.from_numpy(image)).numpy()
     np.testing.assert_allclose(onnx.run(image)[0]["grasp_probability"], expected, atol=1e-5)
     warm = GraspMapTask(tiny_config(init_checkpoint=str(shipped)), tiny_data)
-    assert warm.config.model == model.cfg and warm.summary["mean_rgb"] == ckpt["summary"]["mean_rgb"]
+    assert model.cfg.padding == "mean" and warm.config.model == dataclasses.replace(model.cfg, padding="replicate")
+    assert warm.summary["mean_rgb"] == ckpt["summary"]["mean_rgb"]   # the run's padding, the start's network
     assert torch.equal(warm.build_model().conv8.weight, model.conv8.weight)
 
 
@@ -507,3 +508,13 @@ def test_shift_and_stitch_interleaves_maps_16_px_apart():
     np.testing.assert_allclose(b[1::2, 1::2][4:-4, 4:-4], c[4:-4, 4:-4], atol=1e-4)
     with pytest.raises(ValueError, match="divide"):
         dense_padding(h, w, 3)
+
+
+def test_a_colour_only_start_gains_a_depth_channel_that_begins_at_zero(tmp_path):
+    shipped = ROOT / "models" / "grasp_map_synthetic.pt"
+    data = load_attempt_folder(write_depth_trials(tmp_path / "trials", 2), depth=True)
+    task = GraspMapTask(tiny_config(init_checkpoint=str(shipped), model=dataclasses.replace(TINY, depth=True)), data)
+    start = checkpoint.load(shipped, "grasp_map")["model"]["conv1.weight"]
+    conv1 = task.build_model().conv1.weight
+    assert task.config.model.depth and conv1.shape == (start.shape[0], 4, *start.shape[2:])
+    assert torch.equal(conv1[:, :3], start) and not conv1[:, 3].any()

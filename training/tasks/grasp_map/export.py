@@ -168,18 +168,29 @@ def export_grasp_map(checkpoint_path, onnx_path, height: int, width: int, sample
 def write_grasp_card(path: Path, meta: ModelMetadata, command: str, parity: float, frames: int) -> None:
     out, t = meta.outputs[OUTPUT], meta.training
     cfg = t.get("config", {})
+    network = cfg.get("model", {})
+    inputs = [] if meta.input.depth is None else [
+        f"`{meta.input.depth}`: float32 [1, {meta.input.height}, {meta.input.width}, 1], depth aligned to the image "
+        "in metres (0 or NaN: no reading); the graph turns it into the height above the table"]
+    start = cfg.get("init_checkpoint") or "none (from scratch)"
     ModelCard(
         about="GraspNet (seed 001): AlexNet conv1-5, conv6 6x6, conv7 1x1, conv8 1x1 to 2 logits per angle "
-              f"bin, fully convolutional; width x{cfg.get('model', {}).get('width', '?')}.",
+              f"bin, fully convolutional; width x{network.get('width', '?')}"
+              f"{'; colour plus height above the table as a 4th channel' if network.get('depth') else ''}.",
+        inputs=inputs,
         outputs=[f"`{OUTPUT}`: float32 {out['shape']} = P(grasp success) per cell and angle bin",
                  f"cells: {out['cell_to_pixel']}; stride {out['stride_px']} px, offset {out['offset_px']} px, "
-                 f"each cell sees a {out['patch_px']} px window",
+                 f"each cell sees a {out['patch_px']} px window; beyond the image: {out.get('padding', 'mean')} "
+                 "padding",
                  f"angles: {out['angle_convention']}; bins = {out['bins']}"],
         training=[f"train: {t.get('train')}", f"validation: {t.get('val')}",
+                  "trial folders whose trials.csv names a held-out random_urdfs object (800-999) are refused for "
+                  "training and validation",
                   f"epochs {cfg.get('epochs', '?')} (best {t.get('best_epoch', '?')}), batch "
-                  f"{cfg.get('batch_size', '?')}, balanced {cfg.get('balance', '?')}, augmented "
-                  f"{cfg.get('augment', '?')}, AlexNet init: {cfg.get('alexnet_weights') or 'none (from scratch)'}, "
-                  f"seed {cfg.get('seed', '?')}"],
+                  f"{cfg.get('batch_size', '?')}, lr {cfg.get('lr', '?')}, balanced {cfg.get('balance', '?')}, "
+                  f"augmented {cfg.get('augment', '?')} (rotations by "
+                  f"{'any angle' if cfg.get('any_angle') else 'k x 90 degrees'}, mirrors), warm start: {start}, "
+                  f"AlexNet init: {cfg.get('alexnet_weights') or 'none'}, seed {cfg.get('seed', '?')}"],
         validation_title="held-out images of the training set, one patch per attempt",
         validation=", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in meta.metrics.items()),
     ).write(path, meta, f"ONNX vs PyTorch: max |probability difference| {parity:.2e} over {frames} images.", command)

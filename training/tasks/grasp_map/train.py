@@ -42,7 +42,7 @@ def load_grasp_model(ckpt: dict) -> tuple[GraspNet, MeanPixelNormalise]:
 
 @checkpoint.register_upgrade(LEGACY_FORMAT)
 def upgrade_legacy(old: dict) -> dict:
-    """Convert a checkpoint of the pre-core train loop (the shipped models/grasp_map.pt) to the schema."""
+    """Convert a checkpoint of the pre-core train loop (the shipped models/grasp_map_synthetic.pt) to the schema."""
     summary = {k: v for k, v in old["summary"].items() if k != "config"}
     summary.update(mean_rgb=old["normalisation"]["mean_rgb"], std=old["normalisation"]["std"])
     best_epoch = old["best"]["epoch"]
