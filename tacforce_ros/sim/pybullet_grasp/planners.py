@@ -7,9 +7,9 @@ camera looks straight down) and an object pixel is at least ``min_height_m`` nea
 * ``random``: a random object pixel, a random angle (the issue's first baseline);
 * ``analytic``: the centroid of one object's mask (the largest connected part whose width across
   its minor axis fits the opening, else the largest) with the jaws closing along its minor axis;
-* ``model``: the shipped grasp_map model through ``GraspPlanner`` + ``decode_grasps`` with
-  ``grasp_planner_node``'s default parameters, top-1; no grasp (or one the node would drop for
-  its range) is None.
+* ``model``: a grasp_map model (default: the shipped one) through ``GraspPlanner`` +
+  ``decode_grasps`` with ``grasp_planner_node``'s default parameters, the depth given to a model
+  that takes it, top-1; no grasp (or one the node would drop for its range) is None.
 """
 from __future__ import annotations
 
