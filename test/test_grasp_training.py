@@ -206,7 +206,7 @@ def test_dense_input_of_a_plain_table_has_no_edge_only_with_replicate_padding(pa
 
 
 def write_depth_trials(folder, scenes: int = 3, seed: int = 0, objects: str = "5 17"):
-    """A trial folder as `tacforce sim grasp-trials` writes it: images/, depth/ (16-bit mm),
+    """Write a trial folder as `tacforce sim grasp-trials` does: images/, depth/ (16-bit mm),
     attempts.csv and trials.csv; one block per scene, trials on it succeed across its short side.
     """
     rng = np.random.default_rng(seed)

@@ -29,7 +29,7 @@ def client(tmp_path_factory):
 
 
 def box_scene(client, seed: int, yaw: float, where=(0.03, -0.02)):
-    """A 9 x 3 x 4 cm box (longer than the 8.5 cm opening one way) on the unseen-colour table."""
+    """Build a 9 x 3 x 4 cm box (longer than the 8.5 cm opening one way) on the unseen-colour table."""
     p, textures = client
     spec = dataclasses.replace(sample_scene(SCENE, (seed, 0)), objects=())
     scene = build_scene(p, spec, textures)

@@ -65,7 +65,7 @@ class InputSpec:
 
     @property
     def depth_shape(self) -> tuple[int, int, int, int]:
-        """The depth input's shape, 64x64 where the size is free."""
+        """Return the depth input's shape, 64x64 where the size is free."""
         return (1, self.height or 64, self.width or 64, 1)
 
     @property

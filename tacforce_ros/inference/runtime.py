@@ -192,7 +192,7 @@ class OnnxModel:
         return np.zeros(self.metadata.input.shape, np.uint8)
 
     def blank_depth(self) -> np.ndarray | None:
-        """A depth input with no readings (zeros), or None for a model without one."""
+        """Return a depth input with no readings (zeros), or None for a model without one."""
         spec = self.metadata.input
         return None if spec.depth is None else np.zeros(spec.depth_shape, np.float32)
 

@@ -56,7 +56,7 @@ class GraspNetConfig(DictConfig):
 
     @classmethod
     def from_dict(cls, d: dict) -> "GraspNetConfig":
-        """A saved config without ``padding`` is a first model's: it was trained with mean padding."""
+        """Read a saved config; one without ``padding`` is a first model's, trained with mean padding."""
         return super().from_dict({"padding": "mean", **d})
 
     def scaled(self) -> tuple[int, ...]:

@@ -9,7 +9,8 @@ camera looks straight down) and an object pixel is at least ``min_height_m`` nea
   its minor axis fits the opening, else the largest) with the jaws closing along its minor axis;
 * ``model``: a grasp_map model (default: the shipped one) through ``GraspPlanner`` +
   ``decode_grasps`` with ``grasp_planner_node``'s default parameters, the depth given to a model
-  that takes it, top-1; no grasp (or one the node would drop for its range) is None.
+  that takes it, top-1 of those the node would publish (a grasp out of range is skipped, as the
+  node does); no grasp is None.
 """
 from __future__ import annotations
 
@@ -98,16 +99,15 @@ class ModelPlanner:
     def __call__(self, rgb, depth_m, intrinsics: Intrinsics, rng: np.random.Generator) -> PixelGrasp | None:
         from ...perception.grasp_map import decode_grasps, grasp_position, position_problem
         d = NODE_DEFAULTS
+
+        def placed(grasp) -> bool:   # as the node: a grasp without a plausible position is skipped
+            xyz = grasp_position(grasp, intrinsics, depth_m)
+            return xyz is not None and position_problem(xyz, d["min_range"], d["max_range"]) is None
+
         prob = self.planner.grasp_map(rgb, "rgb", depth_m)
-        grasps = decode_grasps(prob, self.planner.layout, d["min_probability"], d["top_k"], d["nms_distance_px"],
-                               d["angle_window"])
-        if not grasps:
-            return None
-        best = grasps[0]
-        xyz = grasp_position(best, intrinsics, depth_m)
-        if xyz is None or position_problem(xyz, d["min_range"], d["max_range"]):
-            return None
-        return PixelGrasp(best.u, best.v, best.angle)
+        grasps = decode_grasps(prob, self.planner.layout, d["min_probability"], 1, d["nms_distance_px"],
+                               d["angle_window"], keep=placed)
+        return PixelGrasp(grasps[0].u, grasps[0].v, grasps[0].angle) if grasps else None
 
 
 def make_planner(name: str, model_path: str = "grasp_map.onnx") -> Planner:

@@ -147,7 +147,7 @@ def load_attempt_folder(folder: str | Path, depth: bool = False, training: bool 
 
 def empty_table_trials(folder: str | Path, attempts: GraspAttempts, per_image: int, seed: int = 0,
                        reach_m: float = EMPTY_REACH_M, min_height_m: float = 0.006) -> GraspAttempts:
-    """``attempts`` plus ``per_image`` failed trials per image at table pixels farther than
+    """Return ``attempts`` plus ``per_image`` failed trials per image at table pixels farther than
     ``reach_m`` from anything standing ``min_height_m`` above the table (random angle).
 
     The robot's trials only try pixels on objects, so a model never sees empty table and may rank
@@ -198,7 +198,7 @@ def read_height(path: Path, shape: tuple[int, int]) -> np.ndarray:
 
 
 def refuse_held_out_objects(folder: Path) -> None:
-    """ValueError when ``folder/trials.csv`` lists a held-out random_urdfs object (800-999)."""
+    """Raise ValueError when ``folder/trials.csv`` lists a held-out random_urdfs object (800-999)."""
     from tacforce_ros.sim.pybullet_grasp.scene import HELD_OUT_OBJECTS, held_out_indices
 
     trials = folder / "trials.csv"
@@ -228,7 +228,7 @@ class PatchSampler:
         self.border = cv2.BORDER_REPLICATE if padding == "replicate" else cv2.BORDER_CONSTANT
 
     def _cut(self, image: np.ndarray, u: float, v: float, fill, size: int = 0) -> np.ndarray:
-        """The ``size`` (default P) square window centred on pixel (u, v) (clipped to the image),
+        """Return the ``size`` (default P) square window centred on pixel (u, v) (clipped to the image),
         padded beyond it.
         """
         p = size or self.patch
@@ -286,7 +286,7 @@ def augment(image: np.ndarray, theta: float, k: int, mirror: bool) -> tuple[np.n
 
 
 def rotate_patch(window: np.ndarray, theta: float, turn: float, mirror: bool, patch: int) -> tuple[np.ndarray, float]:
-    """The ``patch`` px centre of ``window`` turned by ``turn`` rad (from image +u towards +v, the
+    """Return the ``patch`` px centre of ``window`` turned by ``turn`` rad (from image +u towards +v, the
     grasp angle's sense) about its centre pixel, then mirrored left-right if ``mirror``; and the
     grasp angle of the same grasp in it. ``window`` must be large enough that no corner of the
     turned patch leaves it (ROTATION_WINDOW for 227 px).
