@@ -82,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
                        table, title=f"Closed loop: {setting}",
                        note="One top-1 grasp per planner and scene, all from the same settled scene; success = "
                             "lifted >= 8 cm and still between the fingers after a shake; no grasp counts as a "
-                            "failure; 95 % Wilson intervals.")
+                            "failure; 95 % Wilson intervals.",
+                       command=" ".join(["python", "benchmarks/grasp_closed_loop.py", *sys.argv[1:]]))
     if args.json:
         Path(args.json).write_text(json.dumps({"scores": scores, "scenes": args.scenes, "seed": args.seed,
                                                "objects": list(scene.objects), "table_rgb": args.table_rgb,

@@ -148,9 +148,10 @@ def report_eval(args: argparse.Namespace, metrics: dict, heading: str, table: st
 
 
 def record_in_card(card: Path, data: str, report: str, title: str = "Held-out evaluation",
-                   note: str = "") -> None:
+                   note: str = "", command: str = "") -> None:
     """Replace (or append) the model card's ``## title`` section with these results, an optional
-    note and the command that made them; other sections stay as they are.
+    note and the command that made them (default: this `tacforce` command line); other sections
+    stay as they are.
     """
     text = card.read_text(encoding="utf-8") if card.is_file() else ""
     heading = f"## {title}"
@@ -161,5 +162,5 @@ def record_in_card(card: Path, data: str, report: str, title: str = "Held-out ev
     text = text.rstrip() + "\n\n"
     text += f"{heading}\n\nData: {data}\n\n```\n{report}\n```\n\n"
     text += f"{note}\n\n" if note else ""
-    text += f"Made by:\n\n```\n{command_line()}\n```\n"
+    text += f"Made by:\n\n```\n{command or command_line()}\n```\n"
     card.write_text(text, encoding="utf-8")
