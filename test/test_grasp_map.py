@@ -272,3 +272,17 @@ def test_ranking_prefers_grasps_whose_neighbouring_angles_also_hold():
     plain = decode_grasps(prob, LAYOUT, min_probability=0.5, top_k=1, angle_window=0)
     assert (plain[0].row, plain[0].col, plain[0].bin) == (2, 2, 3)
     np.testing.assert_allclose(angle_score(prob, 1).sum(), prob.sum(), rtol=1e-6)  # weights sum to 1
+
+
+def test_table_scale_says_when_the_camera_is_beyond_the_training_range():
+    from tacforce_ros.perception.grasp_map import scale_problem, table_scale
+    intr = Intrinsics(600.0, 600.0, 320.0, 240.0)
+    depth = np.full((48, 64), 0.6, np.float32)
+    depth[:10] = 0.0          # no reading
+    depth[20:30, 20:30] = 0.55  # an object
+    assert table_scale(depth, intr) == pytest.approx(1000.0)
+    assert table_scale(np.zeros((4, 4), np.float32), intr) is None
+    trained = (615.0, 1319.0)   # the shipped model's cameras: 0.5-0.75 m, 40-55 degrees
+    assert scale_problem(1000.0, trained) is None and scale_problem(600.0, trained) is None   # within 10 %
+    assert "trained at 615-1319 px/m" in scale_problem(500.0, trained)
+    assert scale_problem(1500.0, trained) is not None

@@ -40,7 +40,7 @@ from visualization_msgs.msg import MarkerArray
 
 from ..perception.grasp_map import (TASK, Grasp, GraspPlanner, Intrinsics, box_problem, decode_grasps, depth_at,
                                     grasp_position, grasp_quaternion, heatmap_overlay, in_workspace, jaw_length_px,
-                                    point_problem, position_problem)
+                                    point_problem, position_problem, scale_problem, table_scale)
 from ..perception.image import ImageError, decode_depth
 from ..ros.checks import checked_stamp, publish_finite
 from ..ros.images import decode_any
@@ -124,6 +124,7 @@ class GraspPlannerNode(ModelNode):
         self.last_result = "no frame planned yet"
         self.grasps: list[Grasp] = []  # those of the last planned frame
         self.frames_without_grasp = 0
+        self.frames_beyond_training = 0  # frames whose table scale lies outside the model's training data
         self.outside_workspace = 0  # grasps skipped for lying outside the workspace box
 
         self.pub_best = self.create_publisher(PoseStamped, "~/best_pose", output_qos())
@@ -267,6 +268,7 @@ class GraspPlannerNode(ModelNode):
             overlay = heatmap_overlay(rgb, prob, self.planner.layout, grasps, self._jaw_px(grasps, depth),
                                       min_probability=self.min_probability)
             self.pub_overlay.publish(_rgb_message(overlay, header, frame_id))  # uint8
+        self._check_scale(depth)
         best = float(prob.max())
         self.outside_workspace += dropped["outside the workspace"]
         if not grasps:
@@ -278,6 +280,19 @@ class GraspPlannerNode(ModelNode):
         self.last_result = _describe(grasps, placed[0][1] if placed else None, frame_id, self.min_probability,
                                      best, dropped)
         return True
+
+    def _check_scale(self, depth: np.ndarray | None) -> None:
+        """Say so (log, /diagnostics) when the camera sees the table at a scale the model never trained at."""
+        trained = self.planner.trained_scale
+        if depth is None or self.intrinsics is None or trained is None:
+            return
+        scale = table_scale(depth, self.intrinsics)
+        why = None if scale is None else scale_problem(scale, trained)
+        if why:
+            self.frames_beyond_training += 1
+            self.get_logger().warning(why, throttle_duration_sec=10.0)
+        self.diagnostics.extra.update(table_px_per_m=f"{scale:.0f}" if scale else "no depth",
+                                      frames_beyond_training_scale=str(self.frames_beyond_training))
 
     def _depth_for(self, stamp) -> tuple[np.ndarray | None, str]:
         """Return the depth frame within depth_max_age of ``stamp``, or None and why not."""

@@ -168,6 +168,12 @@ class GraspPlanner:
         self._order: ColorOrder = "bgr" if model.metadata.input.encoding == "bgr8" else "rgb"
 
     @property
+    def trained_scale(self) -> tuple[float, float] | None:
+        """(low, high) pixels per metre at the table in the training data, when the metadata says."""
+        scale = (self.model.metadata.training.get("train") or {}).get("table_px_per_m")
+        return (float(scale[0]), float(scale[1])) if scale else None
+
+    @property
     def needs_depth(self) -> bool:
         """Tell whether the model takes aligned depth beside the colour image (GG-CNN style)."""
         return self.model.metadata.input.depth is not None
@@ -294,6 +300,26 @@ def in_workspace(xyz: np.ndarray, low, high) -> bool:
     """Tell whether the position ``xyz`` (m) lies in the axis-aligned box [low, high], faces included."""
     xyz = np.asarray(xyz, np.float64)
     return bool(np.isfinite(xyz).all() and (xyz >= low).all() and (xyz <= high).all())
+
+
+def table_scale(depth_m: np.ndarray, intrinsics: Intrinsics) -> float | None:
+    """Pixels per metre at the table as the camera sees it: fy over the median valid depth (a
+    top-down camera sees mostly table), or None without a valid depth.
+    """
+    valid = depth_m[np.isfinite(depth_m) & (depth_m > 0)]
+    return float(intrinsics.fy / np.median(valid)) if valid.size else None
+
+
+def scale_problem(px_per_m: float, trained, tolerance: float = 0.1) -> str | None:
+    """Why a frame at ``px_per_m`` lies beyond the ``trained`` (low, high) pixels per metre at the
+    table (more than ``tolerance`` outside), or None. A grasp map works in pixels: a camera farther,
+    nearer or with another focal length than in training shows objects at sizes it never learned.
+    """
+    low, high = trained
+    if low * (1 - tolerance) <= px_per_m <= high * (1 + tolerance):
+        return None
+    return (f"the table is seen at {px_per_m:.0f} px/m, the model was trained at {low:.0f}-{high:.0f} px/m "
+            "(camera height or focal length outside its training range); grasps may be worse than its card says")
 
 
 def grasp_quaternion(angle: float) -> tuple[float, float, float, float]:

@@ -45,7 +45,7 @@ class GraspAttempts:
     rows: np.ndarray
     source: str = ""
     heights: list[np.ndarray] | None = None
-    scene_ids: list[int] | None = None   # per image, the scene number of trial folders (images/NNNNN.png)
+    scales: list[float] | None = None    # per image, pixels per metre at the table (trial folders' cameras)
 
     def __post_init__(self) -> None:
         self.rows = np.asarray(self.rows, np.float64).reshape(-1, 5)
@@ -64,13 +64,16 @@ class GraspAttempts:
         rows = self.rows[np.isin(self.rows[:, 0].astype(int), keep)].copy()
         rows[:, 0] = [remap[int(i)] for i in rows[:, 0]]
         heights = None if self.heights is None else [self.heights[i] for i in keep]
-        scene_ids = None if self.scene_ids is None else [self.scene_ids[i] for i in keep]
-        return GraspAttempts([self.images[i] for i in keep], rows, self.source, heights, scene_ids)
+        scales = None if self.scales is None else [self.scales[i] for i in keep]
+        return GraspAttempts([self.images[i] for i in keep], rows, self.source, heights, scales)
 
     def summary(self) -> dict:
         success = self.rows[:, 4] > 0.5
-        return {"images": len(self.images), "attempts": len(self.rows),
-                "successes": int(success.sum()), "source": self.source}
+        summary = {"images": len(self.images), "attempts": len(self.rows),
+                   "successes": int(success.sum()), "source": self.source}
+        if self.scales:
+            summary["table_px_per_m"] = [round(min(self.scales), 1), round(max(self.scales), 1)]
+        return summary
 
 
 def synthetic_attempts(scenes: int, per_scene: int, config: SceneConfig, seed: int,
@@ -104,8 +107,9 @@ def merge_attempts(parts: list[GraspAttempts]) -> GraspAttempts:
         raise ValueError("some trial sets have depth and others not: " +
                          ", ".join(f"{p.source} ({'depth' if p.heights is not None else 'no depth'})" for p in parts))
     heights = [h for p in parts for h in p.heights] if parts and all(with_depth) else None
+    scales = [x for p in parts for x in p.scales] if parts and all(p.scales for p in parts) else None
     return GraspAttempts(images, np.concatenate(rows) if rows else np.zeros((0, 5)),
-                         "; ".join(p.source for p in parts), heights)
+                         "; ".join(p.source for p in parts), heights, scales=scales)
 
 
 def load_attempt_folder(folder: str | Path, depth: bool = False, training: bool = False) -> GraspAttempts:
@@ -141,8 +145,31 @@ def load_attempt_folder(folder: str | Path, depth: bool = False, training: bool 
         if not (0 <= a.u < w and 0 <= a.v < h):
             raise ValueError(f"{base / a.image}: attempt at ({a.u}, {a.v}) lies outside the {w}x{h} image")
         rows.append((index[a.image], a.u, a.v, a.angle, float(a.success)))
-    scene_ids = [int(Path(name).stem) if Path(name).stem.isdigit() else -1 for name in index]
-    return GraspAttempts(images, np.array(rows), f"folder {folder}", heights if depth else None, scene_ids)
+    # trial folders name images by scene (images/NNNNN.png); trials.csv holds each scene's camera
+    scenes = [int(Path(name).stem) if Path(name).stem.isdigit() else -1 for name in index]
+    cameras = trial_cameras(base)
+    scales = ([table_px_per_m(*cameras[i], images[0].shape[0]) for i in scenes]
+              if cameras and all(i in cameras for i in scenes) else None)
+    return GraspAttempts(images, np.array(rows), f"folder {folder}", heights if depth else None, scales)
+
+
+def trial_cameras(folder: Path) -> dict[int, tuple[float, float]]:
+    """Scene -> (vertical field of view in degrees, camera height above the table in m) from a
+    trial folder's trials.csv, or {} without one.
+    """
+    trials = folder / "trials.csv"
+    if not trials.is_file():
+        return {}
+    with open(trials, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows or not {"scene", "fov_deg", "camera_height_m"} <= set(rows[0]):
+        return {}
+    return {int(r["scene"]): (float(r["fov_deg"]), float(r["camera_height_m"])) for r in rows}
+
+
+def table_px_per_m(fov_deg: float, camera_m: float, image_height: int) -> float:
+    """Pixels per metre at the table of a top-down camera (fy = (H/2) / tan(fov/2), over its height)."""
+    return (image_height / 2) / math.tan(math.radians(fov_deg) / 2) / camera_m
 
 
 def empty_table_trials(folder: str | Path, attempts: GraspAttempts, per_image: int, seed: int = 0,
@@ -159,18 +186,13 @@ def empty_table_trials(folder: str | Path, attempts: GraspAttempts, per_image: i
         return attempts
     if attempts.heights is None:
         raise ValueError(f"{folder}: empty-table trials need the aligned depth (depth/)")
-    trials = Path(folder) / "trials.csv"
-    if not trials.is_file():
-        raise ValueError(f"{trials}: needed for the camera of each scene (fov_deg, camera_height_m)")
-    with open(trials, newline="") as f:
-        cameras = {int(r["scene"]): (float(r["fov_deg"]), float(r["camera_height_m"])) for r in csv.DictReader(f)}
+    if attempts.scales is None:
+        raise ValueError(f"{Path(folder) / 'trials.csv'}: needed for the camera of each scene (fov_deg, "
+                         "camera_height_m)")
     rng = np.random.default_rng(seed)
     rows = [attempts.rows]
     for index, height in enumerate(attempts.heights):
-        scene = int(attempts.scene_ids[index])
-        fov_deg, camera_m = cameras[scene]
-        h, w = height.shape
-        reach_px = reach_m * (h / 2) / math.tan(math.radians(fov_deg) / 2) / camera_m
+        reach_px = reach_m * attempts.scales[index]
         free = (height < min_height_m).astype(np.uint8)
         far = np.argwhere(cv2.distanceTransform(free, cv2.DIST_L2, 5) > reach_px)
         if not len(far):
@@ -178,7 +200,7 @@ def empty_table_trials(folder: str | Path, attempts: GraspAttempts, per_image: i
         for v, u in far[rng.choice(len(far), min(per_image, len(far)), replace=False)]:
             rows.append(np.array([[index, u, v, rng.uniform(0, math.pi), 0.0]]))
     return GraspAttempts(attempts.images, np.concatenate(rows), f"{attempts.source} + {per_image} empty-table "
-                         f"failures per image", attempts.heights, attempts.scene_ids)
+                         f"failures per image", attempts.heights, attempts.scales)
 
 
 def read_height(path: Path, shape: tuple[int, int]) -> np.ndarray:
