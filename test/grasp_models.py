@@ -40,7 +40,8 @@ def brightness_model(path, height: int = 48, width: int = 64, encoding: str = "r
     return path
 
 
-def depth_grasp_map_model(path, height: int = 48, width: int = 64, stride: int = 16, bins: int = 4):
+def depth_grasp_map_model(path, height: int = 48, width: int = 64, stride: int = 16, bins: int = 4,
+                          trained_px_per_m: tuple[float, float] | None = None):
     """grasp_map with a depth input: P(success) of cell (row, col), every bin alike, is the mean
     depth in metres (clipped to [0, 1]) of its stride x stride block, so a test that publishes
     depth chooses every cell's P and sees whether the node fed the model that frame's depth.
@@ -69,7 +70,8 @@ def depth_grasp_map_model(path, height: int = 48, width: int = 64, stride: int =
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=10)
     meta = ModelMetadata(task="grasp_map", input=InputSpec("image", height, width, 3, "rgb8", depth="depth"),
                          outputs={"grasp_probability": {"shape": [rows, cols, bins], "stride_px": stride,
-                                                        "offset_px": stride / 2}})
+                                                        "offset_px": stride / 2}},
+                         training={"train": {"table_px_per_m": list(trained_px_per_m)}} if trained_px_per_m else {})
     helper.set_model_props(model, {METADATA_KEY: meta.to_json()})
     onnx.save(model, path)
     return path

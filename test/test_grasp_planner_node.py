@@ -304,8 +304,8 @@ BLOCKS = np.array([[0.30, 0.55, 0.90, 0.35],   # columns 0-1 lie left of the opt
                    [0.30, 0.70, 0.30, 0.80]])
 
 
-def depth_planner(tmp_path, domain: int, **params):
-    model = depth_grasp_map_model(tmp_path / "depth_grasp_map.onnx")
+def depth_planner(tmp_path, domain: int, trained_px_per_m=None, **params):
+    model = depth_grasp_map_model(tmp_path / "depth_grasp_map.onnx", trained_px_per_m=trained_px_per_m)
     return start_node(NODE, domain, {"model_path": str(model), "image_topic": "/t/image", "depth_topic": "/t/depth",
                                      "camera_info_topic": "/t/info", "min_probability": 0.5, "top_k": 2,
                                      "nms_distance_px": 1.0, "diagnostics_period": 0.2, "publish_overlay": False,
@@ -429,7 +429,8 @@ def test_no_grasp_is_published_as_empty_candidates_and_plan_says_why(ros, tmp_pa
 def test_a_depth_model_plans_each_frame_on_its_depth_and_rejects_frames_without_fresh_depth(ros, tmp_path):
     domain, node = ros
     camera = DepthCamera(node)
-    planner = depth_planner(tmp_path, domain, top_k=1)
+    # trained with the table at 200-400 px/m; this camera (fy 60 px, blocks 0.3-0.95 m away) is far below: it says so
+    planner = depth_planner(tmp_path, domain, trained_px_per_m=(200.0, 400.0), top_k=1)
     moved = BLOCKS.copy()
     moved[0, 2], moved[2, 0] = 0.3, 0.95   # the best cell moves from pixel (40, 8) to (8, 40)
     try:
@@ -452,6 +453,8 @@ def test_a_depth_model_plans_each_frame_on_its_depth_and_rejects_frames_without_
     assert int(camera.value("errors_no_depth")) > before, log
     assert stale not in {stamp(m)[0] for m in camera.got["candidates"]}
     assert "frame rejected: the model takes depth and the newest depth frame is" in log
+    assert int(camera.value("frames_beyond_training_scale")) >= 1 and int(camera.value("table_px_per_m")) < 180
+    assert "the model was trained at 200-400 px/m" in log
 
 
 def test_a_depth_model_without_depth_topic_stops_in_one_line(tmp_path):
