@@ -1,8 +1,9 @@
 """The grasp-map task on the shared loop: GraspNet (seed 001), one labelled grasp per 227 px patch.
 
     attempts (synthetic or attempts.csv folder) -> split by image into train / validation
-    -> each epoch: ``steps_per_epoch`` x ``batch_size`` trials, half successes, each patch randomly
-       rotated by k x 90 degrees and mirrored with the label angle moved to match
+    -> each epoch: ``steps_per_epoch`` x ``batch_size`` trials, half successes, each patch (and, for
+       a depth model, its height-above-table channel) randomly rotated by k x 90 degrees (or any
+       angle) and mirrored with the label angle moved to match
     -> cross-entropy of the active angle bin's two logits only (masked loss)
     -> training/core/loop.py does the rest (AdamW, the seed's lr 1e-3 cosine to 1e-4, best.pt /
        last.pt, resume)
