@@ -166,12 +166,9 @@ class GraspPlanner:
         self.model = model
         self.layout = GraspMapLayout.from_metadata(model.metadata.outputs, str(model.path))
         self._order: ColorOrder = "bgr" if model.metadata.input.encoding == "bgr8" else "rgb"
-
-    @property
-    def trained_scale(self) -> tuple[float, float] | None:
-        """(low, high) pixels per metre at the table in the training data, when the metadata says."""
-        scale = (self.model.metadata.training.get("train") or {}).get("table_px_per_m")
-        return (float(scale[0]), float(scale[1])) if scale else None
+        # (low, high) pixels per metre at the table in the training data, when the metadata says
+        scale = (model.metadata.training.get("train") or {}).get("table_px_per_m")
+        self.trained_scale: tuple[float, float] | None = (float(scale[0]), float(scale[1])) if scale else None
 
     @property
     def needs_depth(self) -> bool:

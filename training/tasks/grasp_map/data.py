@@ -153,15 +153,20 @@ def load_attempt_folder(folder: str | Path, depth: bool = False, training: bool 
     return GraspAttempts(images, np.array(rows), f"folder {folder}", heights if depth else None, scales)
 
 
+def trial_rows(folder: Path) -> list[dict[str, str]]:
+    """Return the rows of a trial folder's trials.csv (`tacforce sim grasp-trials`), or [] without one."""
+    trials = folder / "trials.csv"
+    if not trials.is_file():
+        return []
+    with open(trials, newline="") as f:
+        return list(csv.DictReader(f))
+
+
 def trial_cameras(folder: Path) -> dict[int, tuple[float, float]]:
     """Scene -> (vertical field of view in degrees, camera height above the table in m) from a
     trial folder's trials.csv, or {} without one.
     """
-    trials = folder / "trials.csv"
-    if not trials.is_file():
-        return {}
-    with open(trials, newline="") as f:
-        rows = list(csv.DictReader(f))
+    rows = trial_rows(folder)
     if not rows or not {"scene", "fov_deg", "camera_height_m"} <= set(rows[0]):
         return {}
     return {int(r["scene"]): (float(r["fov_deg"]), float(r["camera_height_m"])) for r in rows}
@@ -223,11 +228,7 @@ def refuse_held_out_objects(folder: Path) -> None:
     """Raise ValueError when ``folder/trials.csv`` lists a held-out random_urdfs object (800-999)."""
     from tacforce_ros.sim.pybullet_grasp.scene import HELD_OUT_OBJECTS, held_out_indices
 
-    trials = folder / "trials.csv"
-    if not trials.is_file():
-        return
-    with open(trials, newline="") as f:
-        objects = {int(i) for row in csv.DictReader(f) for i in (row.get("object_indices") or "").split()}
+    objects = {int(i) for row in trial_rows(folder) for i in (row.get("object_indices") or "").split()}
     if bad := held_out_indices(objects):
         raise ValueError(f"{folder}: trials on held-out objects {bad[:5]}{' ...' if len(bad) > 5 else ''} "
                          f"(random_urdfs {HELD_OUT_OBJECTS[0]}-{HELD_OUT_OBJECTS[1]} are kept for evaluation); "
